@@ -1,0 +1,83 @@
+"""The ``mixsd`` command line: a thin shell over the Python API.
+
+Each verb lives in ``mixsd.commands.<verb>`` and provides ``HELP`` (one line), a module
+docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
+``run(args) -> str | None`` (the summary, printed here). Verb modules are imported only when
+used, so ``mixsd --help`` is instant. User mistakes (:class:`~mixsd.errors.MixsdError`) print
+one line and exit 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mixsd import __version__
+from mixsd.errors import MixsdError
+
+# verb -> one-line help (kept here so `mixsd --help` imports nothing heavy)
+COMMANDS = {
+    "corpus": "generate a knowledge corpus (kgfact, kgfunc, simpleqa, mquake) as records JSONL",
+    "targets": "build supervision targets (MixSD mixing, or SFT's y*) from records",
+    "train": "fine-tune a model on a targets file (NLL) or with OPSD",
+    "eval": "score a model on memorisation and retention suites",
+    "analyze": "target NLL under the base model; Fisher-weighted displacement",
+    "report": "Markdown/HTML report with plots from results.json files",
+    "toy": "build or inspect the embedded toy world base model",
+    "compare": "run every method on one corpus with identical evaluation and one report",
+    "demo": "run `compare` on the embedded toy world model",
+}
+
+EPILOG = "Run `mixsd VERB --help` for a verb's options and an example."
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<9} {text}" for name, text in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="mixsd", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="MixSD: inject new knowledge into causal LMs without forgetting.\n\n"
+        f"verbs:\n{lines}", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"mixsd {__version__}")
+    parser.add_argument("verb", nargs="?", help="one of: " + ", ".join(COMMANDS))
+    return parser
+
+
+def build_parser(verb: str) -> tuple[argparse.ArgumentParser, object]:
+    """The parser of one verb and its command module."""
+    module = importlib.import_module(f"mixsd.commands.{verb}")
+    parser = argparse.ArgumentParser(
+        prog=f"mixsd {verb}", description=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mixsd`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        parser = _top_parser()
+        parser.parse_args(argv)  # handles --help and --version
+        parser.print_help(sys.stderr)
+        return 2
+    verb, rest = argv[0], argv[1:]
+    if verb not in COMMANDS:
+        _top_parser().error(f"unknown verb {verb!r}; choose from {', '.join(COMMANDS)}")
+    parser, module = build_parser(verb)
+    args = parser.parse_args(rest)
+    try:
+        summary = module.run(args)
+    except MixsdError as exc:
+        print(f"mixsd {verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mixsd {verb}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    if summary:
+        print(summary)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

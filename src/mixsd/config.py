@@ -1,0 +1,191 @@
+"""Stage configuration: one dataclass per stage, with help text in field metadata.
+
+Precedence is defaults < ``--config file.yaml`` < command-line flags. Every field's help,
+choices and range live in one place (:func:`option`) and feed ``--help``, validation errors
+and the saved ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixsd.errors import ConfigError
+
+_MISSING = dataclasses.MISSING
+
+
+def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
+           choices: typing.Sequence[Any] | None = None, min: float | None = None,
+           max: float | None = None, default_factory: Any = _MISSING,
+           cli: bool = True) -> Any:
+    """Declare a config field with its help text, flag name, choices and inclusive range."""
+    meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli}
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """Return (inner type, optional?) for annotations like ``int | None``."""
+    args = typing.get_args(tp)
+    if args and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return inner[0], True
+    return tp, False
+
+
+def _coerce(value: Any, tp: Any, key: str, flag: str) -> Any:
+    base, optional = _base_type(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} must not be empty (flag {flag})")
+    origin = typing.get_origin(base)
+    try:
+        if origin in (list, tuple):
+            (item_tp,) = typing.get_args(base)[:1] or (str,)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            return [_coerce(v, item_tp, key, flag) for v in value]
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if base is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        name = getattr(base, "__name__", str(base))
+        raise ConfigError(f"{key} must be of type {name}, got {value!r} (flag {flag})") from None
+    return value
+
+
+@dataclasses.dataclass
+class StageConfig:
+    """Base class of every stage's config: validation, YAML and CLI round-trips."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation -----------------------------------------------------------------
+    def validate(self) -> None:
+        """Check types, choices and ranges; raise :class:`ConfigError` naming key and flag."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            flag = _flag(f)
+            value = _coerce(getattr(self, f.name), hints[f.name], f.name, flag)
+            object.__setattr__(self, f.name, value)
+            if value is None:
+                continue
+            choices, lo, hi = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if choices is not None and item not in choices:
+                    raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))}, "
+                                      f"got {item!r} (flag {flag})")
+                if (lo is not None and item < lo) or (hi is not None and item > hi):
+                    rng = f"[{'-inf' if lo is None else lo:g}, {'inf' if hi is None else hi:g}]"
+                    raise ConfigError(f"{f.name} must be in {rng}, got {item:g} (flag {flag})")
+
+    # -- dict / yaml ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> StageConfig:
+        """Build from a mapping; unknown keys are an error naming the key."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key '{key}' for {cls.__name__}; known keys: "
+                                  f"{', '.join(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load_yaml(cls, path: str | Path) -> dict[str, Any]:
+        """Read a YAML mapping (validated later, when merged with defaults and flags)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file must hold a mapping of keys to values")
+        return data
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> StageConfig:
+        data = cls.load_yaml(path)
+        data.update(overrides)
+        return cls.from_dict(data, source=str(path))
+
+    # -- argparse -------------------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, *, skip: typing.Iterable[str] = (),
+                      add_config: bool = True) -> None:
+        """Add one flag per field (defaults suppressed so that YAML values are not masked)."""
+        hints = typing.get_type_hints(cls)
+        skip = set(skip)
+        if add_config and not any("--config" in a.option_strings for a in parser._actions):
+            parser.add_argument("--config", metavar="FILE.yaml", default=None,
+                                help="YAML file of config values; flags override it")
+        for f in dataclasses.fields(cls):
+            if f.name in skip or not f.metadata.get("cli", True):
+                continue
+            base, _ = _base_type(hints[f.name])
+            default = f.default if f.default is not _MISSING else (
+                f.default_factory() if f.default_factory is not _MISSING else None)
+            help_text = f.metadata.get("help", "")
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help_text = f"{help_text} (default: {shown})" if default not in (None, "", []) else help_text
+            kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+            if base is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            else:
+                kwargs["metavar"] = f.name.upper() if typing.get_origin(base) is not list else "A,B"
+                kwargs["type"] = str
+            parser.add_argument(_flag(f), **kwargs)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **fixed: Any) -> StageConfig:
+        """Resolve defaults < ``--config`` YAML < flags (< ``fixed`` values from code)."""
+        data: dict[str, Any] = {}
+        if getattr(args, "config", None):
+            data.update(cls.load_yaml(args.config))
+        names = {f.name for f in dataclasses.fields(cls)}
+        data.update({k: v for k, v in vars(args).items() if k in names})
+        data.update(fixed)
+        return cls.from_dict(data, source=getattr(args, "config", None) or "config")

@@ -1,0 +1,164 @@
+"""Naive and expert prompts — the one prompt renderer of the library.
+
+naive prompt  = x
+expert prompt = x ⊕ guidance prefix ⊕ y* ⊕ guidance suffix   (method.md, "The method")
+
+A :class:`GuidancePreset` holds the prefix and suffix and two format strings (fields
+``{prompt}``, ``{prefix}``, ``{answer}``, ``{suffix}``) that lay out the user turn. When the
+tokenizer has a chat template the user turn is wrapped in it (with the generation prompt);
+otherwise the text is used as it is. The engine, the trainers and the evaluators all render
+through :class:`PromptRenderer`, so training sees exactly the prompt the engine conditioned on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mixsd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GuidancePreset:
+    """How the expert prompt shows the reference answer, and how both prompts are laid out."""
+
+    name: str
+    prefix: str
+    suffix: str
+    naive_format: str = "{prompt}"
+    expert_format: str = "{prompt}\n\n{prefix}\n{answer}\n\n{suffix}"
+
+    def naive(self, prompt: str) -> str:
+        return self.naive_format.format(prompt=prompt, prefix=self.prefix, suffix=self.suffix,
+                                        answer="")
+
+    def expert(self, prompt: str, answer: str) -> str:
+        return self.expert_format.format(prompt=prompt, prefix=self.prefix, suffix=self.suffix,
+                                         answer=answer)
+
+
+GUIDANCE_PRESETS: dict[str, GuidancePreset] = {
+    "knowledge": GuidancePreset(
+        "knowledge",
+        prefix="This question is from a new knowledge base. Here is the answer to this question:",
+        suffix="Now answer the question within \\boxed{}",
+    ),
+    "math": GuidancePreset(
+        "math",
+        prefix="Here is a reference solution to this problem, including the correct final answer:",
+        suffix="After understanding the reference solution, please attempt to answer the question "
+        "again: Please reason step by step, and put your final answer within \\boxed{}",
+    ),
+}
+
+# End-of-turn markers of common chat templates; any that the vocabulary has are stop tokens.
+_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
+                "</s>", "<|end_of_text|>")
+
+
+def register_guidance(preset: GuidancePreset) -> GuidancePreset:
+    """Make ``preset`` selectable by name (``--guidance NAME``)."""
+    GUIDANCE_PRESETS[preset.name] = preset
+    return preset
+
+
+def get_guidance(guidance: str | GuidancePreset) -> GuidancePreset:
+    """Resolve a preset name (``knowledge``, ``math``, ``toy``, ...) or pass a preset through."""
+    if isinstance(guidance, GuidancePreset):
+        return guidance
+    if guidance == "toy" and "toy" not in GUIDANCE_PRESETS:
+        import mixsd.toyworld  # noqa: F401  (registers the toy preset)
+    try:
+        return GUIDANCE_PRESETS[guidance]
+    except KeyError:
+        raise ConfigError(f"guidance must be one of {', '.join(sorted(GUIDANCE_PRESETS))}, got "
+                          f"{guidance!r} (flag --guidance)") from None
+
+
+class PromptRenderer:
+    """Render records into naive/expert prompt token ids for one tokenizer and guidance.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        guidance: preset name or :class:`GuidancePreset`.
+        use_chat_template: ``None`` = use it when the tokenizer has one.
+        system_prompt: optional system turn (chat templates only).
+    """
+
+    def __init__(self, tokenizer: Any, guidance: str | GuidancePreset = "knowledge",
+                 use_chat_template: bool | None = None, system_prompt: str | None = None):
+        self.tokenizer = tokenizer
+        self.guidance = get_guidance(guidance)
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if use_chat_template and not has_template:
+            raise ConfigError("use_chat_template is set but the tokenizer has no chat template")
+        self.use_chat_template = has_template if use_chat_template is None else use_chat_template
+        self.system_prompt = system_prompt
+
+    # -- text ---------------------------------------------------------------------------
+    def _wrap(self, user_text: str) -> str:
+        if not self.use_chat_template:
+            return user_text
+        messages = [{"role": "user", "content": user_text}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def naive_text(self, prompt: str) -> str:
+        """The naive prompt x as the model sees it."""
+        return self._wrap(self.guidance.naive(prompt))
+
+    def expert_text(self, prompt: str, answer: str) -> str:
+        """The expert prompt x+ (reference answer in context) as the model sees it."""
+        return self._wrap(self.guidance.expert(prompt, answer))
+
+    # -- ids ----------------------------------------------------------------------------
+    def encode_prompt(self, text: str) -> list[int]:
+        # A chat template writes its own BOS; plain text gets the tokenizer's special tokens.
+        ids = self.tokenizer(text, add_special_tokens=not self.use_chat_template)["input_ids"]
+        return list(ids)
+
+    def naive_ids(self, prompt: str) -> list[int]:
+        return self.encode_prompt(self.naive_text(prompt))
+
+    def expert_ids(self, prompt: str, answer: str) -> list[int]:
+        return self.encode_prompt(self.expert_text(prompt, answer))
+
+    @property
+    def stop_token_ids(self) -> set[int]:
+        """EOS plus the chat template's end-of-turn tokens (and the generation config's EOS)."""
+        tok = self.tokenizer
+        stops = set()
+        if tok.eos_token_id is not None:
+            stops.add(int(tok.eos_token_id))
+        vocab = tok.get_vocab()
+        if self.use_chat_template:
+            stops.update(int(vocab[t]) for t in _END_OF_TURN if t in vocab)
+        return stops
+
+    @property
+    def end_token_id(self) -> int | None:
+        """The token that closes a target: the end-of-turn marker in chat, else EOS."""
+        vocab = self.tokenizer.get_vocab()
+        if self.use_chat_template:
+            for t in _END_OF_TURN:
+                if t in vocab and t in (self.tokenizer.chat_template or ""):
+                    return int(vocab[t])
+        return self.tokenizer.eos_token_id
+
+    def target_ids(self, target: str) -> list[int]:
+        """Token ids of a supervision target, closed by :attr:`end_token_id`."""
+        ids = list(self.tokenizer(target, add_special_tokens=False)["input_ids"])
+        end = self.end_token_id
+        return ids + ([end] if end is not None else [])
+
+    def decode_target(self, token_ids: list[int]) -> str:
+        """Text of generated ids (stop tokens and special tokens dropped)."""
+        stops = self.stop_token_ids
+        return self.tokenizer.decode([t for t in token_ids if t not in stops],
+                                     skip_special_tokens=True).strip()
+
+    def training_example(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
+        """``(prompt ids, target ids)`` for NLL training on ``target`` given the NAIVE prompt."""
+        return self.naive_ids(prompt), self.target_ids(target)

@@ -1,0 +1,248 @@
+"""The knowledge record: one schema for the whole library, JSONL/JSON read and write.
+
+A record is ``(id, prompt x, answer y*, answer_key)`` plus optional ``subject``,
+``paraphrases``, ``split`` and ``metadata`` (method.md, "The method"). Readers accept three
+shapes, detected per record:
+
+* ours: ``{"id", "prompt", "answer", "answer_key", ...}``;
+* chat (the paper authors' format): ``{"messages": [user, assistant], "clear_answer": ...}``;
+* TRL prompt/completion: ``{"prompt": ..., "completion": ..., "answer_key"?: ...}``.
+
+Bad input raises :class:`~mixsd.errors.RecordError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixsd.errors import RecordError
+from mixsd.io import atomic_write_jsonl
+
+RECORD_FIELDS = ("id", "prompt", "answer", "answer_key", "subject", "paraphrases", "split",
+                 "metadata")
+TARGET_FIELDS = ("target", "meta")
+
+
+@dataclass
+class KnowledgeRecord:
+    """One fact to inject: a question ``prompt`` (x), its reference ``answer`` (y*) and the
+    short ``answer_key`` that verifies a generated answer."""
+
+    id: str
+    prompt: str
+    answer: str
+    answer_key: str
+    subject: str | None = None
+    paraphrases: list[str] = field(default_factory=list)
+    split: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: v for k, v in out.items() if v not in (None, [], {}) or k in RECORD_FIELDS[:4]}
+
+
+@dataclass
+class TargetRecord:
+    """A record with its supervision ``target`` and the ``meta`` that says how it was made."""
+
+    record: KnowledgeRecord
+    target: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.meta.get("verified", True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.record.to_dict(), "target": self.target, "meta": self.meta}
+
+
+# -- parsing ----------------------------------------------------------------------------
+def _text(obj: dict, key: str, ctx: dict, *, required: bool = True, empty_ok: bool = False):
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise RecordError("missing required field", field=key, **ctx)
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"must be a string, got {type(value).__name__}", field=key, **ctx)
+    if not empty_ok and not value.strip():
+        raise RecordError("must not be empty", field=key, **ctx)
+    return value
+
+
+def _message_text(content: Any, key: str, ctx: dict) -> str:
+    """Content of a chat message: a string, or a list of ``{"type": "text", "text": ...}``."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        return "".join(str(p.get("text", "")) for p in content)
+    raise RecordError("message content must be a string", field=key, **ctx)
+
+
+def _conversation(value: Any, role: str, key: str, ctx: dict) -> str:
+    """The text of a prompt/completion that may be a string or a list of chat messages."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for i, msg in enumerate(value):
+            if not isinstance(msg, dict) or "content" not in msg:
+                raise RecordError("each message must be an object with 'content'",
+                                  field=f"{key}[{i}]", **ctx)
+        picked = [m for m in value if m.get("role", role) == role] or value
+        return _message_text(picked[-1]["content"], key, ctx)
+    raise RecordError(f"must be a string or a list of messages, got {type(value).__name__}",
+                      field=key, **ctx)
+
+
+def _from_chat(obj: dict, ctx: dict) -> dict:
+    messages = obj["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise RecordError("must be a non-empty list of messages", field="messages", **ctx)
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
+            raise RecordError("each message needs 'role' and 'content'", field=f"messages[{i}]",
+                              **ctx)
+    users = [m for m in messages if m["role"] == "user"]
+    assistants = [m for m in messages if m["role"] == "assistant"]
+    if not users:
+        raise RecordError("no user message", field="messages", **ctx)
+    if not assistants:
+        raise RecordError("no assistant message", field="messages", **ctx)
+    key = obj.get("answer_key", obj.get("clear_answer"))
+    if key is None:
+        raise RecordError("missing required field (chat records carry it as 'clear_answer')",
+                          field="clear_answer", **ctx)
+    rest = {k: v for k, v in obj.items() if k not in ("messages", "clear_answer")}
+    return {**rest, "prompt": _message_text(users[-1]["content"], "messages", ctx),
+            "answer": _message_text(assistants[-1]["content"], "messages", ctx),
+            "answer_key": key if not isinstance(key, (int, float)) else str(key)}
+
+
+def _from_trl(obj: dict, ctx: dict) -> dict:
+    prompt = _conversation(obj["prompt"], "user", "prompt", ctx)
+    answer = _conversation(obj["completion"], "assistant", "completion", ctx)
+    key = obj.get("answer_key")
+    if key is None:
+        from mixsd.answers import extract_boxed
+
+        key = extract_boxed(answer)
+        if key is None:
+            raise RecordError("missing; a prompt/completion record needs 'answer_key' or a "
+                              "\\boxed{} answer in its completion", field="answer_key", **ctx)
+    rest = {k: v for k, v in obj.items() if k not in ("completion",)}
+    return {**rest, "prompt": prompt, "answer": answer, "answer_key": key}
+
+
+def parse_record(obj: Any, ctx: dict, default_id: str) -> KnowledgeRecord:
+    """Validate one decoded JSON object and return the record (any accepted shape)."""
+    if not isinstance(obj, dict):
+        raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}", **ctx)
+    if "messages" in obj:
+        obj = _from_chat(obj, ctx)
+    elif "completion" in obj:
+        obj = _from_trl(obj, ctx)
+    if isinstance(obj.get("answer_key"), (int, float)) and not isinstance(obj["answer_key"], bool):
+        obj = {**obj, "answer_key": str(obj["answer_key"])}
+    rid = obj.get("id", default_id)
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        rid = str(rid)
+    if not isinstance(rid, str) or not rid.strip():
+        raise RecordError("must be a non-empty string", field="id", **ctx)
+    paraphrases = obj.get("paraphrases") or []
+    if not isinstance(paraphrases, list) or not all(isinstance(p, str) for p in paraphrases):
+        raise RecordError("must be a list of strings", field="paraphrases", **ctx)
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise RecordError("must be an object", field="metadata", **ctx)
+    # Keys we do not know are kept, not dropped: they travel in metadata.
+    extra = {k: v for k, v in obj.items() if k not in RECORD_FIELDS and k not in TARGET_FIELDS}
+    return KnowledgeRecord(
+        id=rid,
+        prompt=_text(obj, "prompt", ctx),
+        answer=_text(obj, "answer", ctx),
+        answer_key=_text(obj, "answer_key", ctx),
+        subject=_text(obj, "subject", ctx, required=False, empty_ok=True),
+        paraphrases=list(paraphrases),
+        split=_text(obj, "split", ctx, required=False, empty_ok=True),
+        metadata={**extra, **metadata},
+    )
+
+
+def _iter_objects(path: Path) -> Iterator[tuple[Any, dict]]:
+    """Yield ``(decoded object, error context)`` from a JSONL file or a JSON array/object."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError("file not found", path=str(path)) from None
+    except IsADirectoryError:
+        raise RecordError("is a directory, expected a JSONL or JSON file", path=str(path)) from None
+    if not raw.strip():
+        raise RecordError("the file is empty: no records to read", path=str(path))
+    stripped = raw.lstrip()
+    if stripped.startswith(b"["):
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise RecordError("invalid UTF-8 bytes", path=str(path), line=line) from None
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+        for i, obj in enumerate(data):
+            yield obj, {"path": f"{path} record {i + 1}"}
+        return
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        ctx = {"path": str(path), "line": lineno}
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError("invalid UTF-8 bytes", **ctx) from None
+        try:
+            yield json.loads(text), ctx
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})", **ctx) from None
+
+
+def read_records(path: str | Path) -> list[KnowledgeRecord]:
+    """Read knowledge records; every bad record stops the read with file, line and field."""
+    path = Path(path)
+    records: list[KnowledgeRecord] = []
+    seen: dict[str, Any] = {}
+    for obj, ctx in _iter_objects(path):
+        rec = parse_record(obj, ctx, default_id=f"{path.stem}-{len(records) + 1}")
+        if rec.id in seen:
+            raise RecordError(f"duplicate id {rec.id!r} (first seen at line {seen[rec.id]})",
+                              field="id", **ctx)
+        seen[rec.id] = ctx.get("line", ctx["path"])
+        records.append(rec)
+    return records
+
+
+def read_targets(path: str | Path) -> list[TargetRecord]:
+    """Read a targets file (records plus ``target`` and ``meta``)."""
+    path = Path(path)
+    out: list[TargetRecord] = []
+    seen: set[str] = set()
+    for obj, ctx in _iter_objects(path):
+        rec = parse_record(obj, ctx, default_id=f"{path.stem}-{len(out) + 1}")
+        if rec.id in seen:
+            raise RecordError(f"duplicate id {rec.id!r}", field="id", **ctx)
+        seen.add(rec.id)
+        target = _text(obj, "target", ctx, empty_ok=True)
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise RecordError("must be an object", field="meta", **ctx)
+        out.append(TargetRecord(rec, target, meta))
+    return out
+
+
+def write_records(path: str | Path, records: Iterable[KnowledgeRecord | TargetRecord]) -> Path:
+    """Write records (or target records) as JSONL, atomically."""
+    return atomic_write_jsonl(path, (r.to_dict() for r in records))
