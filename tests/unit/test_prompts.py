@@ -1,0 +1,57 @@
+import pytest
+
+from mixsd.errors import ConfigError
+from mixsd.prompts import GUIDANCE_PRESETS, GuidancePreset, PromptRenderer, get_guidance
+
+
+def test_expert_prompt_is_x_prefix_answer_suffix(tiny_tok):
+    r = PromptRenderer(tiny_tok, "knowledge")
+    g = GUIDANCE_PRESETS["knowledge"]
+    assert r.naive_text("where was alice born ?") == "where was alice born ?"
+    text = r.expert_text("where was alice born ?", "oslo")
+    assert text == f"where was alice born ?\n\n{g.prefix}\noslo\n\n{g.suffix}"
+    assert text.index(g.prefix) < text.index("oslo") < text.index(g.suffix)
+
+
+def test_math_preset_matches_method_md():
+    g = get_guidance("math")
+    assert g.prefix.startswith("Here is a reference solution to this problem")
+    assert g.suffix.endswith("put your final answer within \\boxed{}")
+
+
+def test_custom_preset_and_unknown_name(tiny_tok):
+    custom = GuidancePreset("c", prefix="ref :", suffix="again :", naive_format="q : {prompt}",
+                            expert_format="q : {prompt} {prefix} {answer} {suffix} q : {prompt}")
+    r = PromptRenderer(tiny_tok, custom)
+    assert r.expert_text("x", "y") == "q : x ref : y again : q : x"
+    assert r.naive_text("x") == "q : x"
+    with pytest.raises(ConfigError, match="guidance must be one of"):
+        get_guidance("nope")
+
+
+def test_plain_text_ids_get_bos_and_targets_end_with_eos(tiny_tok):
+    r = PromptRenderer(tiny_tok)
+    ids = r.naive_ids("where was alice born ?")
+    assert ids[0] == tiny_tok.bos_token_id
+    assert r.stop_token_ids == {tiny_tok.eos_token_id}
+    prompt_ids, target_ids = r.training_example("where was alice born ?", "alice was born in oslo .")
+    assert prompt_ids == ids and target_ids[-1] == tiny_tok.eos_token_id
+    assert r.decode_target(target_ids) == "alice was born in oslo ."
+
+
+def test_chat_template_wraps_the_user_turn(tiny_chat_tok):
+    r = PromptRenderer(tiny_chat_tok, "knowledge")
+    assert r.use_chat_template
+    text = r.naive_text("where was alice born ?")
+    assert text == "<s><|user|> where was alice born ? <|end|> <|assistant|>"
+    ids = r.naive_ids("where was alice born ?")
+    assert ids.count(tiny_chat_tok.bos_token_id) == 1  # the template's BOS only
+    end = tiny_chat_tok.convert_tokens_to_ids("<|end|>")
+    assert end in r.stop_token_ids and r.end_token_id == end
+    assert r.target_ids("oslo")[-1] == end
+
+
+def test_chat_template_can_be_turned_off_but_not_forced(tiny_tok, tiny_chat_tok):
+    assert PromptRenderer(tiny_chat_tok, use_chat_template=False).naive_text("q") == "q"
+    with pytest.raises(ConfigError, match="no chat template"):
+        PromptRenderer(tiny_tok, use_chat_template=True)
