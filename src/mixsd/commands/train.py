@@ -1,0 +1,32 @@
+"""Fine-tune a model on a targets file (next-token NLL) or with OPSD.
+
+`--method nll` (default) trains on `target` given the NAIVE prompt, prompt tokens masked; it
+serves SFT, offline self-distillation (lambda = 0) and MixSD, which differ only in the targets
+file. Targets whose answer failed verification are skipped unless --include-unverified.
+`--method opsd` runs on-policy self-distillation on a records file (--data). Every epoch is
+checkpointed to RUN_DIR/epoch-<k>/; re-running the same command after a kill resumes.
+
+Example:
+  mixsd train --model toy --targets targets.jsonl --out runs/mixsd --epochs 3 --lr 1e-5
+  mixsd train --model toy --targets targets.jsonl --out runs/lora --lora --lora-r 8
+  mixsd train --model toy --method opsd --data records.jsonl --out runs/opsd --rollouts 4
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "fine-tune a model on a targets file (NLL) or with OPSD"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mixsd.training.config import TrainConfig
+
+    TrainConfig.add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> str:
+    from mixsd.training import TrainConfig, train
+
+    config = TrainConfig.from_args(args)
+    return train(config).summary()

@@ -1,0 +1,175 @@
+"""Per-epoch checkpoints, the epoch callback and ``metrics.jsonl``; loading a checkpoint back.
+
+Layout of a run directory::
+
+    RUN_DIR/config.yaml  run.json  metrics.jsonl
+    RUN_DIR/epoch-1/     weights (or LoRA adapter), tokenizer, optimizer, scheduler, RNG states,
+                         trainer_state.json, metrics.json, mixsd_checkpoint.json
+    RUN_DIR/epoch-2/ ...
+
+The ``Trainer`` saves into ``checkpoint-<step>/``; once every process has written its part the
+main process adds ``metrics.json`` and ``mixsd_checkpoint.json`` and renames the folder to
+``epoch-<k>/`` (an atomic rename), so an ``epoch-<k>/`` folder is always complete and a killed
+run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from mixsd.errors import MixsdError
+from mixsd.io import atomic_write_json, atomic_write_jsonl
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_INFO = "mixsd_checkpoint.json"
+EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+EpochCallback = Callable[[Any, Any, int], "dict[str, float] | None"]
+
+
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The complete ``epoch-<k>/`` folders of a run, by epoch."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for child in run_dir.iterdir():
+        match = EPOCH_DIR.match(child.name)
+        if match and (child / CHECKPOINT_INFO).is_file():
+            found.append((int(match.group(1)), child))
+    return [path for _, path in sorted(found)]
+
+
+def remove_partial_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Delete ``checkpoint-<step>/`` folders a killed save left behind; return them."""
+    run_dir = Path(run_dir)
+    stale = [p for p in run_dir.glob("checkpoint-*") if p.is_dir()] if run_dir.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Per-epoch metrics of the complete checkpoints (the content of ``metrics.jsonl``)."""
+    rows = []
+    for ckpt in complete_checkpoints(run_dir):
+        path = ckpt / "metrics.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text(encoding="utf-8")))
+    return rows
+
+
+class EpochCheckpointCallback(TrainerCallback):
+    """Runs the epoch callback, then turns the Trainer's save into ``epoch-<k>/``.
+
+    Order at the end of an epoch (``Trainer``): ``on_epoch_end`` (the evaluation callback runs
+    here, on the main process, under a forked RNG so it cannot change training), the epoch's
+    mean loss is logged (``on_log``), the checkpoint is saved (``on_save``: finalised here).
+    """
+
+    def __init__(self, run_dir: str | Path, tokenizer: Any, info: dict[str, Any],
+                 epoch_callback: EpochCallback | None = None):
+        self.run_dir = Path(run_dir)
+        self.tokenizer = tokenizer
+        self.info = info
+        self.epoch_callback = epoch_callback
+        self.trainer: Any = None  # set by the trainer factory (needed for process barriers)
+        self.pending: dict[str, Any] = {}
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        epoch = int(round(state.epoch or 0))
+        self.pending = {"epoch": epoch, "global_step": state.global_step}
+        if self.epoch_callback is not None and state.is_world_process_zero:
+            self.pending.update(run_epoch_callback(self.epoch_callback, model, self.tokenizer,
+                                                   epoch))
+        control.should_save = True
+        control.should_log = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs and self.pending:
+            self.pending["train_loss"] = float(logs["loss"])
+            if "learning_rate" in logs:
+                self.pending["learning_rate"] = float(logs["learning_rate"])
+
+    def on_save(self, args, state, control, **kwargs):
+        accelerator = self.trainer.accelerator
+        accelerator.wait_for_everyone()  # every process has written its RNG state
+        if state.is_world_process_zero:
+            self._finalise(state)
+        accelerator.wait_for_everyone()
+
+    def _finalise(self, state: Any) -> None:
+        epoch = self.pending.get("epoch", int(round(state.epoch or 0)))
+        saved = self.run_dir / f"checkpoint-{state.global_step}"
+        final = self.run_dir / f"epoch-{epoch}"
+        metrics = {**self.pending, "epoch": epoch}
+        atomic_write_json(saved / "metrics.json", metrics)
+        atomic_write_json(saved / CHECKPOINT_INFO, {**self.info, "epoch": epoch,
+                                                    "global_step": state.global_step})
+        if final.exists():
+            shutil.rmtree(final)
+        saved.rename(final)
+        atomic_write_jsonl(self.run_dir / "metrics.jsonl", read_metrics(self.run_dir))
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in metrics.items())
+        logger.info("epoch %d done: %s -> %s", epoch, shown, final)
+
+
+def run_epoch_callback(fn: EpochCallback, model: Any, tokenizer: Any, epoch: int
+                       ) -> dict[str, float]:
+    """Call ``fn(model, tokenizer, epoch)`` in eval mode without touching the training RNG."""
+    import torch
+
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            metrics = fn(model, tokenizer, epoch) or {}
+    finally:
+        model.train(was_training)
+    if not isinstance(metrics, dict):
+        raise MixsdError(f"the epoch callback must return a dict of metrics, got "
+                         f"{type(metrics).__name__}")
+    return {str(k): (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
+
+
+def load_checkpoint(path: str | Path, *, base_model: Any = None, device: str | None = None,
+                    dtype: str | None = "auto") -> tuple[Any, Any]:
+    """Load an ``epoch-<k>/`` checkpoint (full weights or LoRA adapter) and its tokenizer.
+
+    A full checkpoint loads with ``AutoModelForCausalLM``. A LoRA checkpoint loads with
+    ``PeftModel`` over ``base_model`` (a model object or path; default: the base model the
+    run recorded). Returns ``(model, tokenizer)`` in eval mode.
+    """
+    from mixsd.models import load_model_and_tokenizer, load_tokenizer, resolve_device
+
+    path = Path(path)
+    if not path.is_dir():
+        raise MixsdError(f"checkpoint not found: {path}")
+    if not (path / "adapter_config.json").is_file():
+        return load_model_and_tokenizer(str(path), device=device, dtype=dtype)
+    from peft import PeftModel
+
+    tokenizer = load_tokenizer(str(path))
+    if base_model is None:
+        info_path = path / CHECKPOINT_INFO
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+        base_model = info.get("base_model") or adapter.get("base_model_name_or_path")
+        if not base_model:
+            raise MixsdError(f"{path}: a LoRA checkpoint needs its base model; pass base_model")
+    if isinstance(base_model, (str, Path)):
+        base_model, _ = load_model_and_tokenizer(str(base_model), device=device, dtype=dtype)
+    model = PeftModel.from_pretrained(base_model, str(path))
+    model.to(resolve_device(device) if device else next(base_model.parameters()).device)
+    return model.eval(), tokenizer

@@ -1,0 +1,85 @@
+"""``TrainConfig``: every knob of ``mixsd train`` (NLL on a targets file, or OPSD)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mixsd.config import StageConfig, option
+from mixsd.errors import ConfigError
+
+METHODS = ("nll", "opsd")
+DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
+
+
+@dataclass
+class TrainConfig(StageConfig):
+    """Configuration of one training run (method.md, "Training" and "Baselines").
+
+    ``method=nll`` is next-token NLL on ``target`` given the naive prompt; it serves SFT, offline
+    self-distillation (lambda = 0) and MixSD alike, which differ only in the targets file.
+    ``method=opsd`` is on-policy self-distillation on a records file.
+    """
+
+    model: str = option("", "base model: hub id, local folder or 'toy'")
+    method: str = option("nll", "nll: NLL on a targets file (SFT, MixSD, lambda=0); opsd: "
+                         "on-policy self-distillation on a records file", choices=METHODS)
+    targets: str | None = option(None, "targets JSONL (method nll)")
+    data: str | None = option(None, "records JSONL (method opsd)")
+    out: str = option("", "run directory (checkpoints epoch-<k>/, metrics.jsonl, config.yaml)")
+    epochs: int = option(3, "number of epochs", min=1)
+    lr: float = option(1e-5, "peak learning rate (AdamW)", min=0)
+    batch_size: int = option(16, "examples (opsd: prompts) per device per micro-batch", min=1)
+    grad_accum: int = option(1, "gradient accumulation steps", min=1)
+    warmup_ratio: float = option(0.03, "fraction of the optimisation steps spent warming up",
+                                 min=0, max=1)
+    warmup_steps: int = option(0, "warm-up steps; overrides warmup_ratio when > 0", min=0)
+    lr_scheduler: str = option("constant", "learning-rate schedule after warm-up",
+                               choices=("constant", "cosine"))
+    weight_decay: float = option(0.0, "AdamW weight decay", min=0)
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)", min=0)
+    seed: int = option(0, "seed of initialisation (LoRA), data order and OPSD rollouts", min=0)
+    lora: bool = option(False, "train a LoRA adapter instead of all weights")
+    lora_r: int = option(16, "LoRA rank", min=1)
+    lora_alpha: float = option(32.0, "LoRA alpha", min=0)
+    lora_dropout: float = option(0.0, "LoRA dropout", min=0, max=1)
+    lora_target_modules: list[str] = option(
+        help="modules that get adapters (empty = all linear layers)", default_factory=list)
+    guidance: str = option("knowledge", "guidance preset of the prompts; must be the one the "
+                           "targets were built with")
+    include_unverified: bool = option(False, "also train on targets whose answer failed "
+                                      "verification (skipped and counted by default)")
+    max_length: int | None = option(None, "longest training sequence in tokens (default: the "
+                                    "model's context length); longer targets are truncated",
+                                    min=2)
+    dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "
+                        "bfloat16: pure bf16 weights; float32: fp32 throughout",
+                        choices=("auto", "float32", "bfloat16"))
+    device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
+    # -- OPSD -----------------------------------------------------------------------------
+    rollouts: int = option(4, "opsd: rollouts sampled per naive prompt", min=1)
+    rollout_temperature: float = option(1.0, "opsd: sampling temperature of the rollouts",
+                                        min=1e-6)
+    max_new_tokens: int = option(256, "opsd: longest rollout in tokens", min=1)
+    top_k: int = option(64, "opsd: the loss compares distributions on the teacher's top-k tokens",
+                        min=1)
+    divergence: str = option("reverse_kl", "opsd: reverse_kl = KL(student||teacher), forward_kl "
+                             "= KL(teacher||student), jsd = generalised JSD(jsd_beta)",
+                             choices=DIVERGENCES)
+    jsd_beta: float = option(0.5, "opsd: weight of the teacher in the JSD mixture "
+                             "M = beta*teacher + (1-beta)*student; in (0, 1)", min=0, max=1)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
+            raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
+
+    def check_complete(self) -> None:
+        """Check the fields a run needs (left empty by default so YAML can supply them)."""
+        if not self.model:
+            raise ConfigError("model is required (flag --model)")
+        if not self.out:
+            raise ConfigError("out is required (flag --out)")
+        if self.method == "nll" and not self.targets:
+            raise ConfigError("targets is required for method nll (flag --targets)")
+        if self.method == "opsd" and not self.data:
+            raise ConfigError("data is required for method opsd (flag --data)")

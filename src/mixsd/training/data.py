@@ -1,0 +1,155 @@
+"""Training data: NLL examples from a targets file, OPSD prompts from a records file, collators.
+
+Prompts are rendered by :class:`~mixsd.prompts.PromptRenderer` only, so training conditions on
+exactly the naive prompt the target engine conditioned on (method.md, "Training").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixsd.errors import MixsdError
+from mixsd.prompts import PromptRenderer
+from mixsd.records import KnowledgeRecord, TargetRecord
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (recorded in ``run.json``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class DataStats:
+    """What went into training and what was left out, and why."""
+
+    n_records: int = 0
+    n_examples: int = 0
+    n_skipped_unverified: int = 0
+    n_skipped_too_long: int = 0
+    n_truncated: int = 0
+    n_target_tokens: int = 0
+    skipped_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(vars(self))
+        out["skipped_ids"] = self.skipped_ids[:50]
+        return out
+
+
+def check_guidance(targets: Sequence[TargetRecord], guidance: str, path: str = "targets") -> None:
+    """Refuse targets built with another guidance preset than the training prompts use."""
+    built_with = {str(t.meta["guidance"]) for t in targets if t.meta.get("guidance")}
+    if built_with and built_with != {guidance}:
+        raise MixsdError(f"{path}: the targets were built with guidance "
+                         f"{', '.join(sorted(built_with))} but training renders prompts with "
+                         f"guidance {guidance!r}; pass --guidance {sorted(built_with)[0]}")
+
+
+def nll_examples(targets: Sequence[TargetRecord], renderer: PromptRenderer, *,
+                 include_unverified: bool = False, max_length: int | None = None,
+                 ) -> tuple[list[dict[str, list[int]]], DataStats]:
+    """``{"input_ids", "labels"}`` per usable target: naive prompt ids + target ids, with the
+    prompt positions labelled ``-100`` so that only target tokens are learned."""
+    stats = DataStats(n_records=len(targets))
+    examples = []
+    for item in targets:
+        if not item.verified and not include_unverified:
+            stats.n_skipped_unverified += 1
+            stats.skipped_ids.append(item.record.id)
+            continue
+        prompt_ids, target_ids = renderer.training_example(item.record.prompt, item.target)
+        if max_length is not None and len(prompt_ids) + len(target_ids) > max_length:
+            if len(prompt_ids) >= max_length:
+                stats.n_skipped_too_long += 1
+                stats.skipped_ids.append(item.record.id)
+                continue
+            target_ids = target_ids[: max_length - len(prompt_ids)]
+            stats.n_truncated += 1
+        examples.append({"input_ids": prompt_ids + target_ids,
+                         "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids})
+        stats.n_target_tokens += len(target_ids)
+    stats.n_examples = len(examples)
+    if stats.n_skipped_unverified:
+        logger.info("skipped %d unverified target(s) (use --include-unverified to keep them)",
+                    stats.n_skipped_unverified)
+    if stats.n_truncated or stats.n_skipped_too_long:
+        logger.warning("%d target(s) truncated and %d skipped to fit max_length=%s",
+                       stats.n_truncated, stats.n_skipped_too_long, max_length)
+    return examples, stats
+
+
+def opsd_examples(records: Sequence[KnowledgeRecord], renderer: PromptRenderer, *,
+                  max_prompt_length: int | None = None,
+                  ) -> tuple[list[dict[str, list[int]]], DataStats]:
+    """``{"naive_ids", "expert_ids"}`` per record: what the student and the teacher condition on."""
+    stats = DataStats(n_records=len(records))
+    examples = []
+    for rec in records:
+        naive = renderer.naive_ids(rec.prompt)
+        expert = renderer.expert_ids(rec.prompt, rec.answer)
+        if max_prompt_length is not None and len(expert) >= max_prompt_length:
+            stats.n_skipped_too_long += 1
+            stats.skipped_ids.append(rec.id)
+            continue
+        examples.append({"naive_ids": naive, "expert_ids": expert})
+    stats.n_examples = len(examples)
+    if stats.n_skipped_too_long:
+        logger.warning("%d record(s) skipped: expert prompt longer than %s tokens",
+                       stats.n_skipped_too_long, max_prompt_length)
+    return examples, stats
+
+
+class ListDataset:
+    """A map-style dataset over a list of dicts (what ``Trainer`` needs: len and getitem)."""
+
+    def __init__(self, items: list[dict[str, Any]]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+class PadCollator:
+    """Right-pad ``input_ids`` with ``pad_id`` and ``labels`` with -100; add the attention mask."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        n = len(features)
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, f in enumerate(features):
+            size = len(f["input_ids"])
+            input_ids[i, :size] = torch.tensor(f["input_ids"], dtype=torch.long)
+            labels[i, :size] = torch.tensor(f["labels"], dtype=torch.long)
+            mask[i, :size] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class PromptCollator:
+    """OPSD batches stay lists of prompt ids; rollouts are sampled inside the trainer."""
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        return {"naive_ids": [list(f["naive_ids"]) for f in features],
+                "expert_ids": [list(f["expert_ids"]) for f in features]}

@@ -1,0 +1,249 @@
+"""``train``: the entry function of ``mixsd train`` (NLL on targets, or OPSD on records).
+
+Both methods run on the transformers ``Trainer`` (AdamW, warm-up then constant or cosine LR,
+gradient accumulation, bf16 where the device has it, accelerate for multi-process runs), so
+checkpoints, resume and the epoch callback are shared. The steps, in order:
+
+1. check the run directory (a re-run of the same command resumes; a different one is refused);
+2. load the model and tokenizer, build the dataset from the ONE prompt renderer;
+3. wrap in LoRA if asked; build the trainer with the epoch-checkpoint callback;
+4. train, resuming from the last complete ``epoch-<k>/``; record provenance in ``run.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixsd.errors import MixsdError
+from mixsd.io import write_run_info
+from mixsd.prompts import PromptRenderer
+from mixsd.training.checkpoints import (
+    EpochCallback,
+    EpochCheckpointCallback,
+    complete_checkpoints,
+    read_metrics,
+    remove_partial_checkpoints,
+)
+from mixsd.training.config import TrainConfig
+from mixsd.training.data import (
+    DataStats,
+    ListDataset,
+    PadCollator,
+    PromptCollator,
+    check_guidance,
+    file_sha256,
+    nll_examples,
+    opsd_examples,
+)
+
+logger = logging.getLogger(__name__)
+
+# Config keys that may change between a killed run and its resumption.
+RESUMABLE_CHANGES = ("device",)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    epochs: int
+    checkpoints: list[Path]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    resumed_from_epoch: int = 0
+    wall_s: float = 0.0
+
+    def summary(self) -> str:
+        """A few lines for the CLI."""
+        lines = [f"trained {self.epochs} epoch(s) -> {self.run_dir}"]
+        if self.resumed_from_epoch:
+            lines.append(f"resumed after epoch {self.resumed_from_epoch}")
+        if self.data:
+            lines.append(f"examples: {self.data.get('n_examples')} of {self.data.get('n_records')} "
+                         f"records ({self.data.get('n_skipped_unverified', 0)} unverified skipped)")
+        for row in self.metrics:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                              if isinstance(v, float))
+            lines.append(f"epoch {row.get('epoch')}: {shown}")
+        if self.checkpoints:
+            lines.append(f"last checkpoint: {self.checkpoints[-1]}")
+        return "\n".join(lines)
+
+
+def source_info(config: TrainConfig) -> dict[str, Any]:
+    """The input file of the run (path and sha256)."""
+    path = Path(config.targets if config.method == "nll" else config.data)
+    if not path.is_file():
+        raise MixsdError(f"{'targets' if config.method == 'nll' else 'data'} file not found: {path}")
+    return {"path": str(path.resolve()), "sha256": file_sha256(path)}
+
+
+def check_run_dir(run_dir: Path, config: TrainConfig, source: dict[str, Any]) -> None:
+    """Refuse to resume a run directory that another config or input file made."""
+    import json
+
+    from mixsd.training.config import TrainConfig as _TC
+
+    if not complete_checkpoints(run_dir) or not (run_dir / "config.yaml").is_file():
+        return
+    saved = _TC.from_yaml(run_dir / "config.yaml").to_dict()
+    now = config.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        raise MixsdError(f"{run_dir} holds a run with a different config ({', '.join(changed)}); "
+                         "re-run the same command to resume, or choose a new --out")
+    info_path = run_dir / "run.json"
+    if info_path.is_file():
+        recorded = json.loads(info_path.read_text(encoding="utf-8")).get("source", {})
+        if recorded.get("sha256") and recorded["sha256"] != source["sha256"]:
+            raise MixsdError(f"{run_dir} was trained on another version of {source['path']} "
+                             f"(sha256 differs); choose a new --out")
+
+
+def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """The model and tokenizer to train (given ones are used as they are)."""
+    from mixsd.models import load_model_and_tokenizer, load_tokenizer
+
+    if model is None:
+        dtype = "bfloat16" if config.dtype == "bfloat16" else "float32"
+        model, loaded_tok = load_model_and_tokenizer(config.model, device="cpu", dtype=dtype)
+        tokenizer = tokenizer or loaded_tok
+    elif tokenizer is None:
+        tokenizer = load_tokenizer(config.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def build_dataset(config: TrainConfig, renderer: PromptRenderer, model: Any
+                  ) -> tuple[ListDataset, DataStats]:
+    """NLL examples from the targets file, or OPSD prompts from the records file."""
+    from mixsd.models import context_length
+    from mixsd.records import read_records, read_targets
+
+    max_length = config.max_length or context_length(model)
+    if config.method == "nll":
+        targets = read_targets(config.targets)
+        check_guidance(targets, renderer.guidance.name, config.targets)
+        examples, stats = nll_examples(targets, renderer, max_length=max_length,
+                                       include_unverified=config.include_unverified)
+    else:
+        records = read_records(config.data)
+        limit = None if max_length is None else max_length - config.max_new_tokens
+        examples, stats = opsd_examples(records, renderer, max_prompt_length=limit)
+    if not examples:
+        raise MixsdError(f"no training examples left in {config.targets or config.data} "
+                         f"({stats.n_skipped_unverified} unverified, {stats.n_skipped_too_long} "
+                         "too long)")
+    return ListDataset(examples), stats
+
+
+def apply_lora(model: Any, config: TrainConfig) -> Any:
+    """Wrap ``model`` in a LoRA adapter (seeded initialisation)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, task_type="CAUSAL_LM",
+                      target_modules=config.lora_target_modules or "all-linear")
+    return get_peft_model(model, lora)
+
+
+def training_arguments(config: TrainConfig, run_dir: Path) -> Any:
+    """``TrainingArguments`` for one epoch-checkpointed run."""
+    import torch
+    from transformers import TrainingArguments
+
+    use_cpu = config.device == "cpu" or not torch.cuda.is_available()
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise MixsdError("device cuda requested but no CUDA device is available")
+    bf16 = config.dtype == "auto" and not use_cpu and torch.cuda.is_bf16_supported()
+    warmup = config.warmup_steps if config.warmup_steps > 0 else min(config.warmup_ratio, 0.999)
+    return TrainingArguments(
+        output_dir=str(run_dir), num_train_epochs=config.epochs, learning_rate=config.lr,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, warmup_steps=warmup,
+        lr_scheduler_type="cosine" if config.lr_scheduler == "cosine" else "constant_with_warmup",
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, optim="adamw_torch",
+        seed=config.seed, bf16=bf16, use_cpu=use_cpu, save_strategy="epoch",
+        logging_strategy="epoch", eval_strategy="no", report_to="none",
+        remove_unused_columns=False, dataloader_num_workers=0, save_only_model=False,
+    )
+
+
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: ListDataset,
+                  renderer: PromptRenderer, callback: EpochCheckpointCallback) -> Any:
+    """The NLL ``Trainer`` or the OPSD trainer, with the epoch-checkpoint callback."""
+    args = training_arguments(config, Path(config.out))
+    if config.method == "nll":
+        from transformers import Trainer
+
+        trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                          data_collator=PadCollator(tokenizer.pad_token_id),
+                          processing_class=tokenizer, callbacks=[callback])
+    else:
+        from mixsd.training.opsd import OPSDTrainer
+
+        trainer = OPSDTrainer(model=model, args=args, train_dataset=dataset,
+                              data_collator=PromptCollator(), processing_class=tokenizer,
+                              callbacks=[callback], opsd_config=config,
+                              stop_token_ids=renderer.stop_token_ids)
+    callback.trainer = trainer
+    return trainer
+
+
+def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s: float
+            ) -> TrainResult:
+    ckpts = complete_checkpoints(run_dir)
+    return TrainResult(run_dir=run_dir, epochs=len(ckpts), checkpoints=ckpts,
+                       metrics=read_metrics(run_dir), data=data, resumed_from_epoch=resumed,
+                       wall_s=wall_s)
+
+
+def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
+          epoch_callback: EpochCallback | None = None) -> TrainResult:
+    """Train ``config.model`` (or the given ``model``) and checkpoint every epoch.
+
+    ``epoch_callback(model, tokenizer, epoch) -> dict[str, float]`` runs after every epoch on
+    the main process; its metrics and the epoch's train loss go to ``RUN_DIR/metrics.jsonl``.
+    Re-running the same config resumes from the last complete ``epoch-<k>/``.
+    """
+    start = time.time()
+    config.check_complete()
+    run_dir = Path(config.out)
+    source = source_info(config)
+    check_run_dir(run_dir, config, source)
+    done = complete_checkpoints(run_dir)
+    if len(done) >= config.epochs:
+        logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
+        return _result(config, run_dir, {}, len(done), 0.0)
+    model, tokenizer = load_inputs(config, model, tokenizer)
+    renderer = PromptRenderer(tokenizer, config.guidance)
+    dataset, stats = build_dataset(config, renderer, model)
+    if config.lora:
+        model = apply_lora(model, config)
+    info = {"base_model": config.model, "lora": config.lora, "method": config.method}
+    callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback)
+    trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
+    main = trainer.args.process_index == 0
+    if main:
+        remove_partial_checkpoints(run_dir)
+        write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="running",
+                       seed=config.seed, device=str(trainer.args.device),
+                       world_size=trainer.args.world_size)
+    trainer.accelerator.wait_for_everyone()
+    resume = str(done[-1]) if done else None
+    trainer.train(resume_from_checkpoint=resume)
+    wall_s = time.time() - start
+    if main:
+        write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="complete",
+                       seed=config.seed, device=str(trainer.args.device),
+                       world_size=trainer.args.world_size, wall_s=round(wall_s, 3),
+                       resumed_from_epoch=len(done))
+    return _result(config, run_dir, stats.to_dict(), len(done), wall_s)
