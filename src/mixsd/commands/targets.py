@@ -1,0 +1,63 @@
+"""Build supervision targets from knowledge records: MixSD mixing (default) or SFT's y*.
+
+For each record the frozen model generates a target token by token; at each step a coin
+with probability --lambda takes the token from the NAIVE prompt x, otherwise from the
+EXPERT prompt x+ (the reference answer shown in context). Targets are verified against the
+record's answer_key and regenerated with fresh coins up to --max-retries times; records
+that never pass are written with verified: false. Output: one JSONL line per record (the
+record plus `target` and `meta`), streamed to OUT.partial; re-run the same command to
+resume, --overwrite to start again. Under `accelerate launch -m mixsd targets ...` every
+process takes a share and the main process merges them in input order.
+
+Example:
+  mixsd targets --model toy --data records.jsonl --out targets.jsonl --lambda 0.3 \\
+      --temperature 0 --top-k 64 --seed 0 --batch-size 32 --max-new-tokens 256 \\
+      --max-retries 10 --guidance knowledge
+  mixsd targets --model toy --data records.jsonl --out sft.jsonl --method sft
+  accelerate launch --num_processes 2 -m mixsd targets --model PATH --data r.jsonl --out t.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "build supervision targets (MixSD mixing, or SFT's y*) from records"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mixsd.targets.config import TargetsConfig
+
+    parser.add_argument("--data", required=True, metavar="FILE",
+                        help="knowledge records (JSONL or JSON: ours, chat, prompt/completion)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="targets JSONL to write")
+    TargetsConfig.add_arguments(parser)
+
+
+def format_summary(summary: dict) -> str:
+    """The one-screen summary printed by the CLI."""
+    if summary.get("already_complete"):
+        return (f"{summary['out']} is already complete ({summary['records']} records); "
+                "use --overwrite to rebuild it")
+    fraction = summary.get("mean_naive_token_fraction")
+    rate = summary.get("tokens_per_s")
+    lines = [
+        f"targets written: {summary['out']}",
+        f"  records           {summary['records']}"
+        + (f" ({summary['resumed_records']} resumed)" if summary.get("resumed_records") else ""),
+        f"  verified          {summary['verified']}",
+        f"  unverified        {summary['unverified']} (kept out of training by default)",
+        f"  prompt_too_long   {summary['prompt_too_long']}",
+        f"  max_length        {summary['max_length']}",
+        f"  naive fraction    {'n/a' if fraction is None else f'{fraction:.3f}'} (mean)",
+        f"  attempts          {summary['mean_attempts']:.2f} (mean)",
+        f"  tokens/s          {'n/a' if rate is None else f'{rate:.1f}'}",
+        f"  wall_s            {summary['wall_s']:.1f}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> str:
+    from mixsd.targets import TargetsConfig, run_targets
+
+    config = TargetsConfig.from_args(args)
+    return format_summary(run_targets(config, args.data, args.out))

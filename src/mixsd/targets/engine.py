@@ -1,0 +1,178 @@
+"""The fused MixSD engine: both conditionals of every active record in ONE forward per step.
+
+Each record has a naive row (prompt x) and an expert row (prompt x+); both rows share the
+generated prefix y_<t. Rows are left-padded into one batch (naive rows first, expert rows
+after) with an attention mask and position ids ``cumsum(mask) - 1``, so every row gets the
+logits it would get alone (RoPE and absolute-position models alike). One KV cache
+(transformers' ``DynamicCache``) holds all rows; a record's rows leave the batch and the
+cache (index ops) as soon as it stops. At step t the record's coin picks the row whose
+logits give y_t (method.md, "The method"); :mod:`mixsd.targets.reference` is the slow,
+obviously correct version of this loop and the tests hold them equal token for token.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixsd.generation import left_pad
+from mixsd.targets.sampling import record_draws, select_tokens
+
+STOP, MAX_LENGTH, PROMPT_TOO_LONG = "stop", "max_length", "prompt_too_long"
+
+
+@dataclass(frozen=True)
+class MixJob:
+    """One generation: a record's attempt, with its naive and expert prompt ids."""
+
+    record_id: str
+    attempt: int
+    naive_ids: Sequence[int]
+    expert_ids: Sequence[int]
+
+
+@dataclass(frozen=True)
+class MixSettings:
+    """The mixing rule and the limits of one engine call."""
+
+    mix_lambda: float
+    temperature: float = 0.0
+    top_k: int = 64
+    max_new_tokens: int = 256
+    seed: int = 0
+    stop_token_ids: frozenset[int] = field(default_factory=frozenset)
+    pad_id: int = 0
+    context_length: int | None = None
+
+    def token_budget(self, job: MixJob) -> int:
+        """Most tokens ``job`` may produce: max_new_tokens, or fewer at the context limit.
+
+        Producing token t needs a forward over ``len(prompt) + t`` positions, so a prompt of
+        length L leaves room for ``context_length - L + 1`` tokens (0 = prompt_too_long).
+        """
+        if self.context_length is None:
+            return self.max_new_tokens
+        longest = max(len(job.naive_ids), len(job.expert_ids))
+        return max(0, min(self.max_new_tokens, self.context_length - longest + 1))
+
+
+@dataclass
+class MixOutput:
+    """A generated sequence (stop token excluded) and which conditional made each token."""
+
+    token_ids: list[int]
+    sources: str  # one char per token: 'n' naive, 'e' expert
+    finish_reason: str
+
+    @property
+    def naive_token_fraction(self) -> float:
+        return self.sources.count("n") / len(self.sources) if self.sources else 0.0
+
+
+@functools.lru_cache(maxsize=1)
+def cache_keyword() -> str:
+    """The name of the KV-cache argument and output field (``cache`` since transformers 5.2x)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    fields = getattr(CausalLMOutputWithPast, "__dataclass_fields__", {})
+    return "cache" if "cache" in fields else "past_key_values"
+
+
+def job_draws(job: MixJob, settings: MixSettings) -> Any:
+    """The ``[max_new_tokens, 2]`` uniforms of one job (see :mod:`mixsd.targets.sampling`)."""
+    return record_draws(settings.seed, job.record_id, job.attempt, settings.max_new_tokens)
+
+
+def finish(tokens: list[int], naive: list[bool], stops: frozenset[int], budget: int) -> MixOutput:
+    """Cut a raw token stream at its first stop token (or the budget) into a MixOutput."""
+    for t, tok in enumerate(tokens[:budget]):
+        if tok in stops:
+            return MixOutput(tokens[:t], "".join("n" if s else "e" for s in naive[:t]), STOP)
+    kept = tokens[:budget]
+    return MixOutput(kept, "".join("n" if s else "e" for s in naive[:len(kept)]), MAX_LENGTH)
+
+
+def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> list[MixOutput]:
+    """Generate every job with the fused two-conditional loop; outputs in job order."""
+    import torch
+
+    outputs: list[MixOutput | None] = [None] * len(jobs)
+    live = []
+    for i, job in enumerate(jobs):
+        if settings.token_budget(job) == 0:
+            outputs[i] = MixOutput([], "", PROMPT_TOO_LONG)
+        else:
+            live.append(i)
+    if live:
+        with torch.inference_mode():
+            results = _fused_loop(model, [jobs[i] for i in live], settings)
+        for i, out in zip(live, results, strict=True):
+            outputs[i] = out
+    return outputs  # type: ignore[return-value]
+
+
+def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: Any):
+    """One forward over all prompts: naive rows 0..B-1, expert rows B..2B-1."""
+
+    rows = [j.naive_ids for j in jobs] + [j.expert_ids for j in jobs]
+    input_ids, mask = left_pad(rows, settings.pad_id)
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1, :], getattr(out, cache_keyword()), mask, positions[:, -1:].clone()
+
+
+def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> list[MixOutput]:
+    import torch
+
+    device = next(model.parameters()).device
+    logits, cache, mask, last_pos = _prefill(model, jobs, settings, device)
+    n_jobs = len(jobs)
+    steps = max(settings.token_budget(j) for j in jobs)
+    draws = torch.stack([job_draws(j, settings) for j in jobs])[:, :steps].to(device)
+    budget = torch.tensor([settings.token_budget(j) for j in jobs], device=device)
+    stops = torch.tensor(sorted(settings.stop_token_ids), dtype=torch.long, device=device)
+    tokens = torch.zeros((n_jobs, steps), dtype=torch.long, device=device)
+    took_naive = torch.zeros((n_jobs, steps), dtype=torch.bool, device=device)
+    lengths = torch.full((n_jobs,), steps, dtype=torch.long, device=device)
+    active = torch.arange(n_jobs, device=device)  # job index of each active record
+    # The mask grows in place: allocate its full width once (no per-step re-allocation).
+    width = mask.shape[1]
+    full_mask = torch.ones((2 * n_jobs, width + steps), dtype=mask.dtype, device=device)
+    full_mask[:, :width] = mask
+    for t in range(steps):
+        n = active.shape[0]
+        step_draws = draws[active, t]
+        naive = step_draws[:, 0] < settings.mix_lambda
+        chosen = torch.where(naive.unsqueeze(-1), logits[:n], logits[n:])
+        tok = select_tokens(chosen, step_draws[:, 1], settings.temperature, settings.top_k)
+        tokens[active, t] = tok
+        took_naive[active, t] = naive
+        done = budget[active] <= t + 1
+        if stops.numel():
+            done |= torch.isin(tok, stops)
+        if bool(done.any()):
+            lengths[active[done]] = t + 1
+            keep = (~done).nonzero().squeeze(-1)
+            if keep.numel() == 0:
+                break
+            rows = torch.cat([keep, keep + n])
+            cache.batch_select_indices(rows)
+            full_mask, last_pos = full_mask[rows], last_pos[rows]
+            active, tok = active[keep], tok[keep]
+        last_pos = last_pos + 1
+        out = model(input_ids=torch.cat([tok, tok]).unsqueeze(-1),
+                    attention_mask=full_mask[:, :width + t + 1], position_ids=last_pos,
+                    use_cache=True, **{cache_keyword(): cache})
+        logits = out.logits[:, -1, :]
+    return _collect(tokens, took_naive, lengths, jobs, settings)
+
+
+def _collect(tokens: Any, took_naive: Any, lengths: Any, jobs: Sequence[MixJob],
+             settings: MixSettings) -> list[MixOutput]:
+    token_rows, naive_rows, length_list = tokens.tolist(), took_naive.tolist(), lengths.tolist()
+    return [finish(token_rows[i][:length_list[i]], naive_rows[i], settings.stop_token_ids,
+                   settings.token_budget(job)) for i, job in enumerate(jobs)]
