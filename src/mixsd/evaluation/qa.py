@@ -6,6 +6,8 @@ Memorisation, paraphrase, 2-hop, retrieval and the toy world's capability probes
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,16 @@ class QASuite:
     extractor: str = "auto"
     max_new_tokens: int = 64
     guidance: str = "knowledge"  # only the naive layout of the preset is used
+
+    def fingerprint(self) -> str:
+        """Hash of what decides the score (questions, keys, extractor, budget, layout)."""
+        blob = json.dumps([[r.prompt, r.answer_key] for r in self.records]
+                          + [self.extractor, self.max_new_tokens, str(self.guidance)])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def reference_pairs(self) -> list[tuple[str, str]]:
+        """``(question, reference answer)`` pairs (used by the Fisher analysis)."""
+        return [(r.prompt, r.answer) for r in self.records]
 
     def evaluate(self, model: Any, tokenizer: Any, *, batch_size: int = 32,
                  renderer: PromptRenderer | None = None) -> QAResult:

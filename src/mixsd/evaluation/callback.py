@@ -1,0 +1,98 @@
+"""Per-epoch evaluation: the training callback (``epoch_callback(model, tokenizer, epoch)``).
+
+The trainer calls the evaluator after every epoch; the flat ``{name: float}`` it returns goes
+to ``RUN_DIR/metrics.jsonl``. Keys:
+
+* ``memorization``, ``paraphrase`` and one key per other split of the records (``2hop``, ...);
+* ``score/SUITE`` for each retention suite, and ``retained/SUITE`` (% of the base score) plus
+  ``retention_mean`` when base scores are given;
+* ``drift_kl`` when a base model is given; ``eval_s``, the seconds this evaluation took.
+
+:func:`mixsd.evaluation.results.epoch_entry` turns these into a results.json epoch entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mixsd.evaluation.drift import drift_kl
+from mixsd.evaluation.retention import retained, retention_mean
+from mixsd.evaluation.suites import memorization_suites
+from mixsd.io import atomic_write_jsonl
+from mixsd.records import KnowledgeRecord
+
+
+class EpochEvaluator:
+    """Callable ``(model, tokenizer, epoch) -> dict[str, float]``; see the module docstring.
+
+    ``last_results`` holds the previous call's suite results (with their samples), e.g. for
+    error buckets; ``samples_dir`` (optional) keeps every epoch's samples as
+    ``samples_dir/epoch-N/SUITE.jsonl``.
+    """
+
+    def __init__(self, suites: Mapping[str, Any],
+                 memorisation_records: Sequence[KnowledgeRecord] | None = None, *,
+                 base_scores: Mapping[str, float] | None = None, base_model: Any = None,
+                 drift_prompts: Sequence[str] | None = None, extractor: str = "auto",
+                 max_new_tokens: int = 64, guidance: str = "knowledge", batch_size: int = 32,
+                 samples_dir: str | Path | None = None):
+        self.suites = dict(suites)
+        self.memorisation = memorization_suites(list(memorisation_records or []),
+                                                extractor=extractor, max_new_tokens=max_new_tokens,
+                                                guidance=guidance)
+        self.base_scores = dict(base_scores or {})
+        self.base_model = base_model
+        self.drift_prompts = drift_prompts
+        self.batch_size = batch_size
+        self.samples_dir = Path(samples_dir) if samples_dir else None
+        self.last_results: dict[str, Any] = {}
+
+    def __call__(self, model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
+        start = time.perf_counter()
+        was_training = getattr(model, "training", False)
+        model.eval()
+        try:
+            metrics = self._evaluate(model, tokenizer, epoch)
+        finally:
+            if was_training:
+                model.train()
+        metrics["eval_s"] = time.perf_counter() - start
+        return metrics
+
+    def _evaluate(self, model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        results = {}
+        for name, suite in self.memorisation.items():
+            results[name] = suite.evaluate(model, tokenizer, batch_size=self.batch_size)
+            metrics[name] = float(results[name].score)
+        table = {}
+        for name, suite in self.suites.items():
+            results[name] = suite.evaluate(model, tokenizer, batch_size=self.batch_size)
+            metrics[f"score/{name}"] = float(results[name].score)
+            if name in self.base_scores:
+                table[name] = retained(results[name].score, self.base_scores[name])
+                if table[name] is not None:
+                    metrics[f"retained/{name}"] = table[name]
+        mean = retention_mean(table)
+        if mean is not None:
+            metrics["retention_mean"] = mean
+        if self.base_model is not None:
+            metrics["drift_kl"] = drift_kl(self.base_model, model, tokenizer, self.drift_prompts,
+                                           batch_size=self.batch_size)
+        self.last_results = results
+        if self.samples_dir is not None:
+            for name, res in results.items():
+                safe = name.replace("/", "_").replace(":", "_")
+                atomic_write_jsonl(self.samples_dir / f"epoch-{epoch}" / f"{safe}.jsonl",
+                                   getattr(res, "samples", []))
+        return metrics
+
+
+def make_epoch_evaluator(suites: Mapping[str, Any],
+                         memorisation_records: Sequence[KnowledgeRecord] | None = None,
+                         **options: Any) -> EpochEvaluator:
+    """Build the training callback; ``options`` are :class:`EpochEvaluator`'s keywords."""
+    return EpochEvaluator(suites, memorisation_records, **options)

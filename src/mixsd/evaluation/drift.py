@@ -1,0 +1,72 @@
+"""Drift: mean KL(base ‖ model) of next-token distributions on neutral prompts.
+
+A cheap, label-free proxy of retention (method.md, "Measurements"): how far the fine-tuned
+model's predictions moved from the base model's on text that has nothing to do with the
+injected facts. The mean is over every position of every prompt (each position predicts the
+next token given the prompt prefix), so longer prompts weigh more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mixsd.errors import MixsdError
+
+NEUTRAL_PROMPTS = (
+    "The weather today is",
+    "Once upon a time, there was a",
+    "The sum of two and three is",
+    "Water boils at a temperature of",
+    "A list of common fruits includes apples, bananas and",
+    "In the morning, most people",
+    "The capital of a country is usually",
+    "To solve the equation, first",
+)
+
+
+def _batch(tokenizer: Any, prompts: Sequence[str]) -> tuple[Any, Any]:
+    import torch
+
+    ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
+    width = max(len(x) for x in ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for r, row in enumerate(ids):
+        input_ids[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[r, :len(row)] = 1
+    return input_ids, mask
+
+
+def drift_kl(base_model: Any, model: Any, tokenizer: Any, prompts: Sequence[str] | None = None,
+             *, batch_size: int = 8) -> float:
+    """Mean over positions of ``KL(p_base(·|prefix) ‖ p_model(·|prefix))`` in nats.
+
+    Both models must share ``tokenizer``. ``prompts`` defaults to :data:`NEUTRAL_PROMPTS`
+    (pass prompts in the model's own language, e.g. the toy world's, when it has one).
+    """
+    import torch
+
+    prompts = list(prompts if prompts is not None else NEUTRAL_PROMPTS)
+    if not prompts:
+        raise MixsdError("drift needs at least one neutral prompt")
+    total, count = 0.0, 0
+    for start in range(0, len(prompts), batch_size):
+        input_ids, mask = _batch(tokenizer, prompts[start:start + batch_size])
+        with torch.no_grad():
+            p_logits = base_model(input_ids=input_ids.to(_device(base_model)),
+                                  attention_mask=mask.to(_device(base_model))).logits
+            q_logits = model(input_ids=input_ids.to(_device(model)),
+                             attention_mask=mask.to(_device(model))).logits
+        logp = torch.log_softmax(p_logits.float().cpu(), dim=-1)
+        logq = torch.log_softmax(q_logits.float().cpu(), dim=-1)
+        kl = (logp.exp() * (logp - logq)).sum(-1)  # (batch, positions)
+        valid = mask.bool()
+        total += float(kl[valid].sum())
+        count += int(valid.sum())
+    return total / count
+
+
+def _device(model: Any) -> Any:
+    return next(model.parameters()).device

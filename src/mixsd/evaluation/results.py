@@ -1,0 +1,203 @@
+"""The ``results.json`` of an experiment: build, validate, read and write it.
+
+Structure (``schema: mixsd.results/1``)::
+
+    {"schema": "mixsd.results/1", "created": ISO time, "model": ..., "corpus": ...,
+     "config": {...}, "versions": {...},
+     "base": {"memorization": float|null, "paraphrase": float|null,
+              "scores": {suite: score}},                       # the untouched model
+     "runs": [{"name": "mixsd:0.3 lr=1e-05 seed=0", "method": "mixsd", "lambda": 0.3,
+               "lr": 1e-05, "seed": 0, "selected_epoch": 2,      # 1-based, first peak
+               "memorization": ..., "paraphrase": ..., "scores": {suite: score},
+               "retention": {suite: % of base | null}, "retention_mean": ...,
+               "drift_kl": ..., "target_nll": ..., "fisher": {"total": ..., "per_layer": {}},
+               "seconds": ..., "epochs": [EPOCH, ...], ...}]}
+
+    EPOCH = {"epoch": 1, "memorization", "paraphrase", "splits": {split: score},
+             "scores", "retention", "retention_mean", "drift_kl"}
+
+The top-level metrics of a run are those of its selected epoch (:func:`first_peak` of
+memorisation). Scores are fractions in [0, 1]; retention is in percent.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mixsd.errors import RecordError
+from mixsd.evaluation.retention import retention_mean, retention_table
+from mixsd.evaluation.selection import first_peak
+from mixsd.io import atomic_write_json, versions
+
+SCHEMA = "mixsd.results/1"
+RUN_FIELDS = ("method", "lambda", "lr", "seed", "selected_epoch", "memorization", "paraphrase",
+              "retention", "retention_mean", "target_nll", "fisher", "seconds", "epochs")
+_FLAT_SPECIAL = ("memorization", "paraphrase", "retention_mean", "drift_kl", "eval_s")
+
+
+def run_name(method: str, mix_lambda: float | None = None, lr: float | None = None,
+             seed: int | None = None) -> str:
+    """``mixsd:0.3 lr=1e-05 seed=0`` (parts that are None are left out)."""
+    name = method if mix_lambda is None or method == "sft" else f"{method}:{mix_lambda:g}"
+    if lr is not None:
+        name += f" lr={lr:g}"
+    if seed is not None:
+        name += f" seed={seed}"
+    return name
+
+
+def make_base(scores: Mapping[str, float], *, memorization: float | None = None,
+              paraphrase: float | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``base`` entry: the untouched model's suite scores and memorisation."""
+    return {"memorization": memorization, "paraphrase": paraphrase,
+            "scores": {k: float(v) for k, v in scores.items()}, **extra}
+
+
+def epoch_entry(epoch: int, metrics: Mapping[str, float],
+                base_scores: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """An epoch entry from the evaluator's flat metrics (:mod:`mixsd.evaluation.callback`).
+
+    With ``base_scores``, retention is recomputed from the scores; otherwise the flat
+    ``retained/SUITE`` values are used as they are.
+    """
+    scores = {k[len("score/"):]: float(v) for k, v in metrics.items() if k.startswith("score/")}
+    if base_scores is not None:
+        retention = retention_table(scores, base_scores)
+    else:
+        retention = {k[len("retained/"):]: float(v) for k, v in metrics.items()
+                     if k.startswith("retained/")}
+    splits = {k: float(v) for k, v in metrics.items()
+              if "/" not in k and k not in _FLAT_SPECIAL and k != "epoch"}
+    mean = retention_mean(retention) if retention else metrics.get("retention_mean")
+    return {"epoch": int(epoch), "memorization": metrics.get("memorization"),
+            "paraphrase": metrics.get("paraphrase"), "splits": splits, "scores": scores,
+            "retention": retention, "retention_mean": mean, "drift_kl": metrics.get("drift_kl")}
+
+
+def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int | None,
+             epochs: Sequence[Mapping[str, Any]], *, base_scores: Mapping[str, float] | None = None,
+             target_nll: float | None = None, fisher: Mapping[str, Any] | None = None,
+             seconds: float | None = None, select_on: str = "memorization",
+             name: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One ``runs`` entry; the selected epoch is the first peak of ``select_on``.
+
+    ``epochs`` are epoch entries or the evaluator's flat metrics (epoch = position + 1,
+    unless the dict has an ``epoch`` key).
+    """
+    if not epochs:
+        raise RecordError("a run needs at least one evaluated epoch", field="epochs")
+    entries = [dict(e) if "scores" in e else
+               epoch_entry(int(e.get("epoch", i + 1)), e, base_scores)
+               for i, e in enumerate(epochs)]
+    chosen = entries[first_peak([e.get(select_on) for e in entries])]
+    run = {"name": name or run_name(method, mix_lambda, lr, seed), "method": method,
+           "lambda": mix_lambda, "lr": lr, "seed": seed, "selected_epoch": chosen["epoch"],
+           "memorization": chosen["memorization"], "paraphrase": chosen["paraphrase"],
+           "scores": chosen["scores"], "retention": chosen["retention"],
+           "retention_mean": chosen["retention_mean"], "drift_kl": chosen.get("drift_kl"),
+           "target_nll": target_nll, "fisher": dict(fisher) if fisher is not None else None,
+           "seconds": seconds, "epochs": entries}
+    run.update(extra)
+    return run
+
+
+def make_results(base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], *,
+                 config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The whole results.json object (validated)."""
+    obj = {"schema": SCHEMA,
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "config": dict(config or {}), "versions": versions(), **extra,
+           "base": dict(base), "runs": [dict(r) for r in runs]}
+    return validate_results(obj)
+
+
+def _number(value: Any, optional: bool = True) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+        isinstance(value, float) and math.isnan(value))
+
+
+def _check(ok: bool, msg: str, field: str, source: str | None) -> None:
+    if not ok:
+        raise RecordError(msg, path=source, field=field)
+
+
+def validate_results(obj: Any, source: str | None = None) -> dict[str, Any]:
+    """Check the structure above; raise :class:`RecordError` naming the field at fault."""
+    _check(isinstance(obj, dict), "results must be a JSON object", "(root)", source)
+    base = obj.get("base")
+    _check(isinstance(base, dict), "missing or not an object", "base", source)
+    _check(isinstance(base.get("scores", {}), dict), "must be an object", "base.scores", source)
+    runs = obj.get("runs")
+    _check(isinstance(runs, list), "missing or not a list", "runs", source)
+    for i, run in enumerate(runs):
+        where = f"runs[{i}]"
+        _check(isinstance(run, dict), "must be an object", where, source)
+        for key in RUN_FIELDS:
+            _check(key in run, "missing required field", f"{where}.{key}", source)
+        _check(isinstance(run["method"], str), "must be a string", f"{where}.method", source)
+        for key in ("lambda", "lr", "memorization", "paraphrase", "retention_mean",
+                    "target_nll", "seconds"):
+            _check(_number(run[key]), "must be a number or null", f"{where}.{key}", source)
+        _check(isinstance(run["retention"], dict), "must be an object", f"{where}.retention",
+               source)
+        _check(run["fisher"] is None or isinstance(run["fisher"], dict),
+               "must be an object or null", f"{where}.fisher", source)
+        epochs = run["epochs"]
+        _check(isinstance(epochs, list), "must be a list", f"{where}.epochs", source)
+        numbers = [e.get("epoch") for e in epochs if isinstance(e, dict)]
+        _check(len(numbers) == len(epochs), "each epoch must be an object", f"{where}.epochs",
+               source)
+        _check(run["selected_epoch"] is None or run["selected_epoch"] in numbers,
+               f"{run['selected_epoch']!r} is not one of the run's epochs {numbers}",
+               f"{where}.selected_epoch", source)
+    return obj
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a results.json (a folder is read as ``FOLDER/results.json``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError("file not found (expected a results.json or a folder holding one)",
+                          path=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    return validate_results(obj, str(path))
+
+
+def write_results(path: str | Path, obj: Mapping[str, Any]) -> Path:
+    """Validate and write atomically."""
+    return atomic_write_json(path, validate_results(dict(obj), str(path)))
+
+
+def retention_at_equal_memorization(runs: Sequence[Mapping[str, Any]],
+                                    level: float | None = None
+                                    ) -> tuple[float | None, dict[str, float | None]]:
+    """Compare runs at the same memorisation: each run's ``retention_mean`` at its FIRST
+    epoch whose memorisation reaches ``level``.
+
+    ``level`` defaults to the highest memorisation that every run reaches (the minimum over
+    runs of their best epoch). A run that never reaches it gets None.
+    """
+    best = [max((e.get("memorization") or 0.0) for e in r["epochs"]) for r in runs if r["epochs"]]
+    if level is None:
+        if not best:
+            return None, {}
+        level = min(best)
+    out: dict[str, float | None] = {}
+    for run in runs:
+        hit = next((e for e in run["epochs"] if (e.get("memorization") or 0.0) >= level), None)
+        out[run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
+                                        run.get("seed"))] = (
+            hit.get("retention_mean") if hit else None)
+    return level, out

@@ -1,0 +1,174 @@
+"""The suites registry: named evaluations that each return a score in [0, 1].
+
+A suite is any object with a ``name`` and ``evaluate(model, tokenizer, batch_size=...)``
+returning a result with ``.score`` (and ``.n``, ``.samples``). :func:`get_suites` resolves
+suite specs, comma separated or as a list:
+
+============================  ===============================================================
+``toy``                       every toy world probe (``mixsd.toyworld.toy_suites()``)
+``toy:NAME``                  one toy probe: ``toy:recall``, ``toy:paraphrase``, ...
+``math:PATH.jsonl``           records answered with ``\\boxed{}`` (extractor boxed, math layout)
+``mcq:PATH.jsonl``            multiple choice by log-likelihood (:mod:`mixsd.evaluation.mcq`)
+``lmeval:TASK``               any lm-eval task on the in-memory model (:mod:`.lmeval`)
+``records:PATH[@SPLIT]``      memorisation: records whose split is SPLIT (default: ``train``
+                              or no split), greedy answers against their answer keys
+``paraphrase:PATH``           each train record's ``paraphrases`` asked with its answer key
+============================  ===============================================================
+
+2-hop and retrieval splits of a corpus are ``records:corpus.jsonl@2hop`` (whatever split
+names the corpus file uses). The returned dict is keyed by the spec as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from mixsd.errors import ConfigError, MixsdError
+from mixsd.evaluation.qa import QASuite
+from mixsd.records import KnowledgeRecord, read_records
+
+TRAIN_SPLITS = (None, "", "train")
+KINDS = ("toy", "math", "mcq", "lmeval", "records", "paraphrase")
+
+
+class Suite(Protocol):
+    """What every suite provides."""
+
+    name: str
+
+    def evaluate(self, model: Any, tokenizer: Any, *, batch_size: int = 32) -> Any: ...
+
+
+def split_specs(names: str | Iterable[str]) -> list[str]:
+    """``"toy,math:a.jsonl"`` or a list of specs (each may hold commas) -> a flat list."""
+    items = [names] if isinstance(names, str) else list(names)
+    specs = [s.strip() for item in items for s in str(item).split(",") if s.strip()]
+    if not specs:
+        raise ConfigError("no suite given (flag --suite)")
+    return specs
+
+
+def train_records(records: list[KnowledgeRecord]) -> list[KnowledgeRecord]:
+    """The training questions: records without a split or with split ``train``."""
+    return [r for r in records if r.split in TRAIN_SPLITS]
+
+
+def paraphrase_records(records: list[KnowledgeRecord]) -> list[KnowledgeRecord]:
+    """One record per paraphrase of each record, with the same answer key."""
+    out = []
+    for rec in records:
+        for k, text in enumerate(rec.paraphrases):
+            out.append(KnowledgeRecord(id=f"{rec.id}#p{k + 1}", prompt=text, answer=rec.answer,
+                                       answer_key=rec.answer_key, subject=rec.subject,
+                                       split="paraphrase", metadata=dict(rec.metadata)))
+    return out
+
+
+def memorization_suites(records: list[KnowledgeRecord], *, extractor: str = "auto",
+                        max_new_tokens: int = 64, guidance: str = "knowledge"
+                        ) -> dict[str, QASuite]:
+    """``memorization`` (train questions), ``paraphrase`` (when any record has paraphrases)
+    and one suite per other split found in ``records`` (e.g. ``2hop``, ``retrieval``)."""
+    opts = {"extractor": extractor, "max_new_tokens": max_new_tokens, "guidance": guidance}
+    train = train_records(records)
+    suites = {"memorization": QASuite("memorization", train, **opts)} if train else {}
+    para = paraphrase_records(train)
+    if para:
+        suites["paraphrase"] = QASuite("paraphrase", para, **opts)
+    for split in sorted({r.split for r in records if r.split not in TRAIN_SPLITS}):
+        suites[split] = QASuite(split, [r for r in records if r.split == split], **opts)
+    return suites
+
+
+def _path(spec: str, rest: str) -> Path:
+    if not rest:
+        raise ConfigError(f"suite {spec!r} needs a file: {spec.split(':')[0]}:PATH.jsonl "
+                          "(flag --suite)")
+    return Path(rest)
+
+
+def _toy(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    from mixsd.toyworld import toy_suites  # lazy: building the toy world is not free
+
+    found = toy_suites(n_items=opts.get("toy_items", 200), seed=opts.get("toy_seed", 0))
+    if not rest:
+        return {f"toy:{name}": suite for name, suite in found.items()}
+    if rest not in found:
+        raise ConfigError(f"unknown toy suite {rest!r}; choose from "
+                          f"{', '.join('toy:' + n for n in found)} (flag --suite)")
+    return {spec: found[rest]}
+
+
+def _records(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    path, _, split = rest.partition("@")
+    records = read_records(_path(spec, path))
+    chosen = [r for r in records if r.split == split] if split else train_records(records)
+    if not chosen:
+        raise MixsdError(f"suite {spec!r}: no records with split {split or 'train'!r} in {path}")
+    return {spec: QASuite(spec, chosen, extractor=opts.get("extractor", "auto"),
+                          max_new_tokens=opts.get("max_new_tokens", 64),
+                          guidance=opts.get("guidance", "knowledge"))}
+
+
+def _paraphrase(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    records = paraphrase_records(train_records(read_records(_path(spec, rest))))
+    if not records:
+        raise MixsdError(f"suite {spec!r}: no record in {rest} has paraphrases")
+    return {spec: QASuite(spec, records, extractor=opts.get("extractor", "auto"),
+                          max_new_tokens=opts.get("max_new_tokens", 64),
+                          guidance=opts.get("guidance", "knowledge"))}
+
+
+def _math(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    records = read_records(_path(spec, rest))
+    return {spec: QASuite(spec, records, extractor="boxed",
+                          max_new_tokens=opts.get("math_max_new_tokens", 512), guidance="math")}
+
+
+def _mcq(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    from mixsd.evaluation.mcq import MCQSuite, read_mcq
+
+    return {spec: MCQSuite(spec, read_mcq(_path(spec, rest)),
+                           guidance=opts.get("mcq_guidance", "knowledge"),
+                           normalize=opts.get("mcq_normalize", "none"))}
+
+
+def _lmeval(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    from mixsd.evaluation.lmeval import LMEvalSuite
+
+    if not rest:
+        raise ConfigError("suite 'lmeval:' needs a task name: lmeval:TASK (flag --suite)")
+    return {spec: LMEvalSuite(spec, rest, include_path=opts.get("lmeval_include"),
+                              num_fewshot=opts.get("num_fewshot"), limit=opts.get("limit"),
+                              metric=opts.get("lmeval_metric"))}
+
+
+_BUILDERS = {"toy": _toy, "records": _records, "paraphrase": _paraphrase, "math": _math,
+             "mcq": _mcq, "lmeval": _lmeval}
+
+
+def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
+    """Resolve suite specs (see the module docstring) into ``{spec: suite}``.
+
+    Options: ``extractor``, ``max_new_tokens``, ``guidance`` (records/paraphrase suites),
+    ``math_max_new_tokens`` (default 512), ``mcq_guidance``, ``mcq_normalize`` (none|chars),
+    ``lmeval_include`` (task YAML folder), ``num_fewshot``, ``limit``, ``lmeval_metric``,
+    ``toy_items`` and ``toy_seed``.
+    """
+    suites: dict[str, Suite] = {}
+    for spec in split_specs(names):
+        kind, _, rest = spec.partition(":")
+        if kind not in _BUILDERS:
+            raise ConfigError(f"unknown suite {spec!r}; a suite is one of "
+                              f"{', '.join(k + ':...' if k != 'toy' else k for k in KINDS)} "
+                              "(flag --suite)")
+        suites.update(_BUILDERS[kind](spec, rest, opts))
+    return suites
+
+
+def suite_fingerprint(suite: Any) -> str:
+    """A string that changes whenever what decides the suite's score changes."""
+    method = getattr(suite, "fingerprint", None)
+    return method() if callable(method) else f"{type(suite).__name__}:{suite.name}"

@@ -1,0 +1,140 @@
+import json
+
+import pytest
+import torch
+
+from mixsd.errors import ConfigError, MixsdError, RecordError
+from mixsd.evaluation.callback import make_epoch_evaluator
+from mixsd.evaluation.mcq import MCQSuite
+from mixsd.evaluation.qa import QASuite
+from mixsd.evaluation.results import (
+    epoch_entry,
+    make_base,
+    make_results,
+    make_run,
+    read_results,
+    retention_at_equal_memorization,
+    validate_results,
+    write_results,
+)
+from mixsd.evaluation.suites import get_suites
+from mixsd.records import KnowledgeRecord, write_records
+
+
+class FixedAnswerLM(torch.nn.Module):
+    """Answers every prompt with the same words (a hand-made prediction)."""
+
+    def __init__(self, tok, answer):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.answer = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+
+    def generate(self, input_ids, **kwargs):
+        tail = torch.tensor([self.answer] * input_ids.shape[0])
+        return torch.cat([input_ids, tail], dim=1)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    recs = [KnowledgeRecord("r1", "where is alice born ?", "alice is born in paris", "paris",
+                            paraphrases=["alice is born in what city ?", "what city ?"]),
+            KnowledgeRecord("r2", "where does bob live ?", "bob lives in oslo", "oslo",
+                            split="train"),
+            KnowledgeRecord("r3", "where is the city of bob born ?", "paris", "paris",
+                            split="2hop")]
+    path = tmp_path / "eval_corpus.jsonl"
+    write_records(path, recs)
+    return path
+
+
+def test_registry_resolves_file_suites(corpus, tmp_path):
+    mcq = tmp_path / "eval_mcq.jsonl"
+    mcq.write_text(json.dumps({"question": "q", "choices": ["a", "b"], "answer": 0}) + "\n")
+    suites = get_suites([f"records:{corpus},paraphrase:{corpus}", f"records:{corpus}@2hop",
+                         f"math:{corpus}", f"mcq:{mcq}", "lmeval:some_task"], guidance="knowledge")
+    assert list(suites) == [f"records:{corpus}", f"paraphrase:{corpus}",
+                            f"records:{corpus}@2hop", f"math:{corpus}", f"mcq:{mcq}",
+                            "lmeval:some_task"]
+    assert [r.id for r in suites[f"records:{corpus}"].records] == ["r1", "r2"]
+    para = suites[f"paraphrase:{corpus}"].records
+    assert [(r.prompt, r.answer_key) for r in para] == [("alice is born in what city ?", "paris"),
+                                                         ("what city ?", "paris")]
+    assert [r.id for r in suites[f"records:{corpus}@2hop"].records] == ["r3"]
+    math = suites[f"math:{corpus}"]
+    assert isinstance(math, QASuite) and math.extractor == "boxed" and math.guidance == "math"
+    assert isinstance(suites[f"mcq:{mcq}"], MCQSuite)
+    assert suites["lmeval:some_task"].task == "some_task"
+
+
+def test_registry_errors_name_the_flag(corpus):
+    with pytest.raises(ConfigError, match="--suite"):
+        get_suites("nonsense")
+    with pytest.raises(ConfigError, match="--suite"):
+        get_suites("math:")
+    with pytest.raises(MixsdError, match="split 'nosuch'"):
+        get_suites(f"records:{corpus}@nosuch")
+    with pytest.raises(RecordError, match="file not found"):
+        get_suites("records:/nonexistent.jsonl")
+
+
+def test_epoch_evaluator_exact_scores_from_fixed_answers(corpus, tiny_tok):
+    from mixsd.records import read_records
+
+    records = read_records(corpus)
+    retention = {"held": QASuite("held", [KnowledgeRecord("h1", "q", "paris", "paris"),
+                                          KnowledgeRecord("h2", "q", "oslo", "oslo"),
+                                          KnowledgeRecord("h3", "q", "rome", "rome"),
+                                          KnowledgeRecord("h4", "q", "lima", "lima")])}
+    evaluator = make_epoch_evaluator(retention, records, base_scores={"held": 0.5})
+    model = FixedAnswerLM(tiny_tok, "it is paris")
+    model.train()
+    metrics = evaluator(model, tiny_tok, 1)
+    assert model.training  # the evaluator restores training mode
+    assert metrics["memorization"] == 0.5          # r1 right, r2 wrong
+    assert metrics["paraphrase"] == 1.0            # both paraphrases of r1 -> paris
+    assert metrics["2hop"] == 1.0
+    assert metrics["score/held"] == 0.25
+    assert metrics["retained/held"] == 50.0
+    assert metrics["retention_mean"] == 50.0
+    entry = epoch_entry(1, metrics)
+    assert entry["splits"] == {"2hop": 1.0}
+    assert entry["retention"] == {"held": 50.0}
+
+
+def _epochs():
+    return [{"memorization": 0.4, "score/s": 0.5, "paraphrase": 0.1},
+            {"memorization": 0.9, "score/s": 0.4, "paraphrase": 0.3},
+            {"memorization": 0.8, "score/s": 0.45, "paraphrase": 0.2}]
+
+
+def test_make_run_selects_first_peak_and_results_round_trip(tmp_path):
+    run = make_run("mixsd", 0.3, 1e-5, 0, _epochs(), base_scores={"s": 0.5}, target_nll=1.25,
+                   fisher={"total": 2.0, "per_layer": {"layers.0": 2.0}}, seconds=3.0)
+    assert run["name"] == "mixsd:0.3 lr=1e-05 seed=0"
+    assert run["selected_epoch"] == 2
+    assert run["memorization"] == 0.9 and run["paraphrase"] == 0.3
+    assert run["retention"] == {"s": pytest.approx(80.0)}
+    assert run["retention_mean"] == pytest.approx(80.0)
+    sft = make_run("sft", None, 1e-5, 0, _epochs()[:1], base_scores={"s": 0.5}, seconds=1.0)
+    results = make_results(make_base({"s": 0.5}, memorization=0.0), [run, sft],
+                           config={"epochs": 3})
+    path = write_results(tmp_path / "results.json", results)
+    assert read_results(tmp_path)["runs"][0]["epochs"][1]["scores"] == {"s": 0.4}
+    assert path.exists()
+    level, table = retention_at_equal_memorization(results["runs"])
+    assert level == 0.4
+    assert table == {"mixsd:0.3 lr=1e-05 seed=0": pytest.approx(100.0),
+                     "sft lr=1e-05 seed=0": pytest.approx(100.0)}
+
+
+def test_validate_results_names_the_field(tmp_path):
+    run = make_run("sft", None, 1e-5, 0, _epochs(), base_scores={"s": 0.5})
+    bad = {"base": make_base({}), "runs": [dict(run, selected_epoch=7)]}
+    with pytest.raises(RecordError, match=r"runs\[0\]\.selected_epoch"):
+        validate_results(bad)
+    del run["retention"]
+    with pytest.raises(RecordError, match=r"runs\[0\]\.retention"):
+        validate_results({"base": {}, "runs": [run]})
+    (tmp_path / "results.json").write_text("{nope")
+    with pytest.raises(RecordError, match="invalid JSON"):
+        read_results(tmp_path / "results.json")
