@@ -9,7 +9,8 @@ Splits:
 
 * ``edits``: one record per distinct edit, the NEW object as the answer (the training set);
 * ``multihop``: the multi-hop questions, answered with the post-edit ``new_answer``;
-* ``single_hop``: the post-edit single-hop questions of each chain (when present).
+* ``single_hop``: the post-edit single-hop questions of each chain (when present; the
+  edited hops among them repeat an edit's question, the others are facts left unedited).
 
 Two cases that edit the same (subject, relation) to different objects cannot both hold; the
 first edit wins and the later cases are left out (counted in the manifest).
