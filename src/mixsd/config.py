@@ -110,7 +110,7 @@ class StageConfig:
                     raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))}, "
                                       f"got {item!r} (flag {flag})")
                 if (lo is not None and item < lo) or (hi is not None and item > hi):
-                    rng = f"[{'-inf' if lo is None else lo:g}, {'inf' if hi is None else hi:g}]"
+                    rng = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
                     raise ConfigError(f"{f.name} must be in {rng}, got {item:g} (flag {flag})")
 
     # -- dict / yaml ----------------------------------------------------------------
