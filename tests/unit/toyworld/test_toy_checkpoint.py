@@ -1,0 +1,69 @@
+"""The checkpoint shipped in the package: it loads as ``toy`` and really has the skills."""
+
+import pytest
+
+from mixsd.models import load_model_and_tokenizer
+from mixsd.toyworld import cache, toy_suites
+
+
+def test_shipped_checkpoint_matches_the_default_config():
+    manifest = cache.read_manifest(cache.SHIPPED)
+    assert manifest is not None, "no shipped toy checkpoint"
+    assert manifest["config_hash"] == cache.config_hash(*cache.toy_configs())
+    size = sum(p.stat().st_size for p in cache.SHIPPED.iterdir())
+    assert size <= 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("home")
+    mp.setenv("MIXSD_HOME", str(home))
+    model, tok = load_model_and_tokenizer("toy", device="cpu")
+    yield model, tok, home
+    mp.undo()
+
+
+def test_toy_resolves_to_the_installed_shipped_checkpoint(toy):
+    model, tok, home = toy
+    folders = list(home.glob("toy-*"))
+    assert len(folders) == 1 and (folders[0] / "model.safetensors").is_file()
+    assert (folders[0] / "model.safetensors").read_bytes() == \
+        (cache.SHIPPED / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("suite,minimum", [("recall", 0.9), ("paraphrase", 0.85),
+                                           ("in_context", 0.85), ("arithmetic", 0.85)])
+def test_shipped_model_scores_well(toy, suite, minimum):
+    model, tok, _ = toy
+    result = toy_suites(30, seed=1)[suite].evaluate(model, tok)
+    assert result.n == 30 and result.score >= minimum, result.samples[:3]
+
+
+def test_base_model_answers_in_its_own_style(toy):
+    from mixsd.generation import greedy_generate
+    from mixsd.prompts import PromptRenderer
+    from mixsd.toyworld import injection_records
+
+    model, tok, _ = toy
+    recs = injection_records(20)
+    for name in ("toy", "toy-own"):
+        r = PromptRenderer(tok, name)
+        naive = greedy_generate(model, tok, [r.naive_ids(x.prompt) for x in recs],
+                                max_new_tokens=24, stop_token_ids=r.stop_token_ids)
+        texts = [r.decode_target(ids) for ids in naive]
+        # the naive conditional never uses the reference style, and names the entity
+        assert sum(t.startswith(x.subject) for t, x in zip(texts, recs)) >= 18
+        expert = greedy_generate(model, tok, [r.expert_ids(x.prompt, x.answer) for x in recs],
+                                 max_new_tokens=24, stop_token_ids=r.stop_token_ids)
+        hits = sum(x.answer_key in r.decode_target(ids).split() for ids, x in zip(expert, recs))
+        assert hits >= 18, name
+
+
+@pytest.mark.slow
+def test_rebuild_reproduces_the_shipped_bytes(tmp_path):
+    cache.build_toy_model(tmp_path / "toy", *cache.toy_configs(), progress=False,
+                          measure=False)
+    for path in cache.SHIPPED.iterdir():
+        if path.name != cache.MANIFEST:
+            assert (tmp_path / "toy" / path.name).read_bytes() == path.read_bytes(), path.name

@@ -1,0 +1,64 @@
+import dataclasses
+import json
+
+import pytest
+
+from mixsd.models import load_model_and_tokenizer
+from mixsd.toyworld import cache
+from mixsd.toyworld.pretrain import ModelConfig, TrainConfig, lr_at
+from mixsd.toyworld.world import WorldConfig
+
+TINY_MODEL = ModelConfig(hidden=16, layers=1, heads=2, ffn=32, max_positions=64)
+TINY_TRAIN = TrainConfig(steps=3, batch_size=2, block_size=32, warmup=1)
+
+
+def _build(path, train=TINY_TRAIN):
+    return cache.build_toy_model(path, WorldConfig(), TINY_MODEL, train, progress=False,
+                                 measure=False)
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != cache.MANIFEST}
+
+
+def test_reduced_build_is_loadable_and_byte_identical(tmp_path):
+    m1 = _build(tmp_path / "a")
+    _build(tmp_path / "b")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert {"model.safetensors", "tokenizer.json", "config.json"} <= set(_files(tmp_path / "a"))
+    assert m1["config_hash"] == cache.config_hash(WorldConfig(), TINY_MODEL, TINY_TRAIN)
+    assert json.loads((tmp_path / "a" / cache.MANIFEST).read_text())["parameters"] > 0
+    model, tok = load_model_and_tokenizer(str(tmp_path / "a"), device="cpu")
+    assert model.config.tie_word_embeddings and model.config.vocab_size == len(tok)
+    assert not list(tmp_path.glob(".*tmp*"))  # the temporary build folder is gone
+
+
+def test_thread_count_and_seed(tmp_path):
+    _build(tmp_path / "a")
+    _build(tmp_path / "one", dataclasses.replace(TINY_TRAIN, threads=1))
+    _build(tmp_path / "s1", dataclasses.replace(TINY_TRAIN, seed=1))
+    a = _files(tmp_path / "a")["model.safetensors"]
+    assert a == _files(tmp_path / "one")["model.safetensors"]
+    assert a != _files(tmp_path / "s1")["model.safetensors"]
+
+
+def test_config_hash_and_lr_schedule():
+    base = cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig())
+    assert base == cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig())
+    assert base != cache.config_hash(WorldConfig(seed=1), ModelConfig(), TrainConfig())
+    assert base != cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig(steps=3))
+    cfg = TrainConfig(steps=1000, warmup=100, lr=1e-3)
+    assert lr_at(0, cfg) == pytest.approx(1e-5) and lr_at(99, cfg) == pytest.approx(1e-3)
+    assert lr_at(999, cfg) == pytest.approx(1e-4, rel=1e-3)
+
+
+def test_ensure_builds_on_first_use_when_nothing_matches(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXSD_HOME", str(tmp_path))
+    monkeypatch.setattr(cache, "toy_configs", lambda: (WorldConfig(), TINY_MODEL, TINY_TRAIN))
+    monkeypatch.setattr(cache, "measure_toy_model", lambda *a, **k: {"recall": 0.0})
+    folder = cache.ensure_toy_model(progress=False)
+    digest = cache.config_hash(WorldConfig(), TINY_MODEL, TINY_TRAIN)
+    assert folder == tmp_path / f"toy-{digest}"
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert cache.ensure_toy_model(progress=False) == folder  # cached: not rebuilt
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
