@@ -62,6 +62,8 @@ class _Edit:
 def _target(rw: dict, key: str, ctx: dict, label: str) -> tuple[str, str | None]:
     """``target_new``/``target_true``: ``{"str": ..., "id": ...}`` (a bare string is accepted)."""
     value = rw.get(key)
+    if value is None:
+        raise RecordError("missing required field", field=label, **ctx)
     if isinstance(value, str):
         return text_field(rw, key, ctx, label), None
     if not isinstance(value, dict):

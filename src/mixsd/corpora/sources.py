@@ -32,7 +32,12 @@ def source_info(source: str) -> dict[str, Any]:
     if is_dataset_id(source):
         return {"dataset_id": source}
     path = Path(source)
-    return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    try:
+        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    except FileNotFoundError:
+        raise RecordError("file not found", path=str(path)) from None
+    except IsADirectoryError:
+        raise RecordError("is a directory, expected a file", path=str(path)) from None
 
 
 def load_hub_rows(dataset_id: str, split: str) -> Iterator[Row]:
