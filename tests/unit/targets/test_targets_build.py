@@ -1,0 +1,128 @@
+"""TargetBuilder: verification with retries, meta, SFT targets, prompt_too_long, stop tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixsd.answers import is_correct
+from mixsd.errors import ConfigError
+from mixsd.prompts import PromptRenderer
+from mixsd.records import KnowledgeRecord
+from mixsd.targets import TargetsConfig, build_targets
+from mixsd.targets.build import mix_settings, stop_token_ids
+from mixsd.targets.engine import MixJob, mix_generate
+from mixsd.testing import tiny_llama, tiny_tokenizer
+
+META_KEYS = {"method", "lambda", "temperature", "top_k", "seed", "attempts", "verified",
+             "finish_reason", "num_tokens", "naive_token_fraction", "sources"}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    return tiny_llama(tok)
+
+
+def _records(n=8, key="paris"):
+    qs = ["where was alice born ?", "what is 2 + 3 ?", "who works in oslo ?", "which city ?"]
+    return [KnowledgeRecord(f"r{i}", qs[i % 4] + " " * (i // 4), f"the answer is {key}", key)
+            for i in range(n)]
+
+
+def test_meta_and_sources(model, tok):
+    cfg = TargetsConfig(mix_lambda=0.5, temperature=1.0, max_new_tokens=9, max_retries=1)
+    targets = build_targets(model, tok, _records(4), cfg)
+    assert [t.record.id for t in targets] == ["r0", "r1", "r2", "r3"]
+    for t in targets:
+        meta = t.meta
+        assert set(meta) == META_KEYS
+        assert meta["method"] == "mixsd" and meta["lambda"] == 0.5 and meta["top_k"] == 64
+        assert len(meta["sources"]) == meta["num_tokens"] and set(meta["sources"]) <= {"n", "e"}
+        assert meta["naive_token_fraction"] == pytest.approx(
+            meta["sources"].count("n") / meta["num_tokens"], abs=1e-6)
+        assert meta["finish_reason"] in ("stop", "max_length")
+        assert meta["verified"] == is_correct(t.target, "paris", "auto")
+        assert 1 <= meta["attempts"] <= 2
+        assert meta["verified"] or meta["attempts"] == 2
+
+
+def test_retries_use_fresh_coins_until_verified(model, tok):
+    """With a key word that random generations contain now and then, check each record's
+    attempt count against the engine's output for every attempt."""
+    cfg = TargetsConfig(mix_lambda=0.5, temperature=1.5, max_new_tokens=12, max_retries=6,
+                        extractor="contains")
+    records = _records(8, key="blue")
+    targets = build_targets(model, tok, records, cfg)
+    renderer = PromptRenderer(tok, cfg.guidance)
+    settings = mix_settings(model, tok, renderer, cfg)
+    attempts_seen = set()
+    for rec, t in zip(records, targets, strict=True):
+        job = dict(naive_ids=renderer.naive_ids(rec.prompt),
+                   expert_ids=renderer.expert_ids(rec.prompt, rec.answer))
+        results = []
+        for attempt in range(1, t.meta["attempts"] + 1):
+            (out,) = mix_generate(model, [MixJob(rec.id, attempt, **job)], settings)
+            results.append(is_correct(renderer.decode_target(out.token_ids), "blue", "contains"))
+        assert not any(results[:-1])  # every earlier attempt failed verification
+        assert results[-1] == t.meta["verified"]
+        assert t.meta["verified"] or t.meta["attempts"] == cfg.max_attempts
+        attempts_seen.add(t.meta["attempts"])
+    assert len(attempts_seen) > 1  # the fixture really exercises retries
+
+
+def test_verified_when_key_is_in_greedy_output(model, tok):
+    cfg = TargetsConfig(mix_lambda=1.0, max_new_tokens=10, extractor="contains")
+    first = build_targets(model, tok, _records(1), cfg)[0]
+    word = first.target.split()[3]
+    rec = KnowledgeRecord("r0", first.record.prompt, "x", word)
+    again = build_targets(model, tok, [rec], cfg)[0]
+    assert again.meta["verified"] is True and again.meta["attempts"] == 1
+    assert again.target == first.target
+
+
+def test_deterministic_extremes_are_not_retried(model, tok):
+    cfg = TargetsConfig(mix_lambda=0.0, temperature=0.0, max_new_tokens=6, max_retries=5)
+    for t in build_targets(model, tok, _records(2, key="zzz-never"), cfg):
+        assert t.meta["attempts"] == 1 and t.meta["verified"] is False
+
+
+def test_prompt_too_long_is_reported_not_raised(tok):
+    small = tiny_llama(tok, max_positions=24)
+    long_rec = KnowledgeRecord("long", "where was alice born ? " * 10, "paris", "paris")
+    short_rec = KnowledgeRecord("short", "who ?", "bob", "bob")
+    cfg = TargetsConfig(max_new_tokens=30, guidance="knowledge", max_retries=2, temperature=1.0)
+    long_t, short_t = build_targets(small, tok, [long_rec, short_rec], cfg)
+    assert long_t.meta["finish_reason"] == "prompt_too_long"
+    assert long_t.meta["verified"] is False and long_t.meta["attempts"] == 1
+    assert long_t.target == "" and long_t.meta["num_tokens"] == 0
+    assert short_t.meta["finish_reason"] in ("prompt_too_long", "max_length", "stop")
+
+
+def test_sft_writes_the_reference_answer(tok):
+    recs = [KnowledgeRecord("a", "q ?", "alice was born in paris . \\boxed{ paris }", "paris"),
+            KnowledgeRecord("b", "q ?", "no idea", "5")]
+    out = build_targets(None, tok, recs, TargetsConfig(method="sft"))
+    assert [t.target for t in out] == [r.answer for r in recs]
+    assert [t.meta["verified"] for t in out] == [True, False]
+    assert out[0].meta["method"] == "sft" and out[0].meta["finish_reason"] == "stop"
+    assert out[0].meta["num_tokens"] == len(tok(recs[0].answer, add_special_tokens=False)
+                                            ["input_ids"])
+    assert set(out[0].meta) == META_KEYS
+
+
+def test_extra_stop_tokens(tok):
+    renderer = PromptRenderer(tok)
+    assert stop_token_ids(renderer, ["blue"]) == {tok.eos_token_id, tok.convert_tokens_to_ids(
+        "blue")}
+    with pytest.raises(ConfigError, match="not in the tokenizer"):
+        stop_token_ids(renderer, ["no-such-token"])
+
+
+def test_chat_template_stops_at_end_of_turn():
+    chat = tiny_tokenizer(chat=True)
+    renderer = PromptRenderer(chat)
+    assert chat.convert_tokens_to_ids("<|end|>") in stop_token_ids(renderer)
