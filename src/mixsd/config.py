@@ -180,9 +180,11 @@ class StageConfig:
             parser.add_argument(_flag(f), **kwargs)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, **fixed: Any) -> StageConfig:
-        """Resolve defaults < ``--config`` YAML < flags (< ``fixed`` values from code)."""
-        data: dict[str, Any] = {}
+    def from_args(cls, args: argparse.Namespace, *, defaults: dict[str, Any] | None = None,
+                  **fixed: Any) -> StageConfig:
+        """Resolve defaults (< ``defaults``, a preset) < ``--config`` YAML < flags (< ``fixed``
+        values from code)."""
+        data: dict[str, Any] = dict(defaults or {})
         if getattr(args, "config", None):
             data.update(cls.load_yaml(args.config))
         names = {f.name for f in dataclasses.fields(cls)}
