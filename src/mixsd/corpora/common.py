@@ -31,9 +31,9 @@ def make_rng(seed: int, *parts: object) -> random.Random:
 # Pseudo-words: onset + vowel (+ coda) syllables. Names are rejected when they collide with
 # a short list of real words that the syllables can spell, so every entity is novel.
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
-           "gr", "kr", "pr", "tr", "st", "sk", "th", "qu", "vh", "zh", "x")
+           "gr", "kr", "pr", "tr", "st", "sk", "th", "qu", "zh")
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "io", "ou", "y")
-_CODAS = ("", "", "", "n", "r", "l", "s", "th", "x", "m", "nd", "rk")
+_CODAS = ("", "", "", "n", "r", "l", "s", "th", "x", "m", "nd")
 _REAL_WORDS = frozenset({
     "band", "bear", "bore", "born", "dare", "dome", "done", "dose", "fame", "fine", "game",
     "gone", "kind", "lake", "land", "line", "lone", "made", "male", "mare", "mind", "mine",

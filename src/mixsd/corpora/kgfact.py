@@ -119,8 +119,9 @@ def _retrieval(world: World, cfg: KGFactConfig) -> list[KnowledgeRecord]:
     out = []
     for i, idx in enumerate(chosen):
         fact = world.facts[idx]
-        others = [f for f in world.facts if f.index != idx]
-        shown = rng.sample(others, min(cfg.distractors, len(others)))
+        picks = rng.sample(range(len(world.facts) - 1), min(cfg.distractors,
+                                                             len(world.facts) - 1))
+        shown = [world.facts[j + (j >= idx)] for j in picks]  # every fact but this one
         position = rng.randrange(len(shown) + 1)
         shown.insert(position, fact)
         template = _heldout_template(fact, rng)

@@ -213,7 +213,12 @@ def build_world(n_domains: int, n_entities: int, seed: int) -> World:
         if relation.subject_domain not in domains or relation.object_domain not in domains:
             continue
         rng = make_rng(seed, "kgfact", "relation", relation.name)
-        for subject in entities[relation.subject_domain]:
-            choices = [e for e in entities[relation.object_domain] if e != subject]
-            facts.append(Fact(len(facts), subject, relation, rng.choice(choices)))
+        pool = entities[relation.object_domain]
+        same_domain = relation.subject_domain == relation.object_domain
+        for position, subject in enumerate(entities[relation.subject_domain]):
+            # uniform over the pool minus the subject itself (no self-loops)
+            pick = rng.randrange(len(pool) - 1 if same_domain else len(pool))
+            if same_domain and pick >= position:
+                pick += 1
+            facts.append(Fact(len(facts), subject, relation, pool[pick]))
     return World(domains, entities, facts)
