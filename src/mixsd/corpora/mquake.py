@@ -88,7 +88,33 @@ def _edit(rw: Any, ctx: dict, index: int) -> _Edit:
     return _Edit(subject, relation, cloze, (question or cloze).strip(), new, true, new_id)
 
 
-def _case(obj: Any, ctx: dict) -> tuple[Any, list[_Edit], list[str], str, list, list]:
+@dataclass
+class _Case:
+    case_id: Any
+    edits: list[_Edit]
+    questions: list[str]
+    new_answer: str
+    aliases: list[str]
+    single_hops: list[tuple[str, str, list[str]]]  # (question, answer, aliases)
+
+
+def _single_hops(obj: dict, ctx: dict) -> list[tuple[str, str, list[str]]]:
+    hops = obj.get("new_single_hops") or []
+    if not isinstance(hops, list):
+        raise RecordError("must be a list of objects", field="new_single_hops", **ctx)
+    out = []
+    for i, hop in enumerate(hops):
+        name = f"new_single_hops[{i}]"
+        if not isinstance(hop, dict):
+            raise RecordError("must be an object", field=name, **ctx)
+        out.append((text_field(hop, "question", ctx, f"{name}.question"),
+                    text_field(hop, "answer", ctx, f"{name}.answer"),
+                    [str(a) for a in hop.get("answer_alias") or []]))
+    return out
+
+
+def _case(obj: Any, ctx: dict) -> _Case:
+    """Validate one upstream case; errors name the record and the field."""
     if not isinstance(obj, dict):
         raise RecordError(f"a case must be an object, got {type(obj).__name__}", **ctx)
     rewrites = obj.get("requested_rewrite")
@@ -102,10 +128,10 @@ def _case(obj: Any, ctx: dict) -> tuple[Any, list[_Edit], list[str], str, list, 
     aliases = obj.get("new_answer_alias") or []
     if not isinstance(aliases, list):
         raise RecordError("must be a list of strings", field="new_answer_alias", **ctx)
-    hops = obj.get("new_single_hops") or []
-    if not isinstance(hops, list):
-        raise RecordError("must be a list of objects", field="new_single_hops", **ctx)
-    return obj.get("case_id"), edits, questions, new_answer, [str(a) for a in aliases], hops
+    case_id = obj.get("case_id")
+    return _Case(ctx["path"] if case_id is None else case_id, edits,
+                 [q.strip() for q in questions if q.strip()], new_answer,
+                 [str(a) for a in aliases], _single_hops(obj, ctx))
 
 
 def _load_cases(config: MQuAKEConfig) -> list[tuple[Any, dict]]:
@@ -119,54 +145,56 @@ def _load_cases(config: MQuAKEConfig) -> list[tuple[Any, dict]]:
     return cases
 
 
+def _add_edits(case: _Case, edits: list[KnowledgeRecord],
+               by_key: dict[tuple[str, str], KnowledgeRecord]) -> int:
+    """Add the case's edits not seen before; return how many were duplicates."""
+    duplicates = 0
+    for e in case.edits:
+        known = by_key.get((e.subject, e.relation))
+        if known is not None:
+            known.metadata["case_ids"].append(case.case_id)
+            duplicates += 1
+            continue
+        rec = KnowledgeRecord(
+            id=f"mquake-edit-{len(edits):05d}", prompt=e.question,
+            answer=reference_answer(e.target_new), answer_key=e.target_new,
+            subject=e.subject, split="edits",
+            metadata={"case_ids": [case.case_id], "relation_id": e.relation, "cloze": e.cloze,
+                      "target_true": e.target_true, "target_new_id": e.target_new_id})
+        by_key[(e.subject, e.relation)] = rec
+        edits.append(rec)
+    return duplicates
+
+
+def _add_questions(case: _Case, splits: dict[str, list[KnowledgeRecord]]) -> None:
+    meta = {"case_id": case.case_id, "answer_aliases": case.aliases,
+            "num_edits": len(case.edits), "edited_subjects": [e.subject for e in case.edits]}
+    for i, question in enumerate(case.questions):
+        splits["multihop"].append(KnowledgeRecord(
+            id=f"mquake-multihop-{len(splits['multihop']):05d}", prompt=question,
+            answer=reference_answer(case.new_answer), answer_key=case.new_answer,
+            split="multihop", metadata={**meta, "question_index": i}))
+    for i, (question, answer, aliases) in enumerate(case.single_hops):
+        splits["single_hop"].append(KnowledgeRecord(
+            id=f"mquake-single-{len(splits['single_hop']):05d}", prompt=question,
+            answer=reference_answer(answer), answer_key=answer, split="single_hop",
+            metadata={"case_id": case.case_id, "hop_index": i, "answer_aliases": aliases}))
+
+
 def build(config: MQuAKEConfig) -> tuple[dict[str, list[KnowledgeRecord]], dict, dict]:
     """(splits, extra files, stats) of the MQuAKE corpus."""
     splits: dict[str, list[KnowledgeRecord]] = {name: [] for name in SPLITS}
-    edits_by_key: dict[tuple[str, str], KnowledgeRecord] = {}
+    by_key: dict[tuple[str, str], KnowledgeRecord] = {}
     stats = {"source": source_info(config.source), "cases": 0, "conflicting_cases": 0,
              "duplicate_edits": 0}
-    for obj, ctx in _load_cases(config):
-        case_id, edits, questions, new_answer, aliases, hops = _case(obj, ctx)
-        case = case_id if case_id is not None else ctx["path"]
-        if any((e.subject, e.relation) in edits_by_key and
-               edits_by_key[(e.subject, e.relation)].answer_key != e.target_new for e in edits):
-            stats["conflicting_cases"] += 1
+    cases = [_case(obj, ctx) for obj, ctx in _load_cases(config)]  # validate all first
+    for case in cases:
+        if any((e.subject, e.relation) in by_key
+               and by_key[(e.subject, e.relation)].answer_key != e.target_new
+               for e in case.edits):
+            stats["conflicting_cases"] += 1  # an earlier case edited this fact differently
             continue
         stats["cases"] += 1
-        for e in edits:
-            known = edits_by_key.get((e.subject, e.relation))
-            if known is not None:
-                known.metadata["case_ids"].append(case)
-                stats["duplicate_edits"] += 1
-                continue
-            rec = KnowledgeRecord(
-                id=f"mquake-edit-{len(splits['edits']):05d}", prompt=e.question,
-                answer=reference_answer(e.target_new), answer_key=e.target_new,
-                subject=e.subject, split="edits",
-                metadata={"case_ids": [case], "relation_id": e.relation, "cloze": e.cloze,
-                          "target_true": e.target_true, "target_new_id": e.target_new_id})
-            edits_by_key[(e.subject, e.relation)] = rec
-            splits["edits"].append(rec)
-        meta = {"case_id": case, "answer_aliases": aliases, "num_edits": len(edits),
-                "edited_subjects": [e.subject for e in edits]}
-        for q_index, question in enumerate(questions):
-            splits["multihop"].append(KnowledgeRecord(
-                id=f"mquake-multihop-{len(splits['multihop']):05d}", prompt=question.strip(),
-                answer=reference_answer(new_answer), answer_key=new_answer, split="multihop",
-                metadata={**meta, "question_index": q_index}))
-        for h_index, hop in enumerate(hops):
-            name = f"new_single_hops[{h_index}]"
-            if not isinstance(hop, dict):
-                raise RecordError("must be an object", field=name, **ctx)
-            answer = text_field(hop, "answer", ctx, f"{name}.answer")
-            splits["single_hop"].append(KnowledgeRecord(
-                id=f"mquake-single-{len(splits['single_hop']):05d}",
-                prompt=text_field(hop, "question", ctx, f"{name}.question"),
-                answer=reference_answer(answer),
-                answer_key=answer, split="single_hop",
-                metadata={"case_id": case, "hop_index": h_index,
-                          "answer_aliases": [str(a) for a in hop.get("answer_alias") or []]}))
-    if not splits["edits"]:
-        raise RecordError("no usable edits (every case conflicts with an earlier one)",
-                          path=config.source)
+        stats["duplicate_edits"] += _add_edits(case, splits["edits"], by_key)
+        _add_questions(case, splits)
     return splits, {}, stats

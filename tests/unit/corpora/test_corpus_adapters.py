@@ -135,7 +135,9 @@ def _case(**overrides):
     ([_case(requested_rewrite=[])], "field 'requested_rewrite'"),
     ([_case(questions="not a list")], "field 'questions'"),
     ([_case(new_answer="")], "field 'new_answer'.*empty"),
+    ([_case(new_single_hops=[{"question": "Q?"}])], r"field 'new_single_hops\[0\].answer'"),
     (["a string"], "record 1.*must be an object"),
+    ([], "no cases found"),
 ])
 def test_mquake_bad_cases_name_record_and_field(tmp_path, cases, words):
     path = tmp_path / "bad.json"
