@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from mixsd.cli import main
+from mixsd.corpora import read_corpus
+from mixsd.errors import RecordError
 from mixsd.records import read_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "corpora"
@@ -103,3 +105,14 @@ def test_unknown_corpus_is_rejected(tmp_path, capsys):
         main(["corpus", "wikidata", "--out", str(tmp_path)])
     assert info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_read_corpus_returns_manifest_and_splits(tmp_path):
+    out = tmp_path / "k"
+    assert main(["corpus", "kgfact", "--out", str(out), "--entities", "3"]) == 0
+    manifest, splits = read_corpus(out)
+    assert set(splits) == set(manifest["files"])
+    assert {k: len(v) for k, v in splits.items()} == \
+        {k: v for k, v in manifest["sizes"].items() if v}
+    with pytest.raises(RecordError, match="no manifest.json"):
+        read_corpus(tmp_path)

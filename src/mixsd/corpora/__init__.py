@@ -18,6 +18,7 @@ Every generator is seeded and deterministic: the same config gives byte-identica
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +34,13 @@ from mixsd.corpora.kgfact import KGFactConfig
 from mixsd.corpora.kgfunc import KGFuncConfig
 from mixsd.corpora.mquake import MQuAKEConfig
 from mixsd.corpora.simpleqa import SimpleQAConfig
-from mixsd.errors import ConfigError
+from mixsd.errors import ConfigError, RecordError
 from mixsd.io import atomic_write_json, write_run_info
-from mixsd.records import KnowledgeRecord, write_records
+from mixsd.records import KnowledgeRecord, read_records, write_records
 
 __all__ = ["CORPORA", "Corpus", "KGFactConfig", "KGFuncConfig", "MQuAKEConfig", "Operation",
            "SimpleQAConfig", "Step", "execute", "generate_corpus", "get_corpus",
-           "reference_answer", "write_corpus"]
+           "read_corpus", "reference_answer", "write_corpus"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,20 @@ def write_corpus(name: str, config: StageConfig, out_dir: str | Path) -> dict[st
                    wall_s=round(time.perf_counter() - start, 3))
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def read_corpus(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, list[KnowledgeRecord]]]:
+    """Read back a corpus directory: ``(manifest, {split: records})`` for the written splits."""
+    out = Path(out_dir)
+    path = out / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError("no manifest.json: not a corpus directory (write one with "
+                          "`mixsd corpus NAME --out DIR`)", path=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise RecordError("must map split names to file names", path=str(path), field="files")
+    return manifest, {split: read_records(out / name) for split, name in files.items()}

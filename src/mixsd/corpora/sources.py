@@ -55,7 +55,7 @@ def load_hub_rows(dataset_id: str, split: str) -> Iterator[Row]:
 
 def _open(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM (Excel exports)
     except FileNotFoundError:
         raise RecordError("file not found", path=str(path)) from None
     except IsADirectoryError:

@@ -36,6 +36,12 @@ def test_simpleqa_reads_the_upstream_csv():
     assert splits["recall"] and all(r.prompt in prompts for r in splits["recall"])
 
 
+def test_simpleqa_tolerates_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + SIMPLEQA.read_bytes())
+    assert len(generate_corpus("simpleqa", SimpleQAConfig(source=str(path)))["train"]) == 5
+
+
 def test_simpleqa_limit_is_a_seeded_sample():
     a = generate_corpus("simpleqa", SimpleQAConfig(source=str(SIMPLEQA), limit=3, seed=1))
     b = generate_corpus("simpleqa", SimpleQAConfig(source=str(SIMPLEQA), limit=3, seed=1))
