@@ -29,6 +29,13 @@ import argparse
 
 HELP = "generate a knowledge corpus (kgfact, kgfunc, simpleqa, mquake) as records JSONL"
 
+EXAMPLES = {
+    "kgfact": "mixsd corpus kgfact --out data/kgfact --size large --distractors 50 --seed 0",
+    "kgfunc": "mixsd corpus kgfunc --out data/kgfunc --ops 8 --train-per-op 50 --shots 3",
+    "simpleqa": "mixsd corpus simpleqa --out data/simpleqa --source simple_qa_test_set.csv",
+    "mquake": "mixsd corpus mquake --out data/mquake --source MQuAKE-CF-3k.json",
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.corpora import CORPORA
@@ -38,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, corpus in CORPORA.items():
         doc = __import__(corpus.build.__module__, fromlist=["_"]).__doc__
         p = sub.add_parser(name, help=corpus.description, description=doc,
+                           epilog=f"Example:\n  {EXAMPLES[name]}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--out", required=True, metavar="DIR",
                        help="directory to write SPLIT.jsonl files and manifest.json into")
