@@ -1,0 +1,410 @@
+"""The experiment runner behind ``mixsd compare`` and ``mixsd demo``.
+
+One command runs every method on one corpus with identical evaluation (method.md,
+"Baselines" and "Measurements"):
+
+    corpus -> targets (per method) -> training with per-epoch evaluation -> first-peak
+    selection and equal-memorisation comparison -> analyses (target NLL, Fisher
+    displacement) -> results.json -> report
+
+Every stage leaves its artifact under ``OUT/`` and is reused when it already exists, so a
+killed run resumes where it stopped:
+
+    OUT/corpus/train.jsonl          the injected facts (and OUT/corpus/eval.jsonl, other splits)
+    OUT/base.json                   the untouched model's scores
+    OUT/targets/LABEL.jsonl         one targets file per target-based method
+    OUT/analysis/nll.json           mean per-token NLL of each target file under the base model
+    OUT/runs/LABEL-lrLR-sSEED/      a training run (epoch-K/ checkpoints, metrics.jsonl, entry.json)
+    OUT/results.json, OUT/report/   the comparison
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mixsd.config import StageConfig, option
+from mixsd.errors import ConfigError, MixsdError
+from mixsd.io import atomic_write_json, write_run_info
+from mixsd.records import KnowledgeRecord, read_records, write_records
+
+DEFAULT_METHODS = ("sft", "sd0", "mixsd:0.3", "mixsd:0.5", "mixsd:0.7", "opsd")
+METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA`` or ``opsd``,
+    optionally with its own expert guidance preset: ``mixsd:0.3@toy-own``."""
+
+    spec: str
+    kind: str
+    mix_lambda: float | None
+    guidance: str | None
+
+    @property
+    def label(self) -> str:
+        """A file-system friendly name: ``mixsd-0.3``, ``sd0-toy-own``."""
+        base = f"{self.kind}-{self.mix_lambda:g}" if self.kind == "mixsd" else self.kind
+        return base + (f"-{self.guidance}" if self.guidance else "")
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+
+def parse_method(spec: str) -> MethodSpec:
+    """Parse a method spec; errors name the flag."""
+    text, _, guidance = spec.strip().partition("@")
+    kind, _, value = text.partition(":")
+    if kind not in METHOD_KINDS:
+        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA or opsd "
+                          "(optionally @GUIDANCE) (flag --methods)")
+    mix_lambda: float | None = None
+    if kind == "mixsd":
+        try:
+            mix_lambda = float(value)
+        except ValueError:
+            raise ConfigError(f"methods: {spec!r} needs a lambda, e.g. mixsd:0.3 "
+                              "(flag --methods)") from None
+        if not 0.0 <= mix_lambda <= 1.0:
+            raise ConfigError(f"methods: lambda must be in [0, 1], got {mix_lambda:g} in "
+                              f"{spec!r} (flag --methods)")
+    elif value:
+        raise ConfigError(f"methods: {kind} takes no value, got {spec!r} (flag --methods)")
+    elif kind == "sd0":
+        mix_lambda = 0.0
+    return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None)
+
+
+@dataclass
+class CompareConfig(StageConfig):
+    """The grid of a comparison: methods x learning rates x seeds on one model and corpus."""
+
+    model: str = option("toy", "base model: hub id, local folder, or 'toy'")
+    corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
+                         "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
+    methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
+                                help="methods: sft, sd0, mixsd:LAMBDA, opsd; @GUIDANCE selects "
+                                "a method's expert guidance preset")
+    epochs: int = option(3, "training epochs per run", min=1)
+    lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
+    seeds: list[int] = option(default_factory=lambda: [0], help="seeds", min=0)
+    out: str = option("runs/compare", "output folder (re-running resumes)")
+    suites: list[str] = option(default_factory=list, help="retention suites (see `mixsd eval "
+                               "--help`); default: toy for the toy model, none otherwise")
+    guidance: str = option("auto", "guidance preset of the prompts (auto: toy for the toy model, "
+                           "knowledge otherwise)")
+    extractor: str = option("auto", "answer extractor of verification and evaluation")
+    n_facts: int = option(100, "facts injected when corpus is toy", min=1)
+    eval_items: int = option(200, "items per toy retention suite", min=1)
+    batch_size: int = option(16, "training batch size", min=1)
+    eval_batch_size: int = option(64, "generation batch size of targets and evaluation", min=1)
+    max_new_tokens: int = option(64, "longest target, answer and OPSD rollout in tokens", min=1)
+    max_retries: int = option(10, "target regenerations after a failed verification", min=0)
+    temperature: float = option(0.0, "target sampling temperature (0 = greedy)", min=0)
+    top_k: int = option(64, "top-k of target sampling and of the OPSD loss", min=1)
+    lora: bool = option(False, "train LoRA adapters instead of all weights")
+    include_unverified: bool = option(False, "also train on targets that failed verification "
+                                      "(kept out by default)")
+    warmup_steps: int = option(5, "warm-up steps of every run", min=0)
+    opsd_rollouts: int = option(2, "OPSD rollouts per prompt", min=1)
+    divergence: str = option("reverse_kl", "OPSD divergence",
+                             choices=("reverse_kl", "forward_kl", "jsd"))
+    fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
+    equal_memorization: float | None = option(None, "memorisation level of the equal-"
+                                              "memorisation comparison (default: the highest "
+                                              "level every run reaches)", min=0, max=1)
+    device: str = option("auto", "device: auto, cpu or cuda")
+    report: bool = option(True, "write the Markdown/HTML report")
+
+    def validate(self) -> None:
+        super().validate()
+        self.method_specs()
+        if len({s.label for s in self.method_specs()}) != len(self.methods):
+            raise ConfigError("methods: each method may appear once (flag --methods)")
+
+    def method_specs(self) -> list[MethodSpec]:
+        if not self.methods:
+            raise ConfigError("methods must not be empty (flag --methods)")
+        return [parse_method(m) for m in self.methods]
+
+    @property
+    def is_toy(self) -> bool:
+        return self.model == "toy"
+
+    def resolved_guidance(self) -> str:
+        if self.guidance != "auto":
+            return self.guidance
+        return "toy" if self.is_toy else "knowledge"
+
+    def resolved_suites(self) -> list[str]:
+        return list(self.suites) or (["toy"] if self.is_toy else [])
+
+
+# -- stages ------------------------------------------------------------------------------
+def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[KnowledgeRecord]]:
+    """Write the training records to ``OUT/corpus/train.jsonl``; return it and every record
+    (the training ones plus evaluation splits) for the memorisation suites."""
+    corpus_dir = out / "corpus"
+    train_path = corpus_dir / "train.jsonl"
+    if config.corpus == "toy":
+        if not config.is_toy:
+            raise ConfigError("corpus 'toy' is made for the toy model (flag --corpus)")
+        from mixsd.toyworld import injection_records
+
+        records = injection_records(config.n_facts, seed=0)
+        if not train_path.exists():
+            write_records(train_path, records)
+        return train_path, records
+    source = Path(config.corpus)
+    if source.is_dir():
+        files = sorted(source.glob("*.jsonl"))
+        if not (source / "train.jsonl").exists():
+            raise MixsdError(f"{source}: a corpus folder needs train.jsonl (flag --corpus)")
+        records = [r for f in files for r in read_records(f)]
+        train = read_records(source / "train.jsonl")
+    else:
+        records = read_records(source)
+        train = [r for r in records if r.split in (None, "", "train")]
+    if not train:
+        raise MixsdError(f"{source}: no training records (split empty or 'train')")
+    if not train_path.exists():
+        write_records(train_path, train)
+    return train_path, records
+
+
+def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any) -> dict[str, Any]:
+    """Scores of the untouched model through the SAME evaluator as every epoch of every run
+    (``OUT/base.json``, reused when present)."""
+    from mixsd.evaluation.results import epoch_entry, make_base
+
+    path = out / "base.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    entry = epoch_entry(0, evaluator(model, tokenizer, 0))
+    base = make_base(entry["scores"], memorization=entry["memorization"],
+                     paraphrase=entry["paraphrase"], splits=entry["splits"])
+    atomic_write_json(path, base)
+    return base
+
+
+def _model_id(config: CompareConfig) -> str:
+    from mixsd.models import resolve_model_path
+
+    return resolve_model_path(config.model)
+
+
+def build_method_targets(config: CompareConfig, spec: MethodSpec, records_path: Path, out: Path,
+                         model: Any, tokenizer: Any) -> Path:
+    """The targets file of a target-based method (``OUT/targets/LABEL.jsonl``)."""
+    from mixsd.targets import TargetsConfig, run_targets
+
+    path = out / "targets" / f"{spec.label}.jsonl"
+    if path.exists():
+        return path
+    cfg = TargetsConfig(model=config.model, method="sft" if spec.kind == "sft" else "mixsd",
+                        mix_lambda=spec.mix_lambda if spec.mix_lambda is not None else 0.0,
+                        temperature=config.temperature, top_k=config.top_k,
+                        max_new_tokens=config.max_new_tokens, max_retries=config.max_retries,
+                        seed=0, batch_size=config.eval_batch_size,
+                        guidance=spec.guidance or config.resolved_guidance(),
+                        extractor=config.extractor, device=config.device, progress=False)
+    run_targets(cfg, records_path, path, model=model, tokenizer=tokenizer)
+    return path
+
+
+def target_nlls(config: CompareConfig, out: Path, targets: dict[str, Path], model: Any,
+                tokenizer: Any) -> dict[str, float]:
+    """Mean per-token NLL of each method's targets under the base model (``analysis/nll.json``)."""
+    from mixsd.analysis.nll import load_pairs, target_nll
+
+    path = out / "analysis" / "nll.json"
+    known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for label, file in targets.items():
+        if label not in known:
+            pairs = load_pairs(file, include_unverified=config.include_unverified)
+            known[label] = target_nll(model, tokenizer, pairs, guidance=config.resolved_guidance(),
+                                      batch_size=config.eval_batch_size, name=label).mean_nll
+            atomic_write_json(path, known)
+    return known
+
+
+@dataclass
+class FisherReference:
+    """The base model's diagonal Fisher and weights, computed once when first needed."""
+
+    config: CompareConfig
+    model: Any
+    tokenizer: Any
+    suites: dict[str, Any]
+    _fisher: Any = None
+    _theta0: Any = None
+
+    def displacement(self, checkpoint: Path) -> dict[str, Any] | None:
+        from mixsd.analysis.fisher import (
+            empirical_fisher,
+            fisher_displacement,
+            load_checkpoint_parameters,
+            parameters_of,
+            suite_examples,
+        )
+
+        if self.config.fisher_examples == 0 or not self.suites:
+            return None
+        if self._fisher is None:
+            examples = suite_examples(self.suites, self.tokenizer,
+                                      max_examples=self.config.fisher_examples)
+            self._fisher = empirical_fisher(self.model, examples)
+            self._theta0 = parameters_of(self.model)
+        theta = load_checkpoint_parameters(checkpoint, _model_id(self.config))
+        return fisher_displacement(self._fisher, self._theta0, theta)
+
+
+def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
+                 targets: Path | None, records_path: Path) -> Any:
+    from mixsd.training import TrainConfig
+
+    common = dict(model=config.model, out=str(run_dir), epochs=config.epochs, lr=lr,
+                  batch_size=config.batch_size, seed=seed, lora=config.lora,
+                  warmup_steps=config.warmup_steps, guidance=spec.guidance or
+                  config.resolved_guidance(), device=config.device,
+                  include_unverified=config.include_unverified)
+    if spec.kind == "opsd":
+        return TrainConfig(method="opsd", data=str(records_path), rollouts=config.opsd_rollouts,
+                           max_new_tokens=config.max_new_tokens, top_k=config.top_k,
+                           divergence=config.divergence, **common)
+    return TrainConfig(method="nll", targets=str(targets), **common)
+
+
+def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, out: Path,
+            targets: Path | None, records_path: Path, records: list[KnowledgeRecord],
+            suites: dict[str, Any], base: dict[str, Any], base_model: Any, tokenizer: Any,
+            nll: dict[str, float], fisher: FisherReference) -> dict[str, Any]:
+    """Train one (method, lr, seed) with per-epoch evaluation; its ``runs`` entry.
+
+    The entry is cached in ``RUN_DIR/entry.json``; training itself resumes from its last
+    complete epoch."""
+    from mixsd.evaluation.callback import make_epoch_evaluator
+    from mixsd.evaluation.results import make_run
+    from mixsd.training import read_metrics, train
+
+    run_dir = out / "runs" / f"{spec.label}-lr{lr:g}-s{seed}"
+    entry_path = run_dir / "entry.json"
+    if entry_path.exists():
+        return json.loads(entry_path.read_text(encoding="utf-8"))
+    start = time.perf_counter()
+    evaluator = make_epoch_evaluator(
+        suites, records, base_scores=base["scores"], base_model=base_model,
+        extractor=config.extractor, max_new_tokens=config.max_new_tokens,
+        guidance=config.resolved_guidance(), batch_size=config.eval_batch_size,
+        samples_dir=run_dir / "samples")
+    cfg = train_config(config, spec, lr, seed, run_dir, targets, records_path)
+    train(cfg, epoch_callback=evaluator)
+    metrics = read_metrics(run_dir)
+    if len(metrics) < config.epochs:
+        raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {config.epochs}; "
+                         "remove the run folder to train it again")
+    run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=base["scores"],
+                   target_nll=nll.get(spec.label), name=f"{spec.name} lr={lr:g} seed={seed}",
+                   label=spec.label, guidance=cfg.guidance)
+    checkpoint = run_dir / f"epoch-{run['selected_epoch']}"
+    run["fisher"] = fisher.displacement(checkpoint) if checkpoint.exists() else None
+    run["seconds"] = round(time.perf_counter() - start, 3)  # this call: less when resumed
+    atomic_write_json(entry_path, run)
+    return run
+
+
+def run_compare(config: CompareConfig) -> dict[str, Any]:
+    """Run the whole comparison; return a summary (``results``, ``results_path``,
+    ``report_path``, ``wall_s``)."""
+    from mixsd.evaluation.callback import make_epoch_evaluator
+    from mixsd.evaluation.results import make_results, retention_at_equal_memorization
+    from mixsd.evaluation.suites import get_suites
+    from mixsd.models import load_model_and_tokenizer
+
+    start = time.perf_counter()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_info(out, config, status="running")
+    specs = config.method_specs()
+    records_path, records = prepare_corpus(config, out)
+    model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
+    guidance = config.resolved_guidance()
+    suite_names = config.resolved_suites()
+    suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
+                        extractor=config.extractor) if suite_names else {}
+    base_eval = make_epoch_evaluator(suites, records, extractor=config.extractor,
+                                     max_new_tokens=config.max_new_tokens, guidance=guidance,
+                                     batch_size=config.eval_batch_size)
+    base = evaluate_base(out, model, tokenizer, base_eval)
+    targets = {s.label: build_method_targets(config, s, records_path, out, model, tokenizer)
+               for s in tqdm(specs, desc="targets", leave=False) if s.kind != "opsd"}
+    nll = target_nlls(config, out, targets, model, tokenizer)
+    fisher = FisherReference(config, model, tokenizer, suites)
+    grid = [(s, lr, seed) for s in specs for lr in config.lr for seed in config.seeds]
+    runs = []
+    for spec, lr, seed in tqdm(grid, desc="runs", unit="run"):
+        runs.append(run_one(config, spec, lr, seed, out=out, targets=targets.get(spec.label),
+                            records_path=records_path, records=records, suites=suites, base=base,
+                            base_model=model, tokenizer=tokenizer, nll=nll, fisher=fisher))
+    level, at_level = retention_at_equal_memorization(runs, config.equal_memorization)
+    results = make_results(base, runs, config=config.to_dict(), model=config.model,
+                           corpus=config.corpus, target_nll=nll,
+                           equal_memorization={"level": level, "retention_mean": at_level})
+    from mixsd.evaluation.results import write_results
+
+    results_path = write_results(out / "results.json", results)
+    report_path = None
+    if config.report:
+        from mixsd.report import write_report
+
+        report_path = write_report([results_path], out / "report")
+    wall_s = time.perf_counter() - start
+    write_run_info(out, config, status="complete", wall_s=round(wall_s, 3))
+    return {"results": results, "results_path": results_path, "report_path": report_path,
+            "wall_s": wall_s}
+
+
+# -- the summary table ---------------------------------------------------------------------
+def _fmt(value: Any, pattern: str = "{:.2f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """A plain-text table of every run (one screen), as the CLI prints it."""
+    suites = sorted(results["base"].get("scores", {}))
+    at_level = (results.get("equal_memorization") or {}).get("retention_mean") or {}
+    level = (results.get("equal_memorization") or {}).get("level")
+    header = ["run", "ep", "memo", "para", *[f"{s.split(':')[-1][:10]}%" for s in suites],
+              "ret%", f"ret%@m{_fmt(level)}", "tgtNLL", "fisher", "sec"]
+    base = results["base"]
+    rows = [["base model", "-", _fmt(base.get("memorization")), _fmt(base.get("paraphrase")),
+             *[_fmt(base["scores"][s]) for s in suites], "100", "-", "-", "-", "-"]]
+    for run in results["runs"]:
+        fisher = (run.get("fisher") or {}).get("total")
+        rows.append([run["name"], str(run["selected_epoch"]), _fmt(run["memorization"]),
+                     _fmt(run["paraphrase"]),
+                     *[_fmt((run["retention"] or {}).get(s), "{:.0f}") for s in suites],
+                     _fmt(run["retention_mean"], "{:.0f}"),
+                     _fmt(at_level.get(run["name"]), "{:.0f}"),
+                     _fmt(run.get("target_nll"), "{:.3f}"), _fmt(fisher, "{:.3g}"),
+                     _fmt(run.get("seconds"), "{:.0f}")])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths))) for r in [header, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+DEMO_DEFAULTS: dict[str, Any] = {
+    "model": "toy", "corpus": "toy", "out": "runs/demo", "methods": list(DEFAULT_METHODS),
+    "epochs": 6, "lr": [1e-3], "seeds": [0], "n_facts": 100, "batch_size": 16,
+    "max_new_tokens": 32,
+}
+

@@ -1,0 +1,79 @@
+"""A reduced `mixsd compare` end to end: a handful of facts, 2 epochs, 2 methods."""
+
+import json
+
+import pytest
+
+from mixsd.cli import main
+from mixsd.errors import ConfigError
+from mixsd.evaluation.results import read_results
+from mixsd.experiment import CompareConfig, parse_method
+from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
+
+FACTS = [("where was alice born ?", "oslo"), ("where was bob born ?", "lima"),
+         ("where was carol born ?", "rome"), ("where was dave born ?", "paris")]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    tok = tiny_tokenizer()
+    model_dir = save_tiny(tmp_path / "model", tiny_llama(tok, hidden=32), tok)
+    data = tmp_path / "facts.jsonl"
+    data.write_text("".join(json.dumps({
+        "id": f"f{i}", "prompt": q, "answer": f"the answer is {a} .", "answer_key": a,
+        "paraphrases": [q.replace("where was", "what city was")]}) + "\n"
+        for i, (q, a) in enumerate(FACTS)))
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"{w} is the city of", "answer":
+                                        "red", "answer_key": "red"}) + "\n"
+                            for i, w in enumerate(["alice", "bob", "erin"])))
+    return model_dir, data, held
+
+
+def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
+    model_dir, data, held = setup
+    out = tmp_path / "cmp"
+    argv = ["compare", "--model", model_dir, "--corpus", str(data), "--methods", "sft,mixsd:0.5",
+            "--epochs", "2", "--lr", "1e-2", "--seeds", "0", "--out", str(out),
+            "--suites", f"records:{held}", "--max-new-tokens", "6", "--batch-size", "2",
+            "--fisher-examples", "3", "--device", "cpu", "--max-retries", "0",
+            "--include-unverified"]  # a random model verifies nothing
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "base model" in printed and "mixsd:0.5 lr=0.01 seed=0" in printed
+    results = read_results(out / "results.json")
+    assert [r["method"] for r in results["runs"]] == ["sft", "mixsd"]
+    for run in results["runs"]:
+        assert len(run["epochs"]) == 2 and run["selected_epoch"] in (1, 2)
+        assert run["target_nll"] > 0 and run["fisher"]["total"] >= 0
+        assert set(run["retention"]) == {f"records:{held}"}
+        assert (out / "runs" / f"{run['label']}-lr0.01-s0" / "epoch-2").is_dir()
+    assert results["base"]["memorization"] is not None
+    # SFT targets are y* itself, so their NLL under the base differs from MixSD's
+    assert results["target_nll"]["sft"] != results["target_nll"]["mixsd-0.5"]
+    assert (out / "report" / "report.html").stat().st_size > 1000
+    assert list((out / "report").glob("*.png"))
+    # a second run reuses every artifact
+    before = (out / "results.json").read_text()
+    assert main(argv) == 0
+    after = json.loads((out / "results.json").read_text())
+    assert after["runs"] == json.loads(before)["runs"]
+
+
+def test_method_specs():
+    assert parse_method("mixsd:0.3@toy-own").label == "mixsd-0.3-toy-own"
+    assert parse_method("sd0").mix_lambda == 0.0
+    with pytest.raises(ConfigError, match="needs a lambda"):
+        parse_method("mixsd")
+    with pytest.raises(ConfigError, match=r"lambda must be in \[0, 1\]"):
+        parse_method("mixsd:1.5")
+    with pytest.raises(ConfigError, match="unknown method"):
+        parse_method("dpo")
+    with pytest.raises(ConfigError, match="once"):
+        CompareConfig(methods=["sft", "sft"])
+
+
+def test_bad_corpus_is_a_clear_error(tmp_path, capsys):
+    assert main(["compare", "--model", "toy", "--corpus", str(tmp_path / "none.jsonl"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
