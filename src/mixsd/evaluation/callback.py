@@ -3,7 +3,8 @@
 The trainer calls the evaluator after every epoch; the flat ``{name: float}`` it returns goes
 to ``RUN_DIR/metrics.jsonl``. Keys:
 
-* ``memorization``, ``paraphrase`` and one key per other split of the records (``2hop``, ...);
+* ``memorization``, ``paraphrase`` and ``split/NAME`` for each other split of the records
+  (``split/2hop``, ``split/retrieval``, ...);
 * ``score/SUITE`` for each retention suite, and ``retained/SUITE`` (% of the base score) plus
   ``retention_mean`` when base scores are given;
 * ``drift_kl`` when a base model is given; ``eval_s``, the seconds this evaluation took.
@@ -67,7 +68,8 @@ class EpochEvaluator:
         results = {}
         for name, suite in self.memorisation.items():
             results[name] = suite.evaluate(model, tokenizer, batch_size=self.batch_size)
-            metrics[name] = float(results[name].score)
+            key = name if name in ("memorization", "paraphrase") else f"split/{name}"
+            metrics[key] = float(results[name].score)
         table = {}
         for name, suite in self.suites.items():
             results[name] = suite.evaluate(model, tokenizer, batch_size=self.batch_size)

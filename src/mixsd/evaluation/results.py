@@ -14,7 +14,8 @@ Structure (``schema: mixsd.results/1``)::
                "seconds": ..., "epochs": [EPOCH, ...], ...}]}
 
     EPOCH = {"epoch": 1, "memorization", "paraphrase", "splits": {split: score},
-             "scores", "retention", "retention_mean", "drift_kl"}
+             "scores", "retention", "retention_mean", "drift_kl",
+             "extra": {other numeric metrics of the epoch, e.g. the trainer's loss}}
 
 The top-level metrics of a run are those of its selected epoch (:func:`first_peak` of
 memorisation). Scores are fractions in [0, 1]; retention is in percent.
@@ -37,7 +38,7 @@ from mixsd.io import atomic_write_json, versions
 SCHEMA = "mixsd.results/1"
 RUN_FIELDS = ("method", "lambda", "lr", "seed", "selected_epoch", "memorization", "paraphrase",
               "retention", "retention_mean", "target_nll", "fisher", "seconds", "epochs")
-_FLAT_SPECIAL = ("memorization", "paraphrase", "retention_mean", "drift_kl", "eval_s")
+_KNOWN = ("epoch", "memorization", "paraphrase", "retention_mean", "drift_kl")
 
 
 def run_name(method: str, mix_lambda: float | None = None, lr: float | None = None,
@@ -71,12 +72,15 @@ def epoch_entry(epoch: int, metrics: Mapping[str, float],
     else:
         retention = {k[len("retained/"):]: float(v) for k, v in metrics.items()
                      if k.startswith("retained/")}
-    splits = {k: float(v) for k, v in metrics.items()
-              if "/" not in k and k not in _FLAT_SPECIAL and k != "epoch"}
+    splits = {k[len("split/"):]: float(v) for k, v in metrics.items() if k.startswith("split/")}
+    # Anything else numeric (the trainer's loss, eval_s, ...) is kept as it is.
+    extra = {k: v for k, v in metrics.items() if k not in _KNOWN and not k.startswith(
+        ("score/", "retained/", "split/")) and isinstance(v, (int, float))}
     mean = retention_mean(retention) if retention else metrics.get("retention_mean")
     return {"epoch": int(epoch), "memorization": metrics.get("memorization"),
             "paraphrase": metrics.get("paraphrase"), "splits": splits, "scores": scores,
-            "retention": retention, "retention_mean": mean, "drift_kl": metrics.get("drift_kl")}
+            "retention": retention, "retention_mean": mean, "drift_kl": metrics.get("drift_kl"),
+            "extra": extra}
 
 
 def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int | None,

@@ -92,12 +92,13 @@ def test_epoch_evaluator_exact_scores_from_fixed_answers(corpus, tiny_tok):
     assert model.training  # the evaluator restores training mode
     assert metrics["memorization"] == 0.5          # r1 right, r2 wrong
     assert metrics["paraphrase"] == 1.0            # both paraphrases of r1 -> paris
-    assert metrics["2hop"] == 1.0
+    assert metrics["split/2hop"] == 1.0
     assert metrics["score/held"] == 0.25
     assert metrics["retained/held"] == 50.0
     assert metrics["retention_mean"] == 50.0
-    entry = epoch_entry(1, metrics)
+    entry = epoch_entry(1, {**metrics, "train_loss": 0.7})
     assert entry["splits"] == {"2hop": 1.0}
+    assert entry["extra"]["train_loss"] == 0.7 and "eval_s" in entry["extra"]
     assert entry["retention"] == {"held": 50.0}
 
 

@@ -1,0 +1,154 @@
+"""PNG plots of a report (matplotlib, Agg backend): frontier, per-epoch curves, NLL, Fisher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mixsd.report.tables import label
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def group_key(run: dict[str, Any]) -> str:
+    """Runs that differ only in seed share a point: ``method λ=... lr=...``."""
+    name = run["method"]
+    if run.get("lambda") is not None and run["method"] != "sft":
+        name += f" λ={run['lambda']:g}"
+    if run.get("lr") is not None:
+        name += f" lr={run['lr']:g}"
+    return f"{run['_source']}/{name}" if run.get("_source") else name
+
+
+def _groups(runs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    return groups
+
+
+def _mean(values: Sequence[Any]) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def frontier_plot(runs: Sequence[dict[str, Any]], bases: Sequence[tuple[str, dict[str, Any]]],
+                  path: Path) -> Path:
+    """Memorisation (x) against mean retention (y), one point per method/λ/lr (seed mean),
+    each run's epochs as a faint trajectory, the base model as a star at 100% retention."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (key, members) in enumerate(_groups(runs).items()):
+        color = f"C{i % 10}"
+        for run in members:
+            pts = [(e.get("memorization"), e.get("retention_mean")) for e in run.get("epochs", [])]
+            pts = [(100 * m, r) for m, r in pts if m is not None and r is not None]
+            if len(pts) > 1:
+                ax.plot(*zip(*pts), color=color, alpha=0.25, linewidth=1, marker=".")
+        x = _mean([r.get("memorization") for r in members])
+        y = _mean([r.get("retention_mean") for r in members])
+        if x is not None and y is not None:
+            ax.scatter([100 * x], [y], color=color, s=60, label=key, zorder=3)
+    for src, base in bases:
+        mem = base.get("memorization")
+        ax.scatter([100 * (mem or 0.0)], [100.0], marker="*", s=220, color="black", zorder=4,
+                   label=f"base model{' ' + src if src else ''}")
+    ax.axhline(100.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("memorisation: training questions answered (%)")
+    ax.set_ylabel("retention: mean % of the base model's score")
+    ax.set_title("Memorisation–retention frontier (selected epochs; faint: every epoch)")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def epochs_plot(runs: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Memorisation, paraphrase and mean retention per epoch; the selected epoch circled."""
+    plt = _pyplot()
+    panels = [("memorization", "memorisation %", 100.0), ("paraphrase", "paraphrase %", 100.0),
+              ("retention_mean", "retention mean %", 1.0), ("drift_kl", "drift KL (nats)", 1.0)]
+    panels = [p for p in panels if any(e.get(p[0]) is not None
+                                       for r in runs for e in r.get("epochs", []))]
+    panels = panels or [("memorization", "memorisation %", 100.0)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for ax, (key, title, scale) in zip(axes[0], panels):
+        for i, run in enumerate(runs):
+            pts = [(e["epoch"], scale * e[key]) for e in run.get("epochs", [])
+                   if e.get(key) is not None]
+            if not pts:
+                continue
+            ax.plot(*zip(*pts), marker="o", markersize=3, color=f"C{i % 10}", label=label(run))
+            chosen = [p for p in pts if p[0] == run.get("selected_epoch")]
+            if chosen:
+                ax.scatter(*zip(*chosen), s=90, facecolors="none", edgecolors=f"C{i % 10}")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=6)
+    return _save(fig, path)
+
+
+def nll_plot(runs: Sequence[dict[str, Any]], path: Path,
+             extra: dict[str, float] | None = None) -> Path | None:
+    """Bars of mean per-token target NLL under the base model, per method/λ (seed mean)."""
+    values = {k: _mean([r.get("target_nll") for r in members])
+              for k, members in _groups(runs).items()}
+    values.update(extra or {})
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(values) + 2), 4))
+    ax.bar(range(len(values)), list(values.values()),
+           color=[f"C{i % 10}" for i in range(len(values))])
+    ax.set_xticks(range(len(values)), list(values), rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean NLL per token (nats)")
+    ax.set_title("Target NLL under the base model given the naive prompt")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def fisher_plot(runs: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Fisher-weighted displacement: total per method/λ (log scale) and per layer group."""
+    groups = {k: [r["fisher"] for r in members if r.get("fisher")]
+              for k, members in _groups(runs).items()}
+    groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        return None
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    totals = [_mean([f.get("total") for f in fs]) or 0.0 for fs in groups.values()]
+    ax1.bar(range(len(groups)), totals, color=[f"C{i % 10}" for i in range(len(groups))])
+    ax1.set_xticks(range(len(groups)), list(groups), rotation=30, ha="right", fontsize=8)
+    if all(t > 0 for t in totals) and max(totals) / min(totals) > 50:
+        ax1.set_yscale("log")
+    ax1.set_title("sum_i F_i (θ_i − θ0_i)²  (total)")
+    ax1.grid(axis="y", alpha=0.3)
+    for i, (key, fs) in enumerate(groups.items()):
+        layers = list(fs[0].get("per_layer", {}))
+        vals = [_mean([f.get("per_layer", {}).get(g) for f in fs]) or 0.0 for g in layers]
+        if layers:
+            ax2.plot(range(len(layers)), vals, marker="o", markersize=3, color=f"C{i % 10}",
+                     label=key)
+            ax2.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    ax2.set_title("per layer group")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=6)
+    return _save(fig, path)

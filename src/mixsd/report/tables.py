@@ -1,0 +1,141 @@
+"""Tables of a report, built once from results.json and rendered as Markdown or HTML."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixsd.evaluation.results import retention_at_equal_memorization, run_name
+
+DASH = "–"
+
+
+@dataclass
+class Table:
+    """A titled table of already formatted cells."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    note: str = ""
+
+    def to_markdown(self) -> str:
+        esc = [[c.replace("|", "\\|") for c in row] for row in [self.header, *self.rows]]
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(esc[0]) + " |")
+        lines.append("|" + "|".join("---" for _ in self.header) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+        return "\n".join(lines) + "\n"
+
+    def to_html(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return (f"<h3>{html.escape(self.title)}</h3>{note}<table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")
+
+
+def fmt(value: Any, digits: int = 1, scale: float = 1.0) -> str:
+    """Format a number (None -> a dash); large or tiny values in scientific notation."""
+    if value is None:
+        return DASH
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value) * scale
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 10 ** -digits):
+            return f"{v:.2e}"
+        return f"{v:.{digits}f}"
+    return str(value)
+
+
+def label(run: dict[str, Any]) -> str:
+    """The run's display name (with its source when several results files are combined)."""
+    name = run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
+                                       run.get("seed"))
+    return f"{run['_source']}/{name}" if run.get("_source") else name
+
+
+def suite_names(results: Sequence[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for res in results:
+        names.update(dict.fromkeys(res["base"].get("scores", {})))
+        for run in res["runs"]:
+            names.update(dict.fromkeys(run.get("retention", {})))
+    return list(names)
+
+
+def base_table(results: Sequence[dict[str, Any]], sources: Sequence[str]) -> Table:
+    suites = suite_names(results)
+    table = Table("Base model (untouched)", ["source", "memorisation %", "paraphrase %",
+                                             *[f"{s} %" for s in suites]])
+    for src, res in zip(sources, results):
+        base = res["base"]
+        scores = base.get("scores", {})
+        table.rows.append([src, fmt(base.get("memorization"), scale=100),
+                           fmt(base.get("paraphrase"), scale=100),
+                           *[fmt(scores.get(s), scale=100) for s in suites]])
+    return table
+
+
+def runs_table(runs: Sequence[dict[str, Any]], suites: Sequence[str]) -> Table:
+    header = ["run", "method", "λ", "lr", "seed", "epoch", "memorisation %", "paraphrase %",
+              *[f"{s} (% of base)" for s in suites], "retention mean %", "drift KL",
+              "target NLL", "Fisher displ.", "seconds"]
+    table = Table("Runs at their selected epoch (first peak of memorisation)", header,
+                  note="Retention = score after / score of the base model, in percent.")
+    for run in runs:
+        fisher = (run.get("fisher") or {}).get("total")
+        retention = run.get("retention", {})
+        table.rows.append([label(run), run["method"], fmt(run.get("lambda"), 2),
+                           f"{run['lr']:g}" if run.get("lr") is not None else DASH,
+                           fmt(run.get("seed"), 0), fmt(run.get("selected_epoch"), 0),
+                           fmt(run.get("memorization"), scale=100),
+                           fmt(run.get("paraphrase"), scale=100),
+                           *[fmt(retention.get(s)) for s in suites],
+                           fmt(run.get("retention_mean")), fmt(run.get("drift_kl"), 4),
+                           fmt(run.get("target_nll"), 3), fmt(fisher, 4),
+                           fmt(run.get("seconds"), 0)])
+    return table
+
+
+def equal_memorization_table(runs: Sequence[dict[str, Any]]) -> Table | None:
+    if not runs:
+        return None
+    named = [dict(r, name=label(r)) for r in runs]
+    level, values = retention_at_equal_memorization(named)
+    if level is None:
+        return None
+    table = Table("Retention at equal memorisation", ["run", "retention mean %"],
+                  note=f"Each run at its first epoch with memorisation >= {level * 100:.1f}% "
+                       "(the highest level every run reaches).")
+    table.rows = [[name, fmt(v)] for name, v in values.items()]
+    return table
+
+
+def epochs_table(run: dict[str, Any]) -> Table:
+    table = Table(f"Per epoch: {label(run)}", ["epoch", "memorisation %", "paraphrase %",
+                                               "retention mean %", "drift KL", "selected"])
+    for e in run.get("epochs", []):
+        table.rows.append([fmt(e.get("epoch"), 0), fmt(e.get("memorization"), scale=100),
+                           fmt(e.get("paraphrase"), scale=100), fmt(e.get("retention_mean")),
+                           fmt(e.get("drift_kl"), 4),
+                           "◀" if e.get("epoch") == run.get("selected_epoch") else ""])
+    return table
+
+
+def buckets_table(runs: Sequence[dict[str, Any]]) -> Table | None:
+    with_buckets = [r for r in runs if r.get("error_buckets")]
+    if not with_buckets:
+        return None
+    names = ["format", "leakage", "collapse", "genuine"]
+    table = Table("Error buckets of wrong held-out answers", ["run", *names])
+    for run in with_buckets:
+        b = run["error_buckets"]
+        if all(isinstance(v, dict) for v in b.values()):  # per suite -> summed
+            b = {n: sum(v.get(n, 0) for v in b.values()) for n in names}
+        table.rows.append([label(run), *[str(b.get(n, 0)) for n in names]])
+    return table
