@@ -1,0 +1,94 @@
+"""Why it works (method.md): two analyses against the BASE model.
+
+  nll     mean per-token NLL of each targets file under the base model given the naive prompt
+          (exactly the training tokens). Compare y* (an SFT targets file, or a records file),
+          lambda=0 and MixSD targets. Writes a histogram with --out; --json prints
+          {file: mean NLL per token}.
+  fisher  diagonal empirical Fisher of the base model on a held-out suite's questions and
+          reference answers (mean of squared per-example gradients of the answer's NLL), and
+          sum_i F_i (theta_i - theta0_i)^2 for each checkpoint, in total and per layer.
+          A checkpoint is a model folder, a LoRA adapter folder (merged into the base), or a
+          run folder (its epoch-N/ checkpoints).
+
+Example:
+  mixsd analyze nll --model toy --targets sft.jsonl sd0.jsonl mixsd-0.3.jsonl --guidance toy \\
+      --out analysis --json
+  mixsd analyze fisher --model toy --checkpoints runs/sft/epoch-2 runs/mixsd-0.3 \\
+      --suite toy:in_context --max-examples 128 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "target NLL under the base model; Fisher-weighted displacement"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the BASE model: id, local folder, or 'toy'")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--out", metavar="DIR", default=None, help="folder for the JSON (and plots)")
+    p.add_argument("--device", default="auto", help="device: auto, cpu, cuda, ...")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="analysis", required=True, metavar="{nll,fisher}")
+    nll = sub.add_parser("nll", help="mean per-token NLL of targets under the base model")
+    _common(nll)
+    nll.add_argument("--targets", nargs="+", required=True, metavar="FILE",
+                     help="targets JSONL files (or records files: their answers are scored)")
+    nll.add_argument("--guidance", default="knowledge",
+                     help="preset whose naive prompt layout training used (knowledge, toy, ...)")
+    nll.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass")
+    nll.add_argument("--include-unverified", action="store_true",
+                     help="also score targets that failed verification (training skips them)")
+    fisher = sub.add_parser("fisher", help="Fisher-weighted displacement of checkpoints")
+    _common(fisher)
+    fisher.add_argument("--checkpoints", nargs="+", required=True, metavar="DIR",
+                        help="checkpoint folders, LoRA adapters, or run folders with epoch-N/")
+    fisher.add_argument("--suite", required=True,
+                        help="held-out suite(s) with reference answers: toy:NAME, "
+                        "records:F.jsonl, math:F.jsonl, mcq:F.jsonl (comma-separated)")
+    fisher.add_argument("--max-examples", type=int, default=256,
+                        help="first N held-out examples used for the Fisher")
+    fisher.add_argument("--guidance", default="knowledge",
+                        help="prompt layout of records suites (knowledge, toy, ...)")
+
+
+def _nll_text(summary: dict) -> str:
+    lines = [f"mean NLL per token under {summary['model']}:"]
+    for name, d in summary["details"].items():
+        lines.append(f"  {d['mean_nll']:8.4f}  {name}  ({d['n_targets']} targets, "
+                     f"{d['n_tokens']} tokens)")
+    if summary.get("histogram"):
+        lines.append(f"histogram: {summary['histogram']}")
+    return "\n".join(lines)
+
+
+def _fisher_text(summary: dict) -> str:
+    lines = [f"Fisher of {summary['model']} on {', '.join(summary['suites'])} "
+             f"({summary['n_examples']} examples); sum_i F_i (theta_i - theta0_i)^2:"]
+    for path, d in summary["fisher"].items():
+        layers = ", ".join(f"{k} {v:.3g}" for k, v in d["per_layer"].items())
+        lines.append(f"  {d['total']:.4g}  {path}\n      {layers}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> str:
+    from mixsd.analysis.runner import analyze_fisher, analyze_nll
+    from mixsd.errors import ConfigError
+
+    if args.analysis == "nll":
+        if args.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1 (flag --batch-size)")
+        summary = analyze_nll(args.model, args.targets, guidance=args.guidance,
+                              batch_size=args.batch_size, out=args.out, device=args.device,
+                              include_unverified=args.include_unverified)
+        return json.dumps(summary["nll"], indent=2) if args.json else _nll_text(summary)
+    if args.max_examples < 1:
+        raise ConfigError("max_examples must be >= 1 (flag --max-examples)")
+    summary = analyze_fisher(args.model, args.checkpoints, args.suite,
+                             max_examples=args.max_examples, out=args.out, device=args.device,
+                             guidance=args.guidance)
+    return json.dumps(summary["fisher"], indent=2) if args.json else _fisher_text(summary)

@@ -1,0 +1,29 @@
+"""Write the report of one or more experiments: Markdown and a self-contained HTML page
+(plots embedded) with the memorisation–retention frontier (one point per method and lambda,
+the base model marked), metrics per epoch, target NLL and Fisher displacement bars, and tables
+(base scores, runs at their selected epoch, retention at equal memorisation, error buckets,
+per-epoch metrics). Each RUN_DIR holds a results.json (as written by `mixsd compare`).
+
+Example:
+  mixsd report runs/demo --out runs/demo/report
+  mixsd report runs/qwen-lr1e-5 runs/qwen-lr3e-5 --out reports/qwen
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Markdown/HTML report with plots from results.json files"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RUN_DIR",
+                        help="folders holding results.json (or results.json files)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the report")
+
+
+def run(args: argparse.Namespace) -> str:
+    from mixsd.report import write_report
+
+    html = write_report(args.results, args.out)
+    return f"report: {html}\nmarkdown: {html.with_name('report.md')}"

@@ -1,0 +1,96 @@
+"""``mixsd eval``: score any model on named suites, optionally as % of a base model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixsd.answers import check_extractor
+from mixsd.config import StageConfig, option
+from mixsd.errors import ConfigError
+from mixsd.io import atomic_write_json, atomic_write_jsonl, write_run_info
+
+
+@dataclass
+class EvalConfig(StageConfig):
+    """What ``mixsd eval`` scores, and how."""
+
+    model: str | None = option(None, "model id, local folder, or 'toy'")
+    suite: list[str] = option(default_factory=lambda: ["toy"], help="suites, comma-separated: "
+                              "toy, toy:NAME, math:F.jsonl, mcq:F.jsonl, lmeval:TASK, "
+                              "records:F.jsonl[@SPLIT], paraphrase:F.jsonl")
+    base_model: str | None = option(None, "also report each score as % of this base model's "
+                                    "(base scores are cached)")
+    batch_size: int = option(32, "prompts per forward pass", min=1)
+    max_new_tokens: int = option(64, "most tokens generated per answer (records suites)", min=1)
+    math_max_new_tokens: int = option(512, "most tokens generated per answer (math suites)",
+                                      min=1)
+    guidance: str = option("knowledge", "prompt layout of records/paraphrase suites "
+                           "(knowledge, math, toy, ...)")
+    extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
+                            "contains or regex:PATTERN")
+    mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
+                                "(per character)", choices=("none", "chars"))
+    lmeval_include: str | None = option(None, "folder of extra lm-eval task YAML files")
+    num_fewshot: int | None = option(None, "lm-eval few-shot examples (default: the task's)",
+                                     min=0)
+    limit: int | None = option(None, "lm-eval: only the first N documents", min=1)
+    toy_items: int = option(200, "questions per toy suite", min=1)
+    cache_dir: str | None = option(None, "base score cache folder (default $MIXSD_HOME/cache)")
+    device: str = option("auto", "device: auto, cpu, cuda, cuda:1, mps")
+    dtype: str = option("auto", "model dtype: auto, float32, bfloat16, float16")
+    out: str | None = option(None, "folder for scores.json and per-sample logs")
+
+    def validate(self) -> None:
+        super().validate()
+        check_extractor(self.extractor)
+        if not self.model:
+            raise ConfigError("model must be given (flag --model)")
+
+    def suite_options(self) -> dict[str, Any]:
+        return {"extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
+                "math_max_new_tokens": self.math_max_new_tokens, "guidance": self.guidance,
+                "mcq_normalize": self.mcq_normalize, "lmeval_include": self.lmeval_include,
+                "num_fewshot": self.num_fewshot, "limit": self.limit,
+                "toy_items": self.toy_items}
+
+
+def run_eval(config: EvalConfig) -> dict[str, Any]:
+    """Score ``config.model`` on every suite; returns ``{"model", "scores", "n", "base",
+    "retention", "retention_mean", "wall_s"}`` (base entries only with ``base_model``)."""
+    from mixsd.evaluation.retention import base_scores, retention_mean, retention_table
+    from mixsd.evaluation.suites import get_suites
+    from mixsd.models import load_model_and_tokenizer, resolve_model_path
+
+    start = time.perf_counter()
+    suites = get_suites(config.suite, **config.suite_options())
+    model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
+                                                dtype=config.dtype)
+    results = {name: suite.evaluate(model, tokenizer, batch_size=config.batch_size)
+               for name, suite in suites.items()}
+    summary: dict[str, Any] = {"model": config.model,
+                               "scores": {k: float(r.score) for k, r in results.items()},
+                               "n": {k: int(r.n) for k, r in results.items()}}
+    if config.base_model:
+        del model
+        base, base_tok = load_model_and_tokenizer(config.base_model, device=config.device,
+                                                  dtype=config.dtype)
+        summary["base"] = base_scores(base, base_tok, suites, cache_dir=config.cache_dir,
+                                      model_id=resolve_model_path(config.base_model),
+                                      batch_size=config.batch_size)
+        summary["retention"] = retention_table(summary["scores"], summary["base"])
+        summary["retention_mean"] = retention_mean(summary["retention"])
+    summary["wall_s"] = time.perf_counter() - start
+    if config.out:
+        _write(Path(config.out), config, summary, results)
+    return summary
+
+
+def _write(out: Path, config: EvalConfig, summary: dict[str, Any], results: dict) -> None:
+    atomic_write_json(out / "scores.json", summary)
+    for name, res in results.items():
+        safe = name.replace("/", "_").replace(":", "_")
+        atomic_write_jsonl(out / "samples" / f"{safe}.jsonl", getattr(res, "samples", []))
+    write_run_info(out, config, wall_s=round(summary["wall_s"], 3))

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from mixsd.cli import main
+from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    tok = tiny_tokenizer()
+    return save_tiny(tmp_path_factory.mktemp("m") / "tiny", tiny_llama(tok), tok)
+
+
+@pytest.fixture
+def files(tmp_path):
+    records = tmp_path / "eval_records.jsonl"
+    records.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "a", "prompt": "where is alice born ?", "answer": "paris", "answer_key": "paris",
+         "paraphrases": ["alice born where ?"]},
+        {"id": "b", "prompt": "what is 2 + 3 ?", "answer": "\\boxed{5}", "answer_key": "5"}]))
+    mcq = tmp_path / "eval_mcq.jsonl"
+    mcq.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "alice is born in", "choices": ["paris", "oslo"], "answer": 0},
+        {"question": "bob lives in", "choices": ["rome", "lima", "tulsa"], "answer": "B"},
+        {"question": "the color is", "choices": ["red", "blue"], "answer": "blue"}]))
+    return records, mcq
+
+
+def test_eval_json_scores_and_retention(model_dir, files, tmp_path, capsys):
+    records, mcq = files
+    suites = f"records:{records},paraphrase:{records},math:{records},mcq:{mcq}"
+    code = main(["eval", "--model", model_dir, "--suite", suites, "--json", "--max-new-tokens",
+                 "4", "--math-max-new-tokens", "4", "--base-model", model_dir,
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["scores"]) == set(suites.split(","))
+    assert out["n"] == {f"records:{records}": 2, f"paraphrase:{records}": 1,
+                        f"math:{records}": 2, f"mcq:{mcq}": 3}
+    assert all(0.0 <= s <= 1.0 for s in out["scores"].values())
+    assert out["base"] == out["scores"]          # the same model is its own base
+    for name, kept in out["retention"].items():
+        assert kept == (pytest.approx(100.0) if out["base"][name] > 0 else None)
+    assert (tmp_path / "cache" / "base_scores.json").exists()
+    assert (tmp_path / "out" / "scores.json").exists()
+    assert len(list((tmp_path / "out" / "samples").glob("*.jsonl"))) == 4
+
+
+def test_eval_table_and_user_errors(model_dir, files, capsys):
+    _, mcq = files
+    assert main(["eval", "--model", model_dir, "--suite", f"mcq:{mcq}"]) == 0
+    text = capsys.readouterr().out
+    assert f"mcq:{mcq}" in text and "score %" in text
+    assert main(["eval", "--model", model_dir, "--suite", "bogus:x"]) == 2
+    assert "unknown suite" in capsys.readouterr().err
+    assert main(["eval", "--model", model_dir, "--suite", "mcq:/missing.jsonl"]) == 2
+    assert "file not found" in capsys.readouterr().err
+    assert main(["eval", "--suite", "toy"]) == 2
+    assert "--model" in capsys.readouterr().err
