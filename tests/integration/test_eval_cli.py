@@ -58,3 +58,12 @@ def test_eval_table_and_user_errors(model_dir, files, capsys):
     assert "file not found" in capsys.readouterr().err
     assert main(["eval", "--suite", "toy"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["eval"], ["report"], ["analyze"], ["analyze", "nll"],
+                                  ["analyze", "fisher"]])
+def test_help_renders_with_an_example(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    assert "mixsd" in capsys.readouterr().out

@@ -21,7 +21,7 @@ class EvalConfig(StageConfig):
     suite: list[str] = option(default_factory=lambda: ["toy"], help="suites, comma-separated: "
                               "toy, toy:NAME, math:F.jsonl, mcq:F.jsonl, lmeval:TASK, "
                               "records:F.jsonl[@SPLIT], paraphrase:F.jsonl")
-    base_model: str | None = option(None, "also report each score as % of this base model's "
+    base_model: str | None = option(None, "also report each score as %% of this base model's "
                                     "(base scores are cached)")
     batch_size: int = option(32, "prompts per forward pass", min=1)
     max_new_tokens: int = option(64, "most tokens generated per answer (records suites)", min=1)
