@@ -16,8 +16,10 @@ Each wrong answer goes to the FIRST bucket whose test it meets:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mixsd.answers import _as_number, extract_answer, extract_boxed, extract_last_number
@@ -94,3 +96,35 @@ def error_buckets(samples: Sequence[Mapping[str, Any]], *, extractor: str = "aut
                                 base_generation=base.get(sample.get("id")), **thresholds)
         counts[bucket] += 1
     return counts
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]] | None:
+    if not path.exists():
+        return None
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def buckets_from_samples(samples_dir: str | Path, epoch: int, suites: Mapping[str, Any], *,
+                         base_samples_dir: str | Path | None = None, base_epoch: int = 0,
+                         names: Iterable[str] = ()) -> dict[str, dict[str, int]]:
+    """Error buckets per held-out suite from the per-sample logs that
+    :class:`~mixsd.evaluation.callback.EpochEvaluator` writes (``samples_dir/epoch-N/``).
+
+    ``base_samples_dir`` holds the base model's logs (its evaluator's epoch ``base_epoch``),
+    needed for the ``collapse`` bucket. Suites without a log (or without generations, e.g.
+    lm-eval tasks) are skipped.
+    """
+    names = list(names)
+    out: dict[str, dict[str, int]] = {}
+    for name, suite in suites.items():
+        safe = name.replace("/", "_").replace(":", "_") + ".jsonl"
+        samples = _read_samples(Path(samples_dir) / f"epoch-{epoch}" / safe)
+        if not samples or "generation" not in samples[0]:
+            continue
+        base = None
+        if base_samples_dir is not None:
+            base = _read_samples(Path(base_samples_dir) / f"epoch-{base_epoch}" / safe)
+        out[name] = error_buckets(samples, extractor=getattr(suite, "extractor", "auto"),
+                                  names=names, base_samples=base)
+    return out

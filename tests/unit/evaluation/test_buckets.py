@@ -42,3 +42,32 @@ def test_format_has_priority_over_leakage_and_collapse():
                           extractor="auto") == "genuine"
     assert classify_error({"prompt": "q", "answer_key": "7", "generation": "none"},
                           extractor="auto") == "format"
+
+
+def test_buckets_from_the_evaluators_sample_logs(tmp_path, tiny_tok):
+    import torch
+
+    from mixsd.evaluation.buckets import buckets_from_samples
+    from mixsd.evaluation.callback import make_epoch_evaluator
+    from mixsd.evaluation.qa import QASuite
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, answer):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+            self.ids = tiny_tok(answer, add_special_tokens=False)["input_ids"] + [3]
+
+        def generate(self, input_ids, **kw):
+            return torch.cat([input_ids, torch.tensor([self.ids] * len(input_ids))], 1)
+
+    suites = {"toy:held": QASuite("held", [KnowledgeRecord("h1", "what is 2 + 3 ?", "5", "5"),
+                                           KnowledgeRecord("h2", "what is 1 + 1 ?", "2", "2")],
+                                  extractor="number")}
+    base_dir, run_dir = tmp_path / "base", tmp_path / "run"
+    long = "2 + 3 = 5 . the answer is 5"
+    make_epoch_evaluator(suites, samples_dir=base_dir)(Fixed(long), tiny_tok, 0)
+    make_epoch_evaluator(suites, samples_dir=run_dir)(Fixed("7"), tiny_tok, 2)
+    got = buckets_from_samples(run_dir, 2, suites, base_samples_dir=base_dir)
+    assert got == {"toy:held": {"format": 0, "leakage": 0, "collapse": 2, "genuine": 0}}
+    assert buckets_from_samples(run_dir, 2, suites) == {
+        "toy:held": {"format": 0, "leakage": 0, "collapse": 0, "genuine": 2}}

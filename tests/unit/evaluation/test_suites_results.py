@@ -139,3 +139,14 @@ def test_validate_results_names_the_field(tmp_path):
     (tmp_path / "results.json").write_text("{nope")
     with pytest.raises(RecordError, match="invalid JSON"):
         read_results(tmp_path / "results.json")
+
+
+def test_toy_suites_resolve_lazily_by_name():
+    every = get_suites("toy", toy_items=3)
+    assert list(every) == ["toy:recall", "toy:paraphrase", "toy:in_context", "toy:arithmetic"]
+    assert all(len(s.records) == 3 and s.guidance == "toy" for s in every.values())
+    one = get_suites("toy:arithmetic", toy_items=3)
+    assert list(one) == ["toy:arithmetic"]
+    assert one["toy:arithmetic"].fingerprint() == every["toy:arithmetic"].fingerprint()
+    with pytest.raises(ConfigError, match="toy:recall"):
+        get_suites("toy:nope")
