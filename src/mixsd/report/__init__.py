@@ -74,7 +74,9 @@ def _figures(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
 def _tables(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
             sources: Sequence[str]) -> list[Table]:
     tables = [base_table(results, sources), runs_table(runs, suite_names(results))]
-    for optional in (equal_memorization_table(runs), buckets_table(runs)):
+    level = (results[0].get("equal_memorization") or {}).get("level") if len(results) == 1 \
+        else None
+    for optional in (equal_memorization_table(runs, level), buckets_table(runs)):
         if optional is not None:
             tables.append(optional)
     tables.extend(epochs_table(run) for run in runs)

@@ -102,16 +102,20 @@ def runs_table(runs: Sequence[dict[str, Any]], suites: Sequence[str]) -> Table:
     return table
 
 
-def equal_memorization_table(runs: Sequence[dict[str, Any]]) -> Table | None:
+def equal_memorization_table(runs: Sequence[dict[str, Any]],
+                             level: float | None = None) -> Table | None:
+    """Each run's mean retention at the first epoch reaching ``level`` (default: the highest
+    memorisation every run reaches)."""
     if not runs:
         return None
     named = [dict(r, name=label(r)) for r in runs]
-    level, values = retention_at_equal_memorization(named)
+    chosen = level
+    level, values = retention_at_equal_memorization(named, level)
     if level is None:
         return None
     table = Table("Retention at equal memorisation", ["run", "retention mean %"],
-                  note=f"Each run at its first epoch with memorisation >= {level * 100:.1f}% "
-                       "(the highest level every run reaches).")
+                  note=f"Each run at its first epoch with memorisation >= {level * 100:.1f}%"
+                       + (" (the highest level every run reaches)." if chosen is None else "."))
     table.rows = [[name, fmt(v)] for name, v in values.items()]
     return table
 
