@@ -11,16 +11,20 @@ suite specs, comma separated or as a list:
 ``mcq:PATH.jsonl``            multiple choice by log-likelihood (:mod:`mixsd.evaluation.mcq`)
 ``lmeval:TASK``               any lm-eval task on the in-memory model (:mod:`.lmeval`)
 ``records:PATH[@SPLIT]``      memorisation: records whose split is SPLIT (default: ``train``
-                              or no split), greedy answers against their answer keys
+                              or no split), greedy answers against their answer keys; PATH is
+                              a records file or a corpus folder (``mixsd corpus``), whose
+                              ``SPLIT.jsonl`` is read
 ``paraphrase:PATH``           each train record's ``paraphrases`` asked with its answer key
+                              (or the records of split ``paraphrase``)
 ============================  ===============================================================
 
-2-hop and retrieval splits of a corpus are ``records:corpus.jsonl@2hop`` (whatever split
-names the corpus file uses). The returned dict is keyed by the spec as written.
+2-hop and retrieval splits of a corpus are ``records:CORPUS_DIR@two_hop`` or
+``records:corpus.jsonl@retrieval`` (whatever split names the corpus uses). The returned dict is keyed by the spec as written.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,15 +73,17 @@ def paraphrase_records(records: list[KnowledgeRecord]) -> list[KnowledgeRecord]:
 def memorization_suites(records: list[KnowledgeRecord], *, extractor: str = "auto",
                         max_new_tokens: int = 64, guidance: str = "knowledge"
                         ) -> dict[str, QASuite]:
-    """``memorization`` (train questions), ``paraphrase`` (when any record has paraphrases)
-    and one suite per other split found in ``records`` (e.g. ``2hop``, ``retrieval``)."""
+    """``memorization`` (train questions), ``paraphrase`` (the train records' ``paraphrases``
+    plus any records of split ``paraphrase``) and one suite per other split found in
+    ``records`` (e.g. ``two_hop``, ``retrieval``)."""
     opts = {"extractor": extractor, "max_new_tokens": max_new_tokens, "guidance": guidance}
     train = train_records(records)
     suites = {"memorization": QASuite("memorization", train, **opts)} if train else {}
-    para = paraphrase_records(train)
+    para = paraphrase_records(train) + [r for r in records if r.split == "paraphrase"]
     if para:
         suites["paraphrase"] = QASuite("paraphrase", para, **opts)
-    for split in sorted({r.split for r in records if r.split not in TRAIN_SPLITS}):
+    other = {r.split for r in records if r.split not in TRAIN_SPLITS and r.split != "paraphrase"}
+    for split in sorted(other):
         suites[split] = QASuite(split, [r for r in records if r.split == split], **opts)
     return suites
 
@@ -101,24 +107,62 @@ def _toy(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     return {spec: found[rest]}
 
 
-def _records(spec: str, rest: str, opts: dict) -> dict[str, Any]:
-    path, _, split = rest.partition("@")
-    records = read_records(_path(spec, path))
-    chosen = [r for r in records if r.split == split] if split else train_records(records)
+def _corpus_split(folder: Path, split: str) -> list[KnowledgeRecord] | None:
+    """Records of one split of a corpus folder (``manifest.json`` or ``SPLIT.jsonl``)."""
+    try:
+        files = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        files = {p.stem: p.name for p in folder.glob("*.jsonl")}
+    if split not in files:
+        return None
+    return read_records(folder / files[split])
+
+
+def load_split(spec: str, path: Path, split: str | None) -> list[KnowledgeRecord]:
+    """Records of ``split`` from a records file or a corpus folder.
+
+    Without a split: the train records (split empty or ``train``); a file holding no train
+    records (one split file of a corpus folder, e.g. ``two_hop.jsonl``) gives all its records.
+    """
+    if path.is_dir():
+        found = _corpus_split(path, split or "train")
+        if found is None:
+            raise MixsdError(f"suite {spec!r}: {path} has no split {split or 'train'!r}")
+        return found
+    records = read_records(path)
+    if split:
+        chosen = [r for r in records if r.split == split]
+    else:
+        chosen = train_records(records) or records
     if not chosen:
-        raise MixsdError(f"suite {spec!r}: no records with split {split or 'train'!r} in {path}")
-    return {spec: QASuite(spec, chosen, extractor=opts.get("extractor", "auto"),
-                          max_new_tokens=opts.get("max_new_tokens", 64),
-                          guidance=opts.get("guidance", "knowledge"))}
+        raise MixsdError(f"suite {spec!r}: no records with split {split!r} in {path}")
+    return chosen
 
 
-def _paraphrase(spec: str, rest: str, opts: dict) -> dict[str, Any]:
-    records = paraphrase_records(train_records(read_records(_path(spec, rest))))
-    if not records:
-        raise MixsdError(f"suite {spec!r}: no record in {rest} has paraphrases")
+def _qa(spec: str, records: list[KnowledgeRecord], opts: dict) -> dict[str, Any]:
     return {spec: QASuite(spec, records, extractor=opts.get("extractor", "auto"),
                           max_new_tokens=opts.get("max_new_tokens", 64),
                           guidance=opts.get("guidance", "knowledge"))}
+
+
+def _records(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    path, _, split = rest.partition("@")
+    return _qa(spec, load_split(spec, _path(spec, path), split or None), opts)
+
+
+def _paraphrase(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    path = _path(spec, rest)
+    if path.is_dir():
+        records = _corpus_split(path, "paraphrase") or paraphrase_records(
+            load_split(spec, path, None))
+    else:
+        every = read_records(path)
+        records = (paraphrase_records(train_records(every))
+                   or [r for r in every if r.split == "paraphrase"])
+    if not records:
+        raise MixsdError(f"suite {spec!r}: no paraphrases in {rest} (neither a 'paraphrases' "
+                         "field nor a 'paraphrase' split)")
+    return _qa(spec, records, opts)
 
 
 def _math(spec: str, rest: str, opts: dict) -> dict[str, Any]:

@@ -150,3 +150,28 @@ def test_toy_suites_resolve_lazily_by_name():
     assert one["toy:arithmetic"].fingerprint() == every["toy:arithmetic"].fingerprint()
     with pytest.raises(ConfigError, match="toy:recall"):
         get_suites("toy:nope")
+
+
+def test_corpus_folder_splits(tmp_path):
+    from mixsd.corpora import KGFactConfig, read_corpus, write_corpus
+    from mixsd.evaluation.suites import memorization_suites
+
+    folder = tmp_path / "kg"
+    write_corpus("kgfact", KGFactConfig(size="small", seed=0), folder)
+    _, splits = read_corpus(folder)
+    suites = get_suites([f"records:{folder}", f"records:{folder}@two_hop",
+                         f"paraphrase:{folder}", f"records:{folder / 'retrieval.jsonl'}"])
+    assert len(suites[f"records:{folder}"].records) == len(splits["train"])
+    assert len(suites[f"records:{folder}@two_hop"].records) == len(splits["two_hop"])
+    assert len(suites[f"paraphrase:{folder}"].records) == len(splits["paraphrase"])
+    # a split file holds no train records: all of its records are the suite
+    assert len(suites[f"records:{folder / 'retrieval.jsonl'}"].records) == len(splits["retrieval"])
+    with pytest.raises(MixsdError, match="no split 'nope'"):
+        get_suites(f"records:{folder}@nope")
+    every = [r for recs in splits.values() for r in recs]
+    mem = memorization_suites(every)
+    assert len(mem["memorization"].records) == len(splits["train"])
+    assert len(mem["paraphrase"].records) == len(splits["paraphrase"]) + sum(
+        len(r.paraphrases) for r in splits["train"])
+    assert set(mem) == {"memorization", "paraphrase", *[s for s in splits
+                                                        if s not in ("train", "paraphrase")]}
