@@ -7,7 +7,10 @@ to ``RUN_DIR/metrics.jsonl``. Keys:
   (``split/2hop``, ``split/retrieval``, ...);
 * ``score/SUITE`` for each retention suite, and ``retained/SUITE`` (% of the base score) plus
   ``retention_mean`` when base scores are given;
-* ``drift_kl`` when a base model is given; ``eval_s``, the seconds this evaluation took.
+* ``drift_kl`` when a base model is given (on ``drift_prompts``; by default up to 32
+  questions of the held-out suites, which are in the model's own language and unrelated to
+  the injected facts, else :data:`~mixsd.evaluation.drift.NEUTRAL_PROMPTS`);
+* ``eval_s``, the seconds this evaluation took.
 
 :func:`mixsd.evaluation.results.epoch_entry` turns these into a results.json epoch entry.
 """
@@ -46,7 +49,8 @@ class EpochEvaluator:
                                                 guidance=guidance)
         self.base_scores = dict(base_scores or {})
         self.base_model = base_model
-        self.drift_prompts = drift_prompts
+        self.drift_prompts = list(drift_prompts) if drift_prompts is not None else \
+            held_out_prompts(self.suites)
         self.batch_size = batch_size
         self.samples_dir = Path(samples_dir) if samples_dir else None
         self.last_results: dict[str, Any] = {}
@@ -91,6 +95,18 @@ class EpochEvaluator:
                 atomic_write_jsonl(self.samples_dir / f"epoch-{epoch}" / f"{safe}.jsonl",
                                    getattr(res, "samples", []))
         return metrics
+
+
+def held_out_prompts(suites: Mapping[str, Any], limit: int = 32) -> list[str] | None:
+    """Up to ``limit`` questions taken in turn from the suites' records (None if none)."""
+    pools = [[r.prompt for r in getattr(s, "records", [])] for s in suites.values()]
+    pools = [p for p in pools if p]
+    picked: list[str] = []
+    for i in range(max((len(p) for p in pools), default=0)):
+        picked.extend(p[i] for p in pools if i < len(p))
+        if len(picked) >= limit:
+            break
+    return picked[:limit] or None
 
 
 def make_epoch_evaluator(suites: Mapping[str, Any],

@@ -175,3 +175,21 @@ def test_corpus_folder_splits(tmp_path):
         len(r.paraphrases) for r in splits["train"])
     assert set(mem) == {"memorization", "paraphrase", *[s for s in splits
                                                         if s not in ("train", "paraphrase")]}
+
+
+def test_drift_prompts_default_to_held_out_questions(tiny_tok, tiny_model):
+    import copy
+
+    from mixsd.evaluation.callback import held_out_prompts
+    from mixsd.evaluation.drift import NEUTRAL_PROMPTS
+
+    a = QASuite("a", [KnowledgeRecord(f"a{i}", f"alice {i} ?", "x", "x") for i in range(3)])
+    b = QASuite("b", [KnowledgeRecord("b0", "bob ?", "x", "x")])
+    assert held_out_prompts({"a": a, "b": b}, limit=3) == ["alice 0 ?", "bob ?", "alice 1 ?"]
+    assert held_out_prompts({}) is None
+    evaluator = make_epoch_evaluator({"a": a}, base_model=tiny_model, max_new_tokens=2)
+    assert evaluator.drift_prompts == ["alice 0 ?", "alice 1 ?", "alice 2 ?"]
+    assert make_epoch_evaluator({}, base_model=tiny_model).drift_prompts is None  # -> neutral
+    metrics = evaluator(copy.deepcopy(tiny_model), tiny_tok, 1)
+    assert metrics["drift_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert NEUTRAL_PROMPTS
