@@ -121,11 +121,15 @@ def equal_memorization_table(runs: Sequence[dict[str, Any]],
 
 
 def epochs_table(run: dict[str, Any]) -> Table:
+    suites = list(dict.fromkeys(k for e in run.get("epochs", []) for k in e.get("retention", {})))
     table = Table(f"Per epoch: {label(run)}", ["epoch", "memorisation %", "paraphrase %",
+                                               *[f"{s} (% of base)" for s in suites],
                                                "retention mean %", "drift KL", "selected"])
     for e in run.get("epochs", []):
+        retention = e.get("retention", {})
         table.rows.append([fmt(e.get("epoch"), 0), fmt(e.get("memorization"), scale=100),
-                           fmt(e.get("paraphrase"), scale=100), fmt(e.get("retention_mean")),
+                           fmt(e.get("paraphrase"), scale=100),
+                           *[fmt(retention.get(s)) for s in suites], fmt(e.get("retention_mean")),
                            fmt(e.get("drift_kl"), 4),
                            "◀" if e.get("epoch") == run.get("selected_epoch") else ""])
     return table
