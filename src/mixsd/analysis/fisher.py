@@ -94,7 +94,8 @@ def empirical_fisher(model: Any, examples: Sequence[tuple[Sequence[int], Sequenc
     grads_on = [p.requires_grad for _, p in params]
     for _, p in params:
         p.requires_grad_(True)
-    fisher = {n: torch.zeros(p.shape, dtype=torch.float32) for n, p in params}
+    # Accumulate beside the parameters (no per-example device copies); CPU at the end.
+    fisher = {n: torch.zeros(p.shape, dtype=torch.float32, device=p.device) for n, p in params}
     try:
         for prompt_ids, target_ids in tqdm(examples, desc="fisher", leave=False,
                                            disable=len(examples) < 64):
@@ -102,12 +103,12 @@ def empirical_fisher(model: Any, examples: Sequence[tuple[Sequence[int], Sequenc
             grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
             for (name, _), g in zip(params, grads):
                 if g is not None:
-                    fisher[name] += g.detach().float().cpu() ** 2
+                    fisher[name] += g.detach().float() ** 2
     finally:
         for (_, p), on in zip(params, grads_on):
             p.requires_grad_(on)
         model.train(was_training)
-    return {n: f / len(examples) for n, f in fisher.items()}
+    return {n: (f / len(examples)).cpu() for n, f in fisher.items()}
 
 
 def parameters_of(model: Any) -> dict[str, Any]:
