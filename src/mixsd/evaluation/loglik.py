@@ -67,12 +67,12 @@ def continuation_logprobs(model: Any, pairs: Sequence[tuple[Sequence[int], Seque
             mask[r, :len(ids)] = 1
         with torch.no_grad():
             logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
         for r, i in enumerate(idx):
             ctx, cont = seqs[i]
-            pos = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=logp.device)
-            tgt = torch.tensor(cont, dtype=torch.long, device=logp.device)
-            out[i] = logp[r, pos, tgt].tolist()
+            # Only the continuation's positions: no (batch, length, vocab) float32 copy.
+            rows = logits[r, len(ctx) - 1:len(ctx) + len(cont) - 1].float()
+            tgt = torch.tensor(cont, dtype=torch.long, device=rows.device)
+            out[i] = torch.log_softmax(rows, dim=-1).gather(1, tgt[:, None])[:, 0].tolist()
         bar.update(len(order[start:start + batch_size]))
     bar.close()
     return out
