@@ -27,8 +27,9 @@ class EvalConfig(StageConfig):
     max_new_tokens: int = option(64, "most tokens generated per answer (records suites)", min=1)
     math_max_new_tokens: int = option(512, "most tokens generated per answer (math suites)",
                                       min=1)
-    guidance: str = option("knowledge", "prompt layout of records/paraphrase suites "
-                           "(knowledge, math, toy, ...)")
+    guidance: str | None = option(None, "prompt layout of records/paraphrase suites "
+                                  "(knowledge, math, toy, ...; default: toy for the toy model, "
+                                  "else knowledge)")
     extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
                             "contains or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
@@ -51,7 +52,8 @@ class EvalConfig(StageConfig):
 
     def suite_options(self) -> dict[str, Any]:
         return {"extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
-                "math_max_new_tokens": self.math_max_new_tokens, "guidance": self.guidance,
+                "math_max_new_tokens": self.math_max_new_tokens,
+                "guidance": self.guidance or ("toy" if self.model == "toy" else "knowledge"),
                 "mcq_normalize": self.mcq_normalize, "lmeval_include": self.lmeval_include,
                 "num_fewshot": self.num_fewshot, "limit": self.limit,
                 "toy_items": self.toy_items}
