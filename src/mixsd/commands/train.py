@@ -10,6 +10,8 @@ Example:
   mixsd train --model toy --targets targets.jsonl --out runs/mixsd --epochs 3 --lr 1e-5
   mixsd train --model toy --targets targets.jsonl --out runs/lora --lora --lora-r 8
   mixsd train --model toy --method opsd --data records.jsonl --out runs/opsd --rollouts 4
+  accelerate launch --multi_gpu --num_processes 2 -m mixsd train --model toy \
+      --targets targets.jsonl --out runs/ddp      # 2 processes (gloo on CPU, NCCL on GPUs)
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     TrainConfig.add_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace) -> str | None:
     from mixsd.training import TrainConfig, train
 
     config = TrainConfig.from_args(args)
-    return train(config).summary()
+    result = train(config)
+    # Under `accelerate launch` every process runs this; only the main one reports.
+    return result.summary() if result.main_process else None

@@ -13,6 +13,7 @@ checkpoints, resume and the epoch callback are shared. The steps, in order:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class TrainResult:
     data: dict[str, Any] = field(default_factory=dict)
     resumed_from_epoch: int = 0
     wall_s: float = 0.0
+    main_process: bool = True
 
     def summary(self) -> str:
         """A few lines for the CLI."""
@@ -174,6 +176,7 @@ def training_arguments(config: TrainConfig, run_dir: Path) -> Any:
         seed=config.seed, bf16=bf16, use_cpu=use_cpu, save_strategy="epoch",
         logging_strategy="epoch", eval_strategy="no", report_to="none",
         remove_unused_columns=False, dataloader_num_workers=0, save_only_model=False,
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -198,12 +201,12 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: List
     return trainer
 
 
-def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s: float
-            ) -> TrainResult:
+def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s: float,
+            main: bool = True) -> TrainResult:
     ckpts = complete_checkpoints(run_dir)
     return TrainResult(run_dir=run_dir, epochs=len(ckpts), checkpoints=ckpts,
                        metrics=read_metrics(run_dir), data=data, resumed_from_epoch=resumed,
-                       wall_s=wall_s)
+                       wall_s=wall_s, main_process=main)
 
 
 def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
@@ -222,7 +225,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     done = complete_checkpoints(run_dir)
     if len(done) >= config.epochs:
         logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
-        return _result(config, run_dir, {}, len(done), 0.0)
+        return _result(config, run_dir, {}, len(done), 0.0,
+                       main=os.environ.get("RANK", "0") == "0")
     model, tokenizer = load_inputs(config, model, tokenizer)
     renderer = PromptRenderer(tokenizer, config.guidance)
     dataset, stats = build_dataset(config, renderer, model)
@@ -246,4 +250,5 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                        seed=config.seed, device=str(trainer.args.device),
                        world_size=trainer.args.world_size, wall_s=round(wall_s, 3),
                        resumed_from_epoch=len(done))
-    return _result(config, run_dir, stats.to_dict(), len(done), wall_s)
+    trainer.accelerator.wait_for_everyone()
+    return _result(config, run_dir, stats.to_dict(), len(done), wall_s, main)
