@@ -6,15 +6,19 @@ EXPERT prompt x+ (the reference answer shown in context). Targets are verified a
 record's answer_key and regenerated with fresh coins up to --max-retries times; records
 that never pass are written with verified: false. Output: one JSONL line per record (the
 record plus `target` and `meta`), streamed to OUT.partial; re-run the same command to
-resume, --overwrite to start again. Under `accelerate launch -m mixsd targets ...` every
-process takes a share and the main process merges them in input order.
+resume, --overwrite to start again. Under `accelerate launch --multi_gpu -m mixsd targets`
+or `torchrun -m mixsd targets` every process takes a share (records i % N == rank) and the
+main process merges them in input order; the file equals a one-process run.
 
 Example:
   mixsd targets --model toy --data records.jsonl --out targets.jsonl --lambda 0.3 \\
       --temperature 0 --top-k 64 --seed 0 --batch-size 32 --max-new-tokens 256 \\
       --max-retries 10 --guidance knowledge
   mixsd targets --model toy --data records.jsonl --out sft.jsonl --method sft
-  accelerate launch --num_processes 2 -m mixsd targets --model PATH --data r.jsonl --out t.jsonl
+  accelerate launch --multi_gpu --num_processes 2 -m mixsd targets --model PATH \\
+      --data records.jsonl --out targets.jsonl
+  torchrun --nproc_per_node 2 -m mixsd targets --model PATH --data records.jsonl \\
+      --out targets.jsonl    # CPU processes (gloo)
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace) -> str | None:
     from mixsd.targets import TargetsConfig, run_targets
 
     config = TargetsConfig.from_args(args)
-    return format_summary(run_targets(config, args.data, args.out))
+    summary = run_targets(config, args.data, args.out)
+    return format_summary(summary) if summary.get("rank", 0) == 0 else None

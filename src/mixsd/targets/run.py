@@ -39,13 +39,17 @@ class Shard:
             self.state.wait_for_everyone()
 
 
-def current_shard() -> Shard:
-    """Rank and world size from accelerate (one process when not launched distributed)."""
+def current_shard(device: str = "auto") -> Shard:
+    """Rank and world size from accelerate (one process when not launched distributed).
+
+    Works under ``accelerate launch --multi_gpu`` and ``torchrun`` (CPU processes use gloo).
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Shard(0, 1)
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
     return Shard(state.process_index, state.num_processes, state)
 
 
@@ -175,7 +179,7 @@ def run_targets(config: TargetsConfig, data: str | Path, out: str | Path, model:
             raise MixsdError(f"{out} exists and was made with other settings (or has no "
                              f"{run_json.name}); use --overwrite to replace it")
         return {**summarize(out), "already_complete": True, "out": str(out)}
-    shard = current_shard()
+    shard = current_shard(config.device)
     mine = [r for i, r in enumerate(records) if i % shard.world == shard.rank]
     suffix = "" if shard.world == 1 else f".shard{shard.rank}of{shard.world}"
     partial = Path(f"{out}{suffix}.partial")
@@ -196,7 +200,7 @@ def run_targets(config: TargetsConfig, data: str | Path, out: str | Path, model:
     summary = {**summarize(out), "resumed_records": resumed, "generated_tokens": tokens,
                "tokens_per_s": round(tokens / gen_s, 1) if gen_s > 0 else None,
                "wall_s": round(time.perf_counter() - start, 3), "processes": shard.world,
-               "out": str(out)}
+               "rank": shard.rank, "out": str(out)}
     if shard.rank == 0:
         atomic_write_text(Path(str(out) + ".config.yaml"), config.to_yaml())
         atomic_write_json(run_json, {"fingerprint": fp, "model": model_name, "data": str(data),
