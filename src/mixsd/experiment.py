@@ -290,6 +290,7 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
 
     The entry is cached in ``RUN_DIR/entry.json``; training itself resumes from its last
     complete epoch."""
+    from mixsd.evaluation.buckets import buckets_from_samples, injected_names
     from mixsd.evaluation.callback import make_epoch_evaluator
     from mixsd.evaluation.results import make_run
     from mixsd.training import read_metrics, train
@@ -313,6 +314,9 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
     run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=base["scores"],
                    target_nll=nll.get(spec.label), name=f"{spec.name} lr={lr:g} seed={seed}",
                    label=spec.label, guidance=cfg.guidance)
+    run["error_buckets"] = buckets_from_samples(
+        run_dir / "samples", run["selected_epoch"], suites, base_samples_dir=out / "base_samples",
+        names=injected_names(records))
     checkpoint = run_dir / f"epoch-{run['selected_epoch']}"
     run["fisher"] = fisher.displacement(checkpoint) if checkpoint.exists() else None
     run["seconds"] = round(time.perf_counter() - start, 3)  # this call: less when resumed
@@ -341,7 +345,8 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
                         extractor=config.extractor) if suite_names else {}
     base_eval = make_epoch_evaluator(suites, records, extractor=config.extractor,
                                      max_new_tokens=config.max_new_tokens, guidance=guidance,
-                                     batch_size=config.eval_batch_size)
+                                     batch_size=config.eval_batch_size,
+                                     samples_dir=out / "base_samples")
     base = evaluate_base(out, model, tokenizer, base_eval)
     targets = {s.label: build_method_targets(config, s, records_path, out, model, tokenizer)
                for s in tqdm(specs, desc="targets", leave=False) if s.kind != "opsd"}

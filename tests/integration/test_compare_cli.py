@@ -47,6 +47,9 @@ def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
         assert len(run["epochs"]) == 2 and run["selected_epoch"] in (1, 2)
         assert run["target_nll"] > 0 and run["fisher"]["total"] >= 0
         assert set(run["retention"]) == {f"records:{held}"}
+        buckets = run["error_buckets"][f"records:{held}"]
+        wrong = round((1 - run["scores"][f"records:{held}"]) * 3)
+        assert sum(buckets.values()) == wrong
         assert (out / "runs" / f"{run['label']}-lr0.01-s0" / "epoch-2").is_dir()
     assert results["base"]["memorization"] is not None
     # SFT targets are y* itself, so their NLL under the base differs from MixSD's
