@@ -7,6 +7,7 @@ per-epoch metrics). Each RUN_DIR holds a results.json (as written by `mixsd comp
 Example:
   mixsd report runs/demo --out runs/demo/report
   mixsd report runs/qwen-lr1e-5 runs/qwen-lr3e-5 --out reports/qwen
+  mixsd report runs/demo --out docs/demo --readme README.md   # regenerate README's results
 """
 
 from __future__ import annotations
@@ -20,10 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RUN_DIR",
                         help="folders holding results.json (or results.json files)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the report")
+    parser.add_argument("--readme", metavar="FILE.md", default=None,
+                        help="also rewrite the results section of this Markdown file (between "
+                        "<!-- results:start --> and <!-- results:end -->) from the first results")
 
 
 def run(args: argparse.Namespace) -> str:
     from mixsd.report import write_report
 
     html = write_report(args.results, args.out)
-    return f"report: {html}\nmarkdown: {html.with_name('report.md')}"
+    lines = [f"report: {html}", f"markdown: {html.with_name('report.md')}"]
+    if args.readme:
+        from mixsd.report.readme import update_readme
+
+        command = f"mixsd report {' '.join(args.results)} --out {args.out} --readme {args.readme}"
+        lines.append(f"readme: {update_readme(args.readme, args.results[0], args.out, command)}")
+    return "\n".join(lines)
