@@ -49,13 +49,42 @@ class DataStats:
         return out
 
 
-def check_guidance(targets: Sequence[TargetRecord], guidance: str, path: str = "targets") -> None:
-    """Refuse targets built with another guidance preset than the training prompts use."""
-    built_with = {str(t.meta["guidance"]) for t in targets if t.meta.get("guidance")}
-    if built_with and built_with != {guidance}:
-        raise MixsdError(f"{path}: the targets were built with guidance "
-                         f"{', '.join(sorted(built_with))} but training renders prompts with "
-                         f"guidance {guidance!r}; pass --guidance {sorted(built_with)[0]}")
+def targets_guidance(targets: Sequence[TargetRecord], path: str | Path) -> set[str]:
+    """Guidance preset names the targets say they were built with: ``meta["guidance"]`` of each
+    record, and ``guidance`` of the ``<targets>.config.yaml`` that ``mixsd targets`` writes."""
+    import yaml
+
+    names = {str(t.meta["guidance"]) for t in targets if t.meta.get("guidance")}
+    sidecar = Path(str(path) + ".config.yaml")
+    if sidecar.is_file():
+        try:
+            data = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            data = {}
+        if isinstance(data, dict) and data.get("guidance"):
+            names.add(str(data["guidance"]))
+    return names
+
+
+def check_guidance(targets: Sequence[TargetRecord], guidance: str, path: str | Path) -> None:
+    """Refuse targets whose engine laid out the naive prompt differently from training.
+
+    Training must condition on exactly the naive prompt the engine conditioned on. A preset
+    with another name but the same naive layout only logs a warning.
+    """
+    from mixsd.prompts import get_guidance
+
+    ours = get_guidance(guidance)
+    for name in sorted(targets_guidance(targets, path) - {ours.name}):
+        try:
+            same_layout = get_guidance(name).naive_format == ours.naive_format
+        except MixsdError:
+            same_layout = False
+        if not same_layout:
+            raise MixsdError(f"{path}: the targets were built with guidance {name!r} but training "
+                             f"renders prompts with guidance {ours.name!r}; pass --guidance {name}")
+        logger.warning("%s: targets built with guidance %r, training with %r (same naive "
+                       "prompt layout)", path, name, ours.name)
 
 
 def nll_examples(targets: Sequence[TargetRecord], renderer: PromptRenderer, *,

@@ -89,11 +89,9 @@ def check_run_dir(run_dir: Path, config: TrainConfig, source: dict[str, Any]) ->
     """Refuse to resume a run directory that another config or input file made."""
     import json
 
-    from mixsd.training.config import TrainConfig as _TC
-
     if not complete_checkpoints(run_dir) or not (run_dir / "config.yaml").is_file():
         return
-    saved = _TC.from_yaml(run_dir / "config.yaml").to_dict()
+    saved = TrainConfig.from_yaml(run_dir / "config.yaml").to_dict()
     now = config.to_dict()
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
@@ -227,12 +225,15 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
         logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
         return _result(config, run_dir, {}, len(done), 0.0,
                        main=os.environ.get("RANK", "0") == "0")
+    # A LoRA checkpoint is loaded over this base model later (load_checkpoint).
+    base_model = config.model if model is None else (
+        getattr(model, "name_or_path", None) or config.model)
     model, tokenizer = load_inputs(config, model, tokenizer)
     renderer = PromptRenderer(tokenizer, config.guidance)
     dataset, stats = build_dataset(config, renderer, model)
     if config.lora:
         model = apply_lora(model, config)
-    info = {"base_model": config.model, "lora": config.lora, "method": config.method}
+    info = {"base_model": base_model, "lora": config.lora, "method": config.method}
     callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback)
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
     main = trainer.args.process_index == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,10 +105,26 @@ def test_all_unverified_is_an_error(make_config, write_rows):
         train(make_config(targets=str(path)))
 
 
-def test_guidance_mismatch_with_targets_is_refused(make_config, write_rows):
-    path = write_rows(target_rows(2, guidance="math"))
-    with pytest.raises(MixsdError, match="guidance"):
+def test_guidance_with_another_naive_layout_is_refused(make_config, write_rows, caplog,
+                                                      monkeypatch):
+    from mixsd.prompts import GUIDANCE_PRESETS, GuidancePreset
+
+    monkeypatch.setitem(GUIDANCE_PRESETS, "test-qa", GuidancePreset(
+        "test-qa", prefix="p", suffix="s", naive_format="question : {prompt}"))
+    path = write_rows(target_rows(2, guidance="test-qa"))
+    with pytest.raises(MixsdError, match="guidance 'test-qa'.*--guidance test-qa"):
         train(make_config(targets=str(path)))
+    assert train(make_config(targets=str(path), guidance="test-qa")).epochs == 1
+    # the engine's sidecar config counts too
+    plain = write_rows(target_rows(2), name="plain.jsonl")
+    Path(str(plain) + ".config.yaml").write_text("guidance: test-qa\n")
+    with pytest.raises(MixsdError, match="test-qa"):
+        train(make_config(targets=str(plain), out=str(path.parent / "run2")))
+    # same naive layout under another name ("math" vs "knowledge"): a warning only
+    same = write_rows(target_rows(2, guidance="math"), name="math.jsonl")
+    with caplog.at_level("WARNING"):
+        train(make_config(targets=str(same), out=str(path.parent / "run3")))
+    assert "same naive prompt layout" in caplog.text
 
 
 def test_epoch_callback_metrics_and_eval_mode(make_config, write_rows):
