@@ -152,3 +152,26 @@ def test_context_limit_matches_reference_and_prompt_too_long():
             assert out.finish_reason == "max_length"
             assert len(job.expert_ids) + len(out.token_ids) - 1 <= 40
             assert len(out.token_ids) == min(30, 40 - len(job.expert_ids) + 1)
+
+
+@pytest.mark.parametrize("joined_prefill", [True, False])
+def test_both_prefill_paths_match_reference(setup, joined_prefill, monkeypatch):
+    """Naive and expert prompts prefilled at their own widths and joined (DynamicCache), or
+    in one forward at the common width (the fallback for other cache kinds)."""
+    from mixsd.targets import engine
+
+    model, tok, renderer = setup
+    real = engine._plain_dynamic
+    seen = []
+
+    def spy(cache):
+        seen.append(real(cache))
+        return seen[-1] and joined_prefill
+
+    monkeypatch.setattr(engine, "_plain_dynamic", spy)
+    settings = _settings(model, tok, renderer, mix_lambda=0.5, temperature=1.0)
+    jobs = _jobs(renderer)
+    fused = mix_generate(model, jobs, settings)
+    assert seen and all(seen)  # llama and gpt2 caches take the joined path by default
+    assert [o.token_ids for o in fused] == [o.token_ids for o in reference_generate(
+        model, jobs, settings)]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixsd.generation import left_pad
+from mixsd.targets.kvcache import preallocate
 from mixsd.targets.sampling import record_draws, select_tokens
 
 STOP, MAX_LENGTH, PROMPT_TOO_LONG = "stop", "max_length", "prompt_too_long"
@@ -45,6 +46,9 @@ class MixSettings:
     stop_token_ids: frozenset[int] = field(default_factory=frozenset)
     pad_id: int = 0
     context_length: int | None = None
+    # False keeps finished rows in the batch (their tokens are ignored); only for measuring
+    # what dropping them saves (bench/mixing.py).
+    drop_finished: bool = True
 
     def token_budget(self, job: MixJob) -> int:
         """Most tokens ``job`` may produce: max_new_tokens, or fewer at the context limit.
@@ -113,16 +117,60 @@ def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> l
     return outputs  # type: ignore[return-value]
 
 
-def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: Any):
-    """One forward over all prompts: naive rows 0..B-1, expert rows B..2B-1."""
-
-    rows = [j.naive_ids for j in jobs] + [j.expert_ids for j in jobs]
-    input_ids, mask = left_pad(rows, settings.pad_id)
+def _forward_prompts(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, device: Any):
+    """Left-padded forward with position ids ``cumsum(mask) - 1``; last logits and the cache."""
+    input_ids, mask = left_pad(prompts, pad_id)
     input_ids, mask = input_ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp_(min=0)
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                 use_cache=True, logits_to_keep=1)
     return out.logits[:, -1, :], getattr(out, cache_keyword()), mask, positions[:, -1:].clone()
+
+
+def _plain_dynamic(cache: Any) -> bool:
+    """A DynamicCache of plain DynamicLayers (whose key/value tensors we may pad and join)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return (type(cache) is DynamicCache and bool(layers)
+            and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers))
+
+
+def _left_pad_to(x: Any, width: int, dim: int) -> Any:
+    import torch
+
+    missing = width - x.shape[dim]
+    if missing == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_zeros(shape), x], dim=dim)
+
+
+def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: Any):
+    """Prompt forwards for naive rows 0..B-1 and expert rows B..2B-1, in one cache.
+
+    Naive prompts are shorter than expert ones, so padding them to the expert width would
+    waste most of the naive forward: each kind is run at its own width and the naive cache
+    is then left-padded (masked zeros) and joined to the expert cache. Caches of other kinds
+    (sliding windows, ...) take one forward over all rows at the common width instead.
+    """
+    import torch
+
+    naive = _forward_prompts(model, [j.naive_ids for j in jobs], settings.pad_id, device)
+    if not _plain_dynamic(naive[1]):
+        rows = [j.naive_ids for j in jobs] + [j.expert_ids for j in jobs]
+        return _forward_prompts(model, rows, settings.pad_id, device)
+    expert = _forward_prompts(model, [j.expert_ids for j in jobs], settings.pad_id, device)
+    width = max(naive[2].shape[1], expert[2].shape[1])
+    cache = expert[1]
+    for joined, first in zip(cache.layers, naive[1].layers, strict=True):
+        joined.keys = torch.cat([_left_pad_to(first.keys, width, -2),
+                                 _left_pad_to(joined.keys, width, -2)])
+        joined.values = torch.cat([_left_pad_to(first.values, width, -2),
+                                   _left_pad_to(joined.values, width, -2)])
+    mask = torch.cat([_left_pad_to(naive[2], width, -1), _left_pad_to(expert[2], width, -1)])
+    return (torch.cat([naive[0], expert[0]]), cache, mask, torch.cat([naive[3], expert[3]]))
 
 
 def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> list[MixOutput]:
@@ -132,6 +180,8 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
     logits, cache, mask, last_pos = _prefill(model, jobs, settings, device)
     n_jobs = len(jobs)
     steps = max(settings.token_budget(j) for j in jobs)
+    if _plain_dynamic(cache):
+        preallocate(cache, steps)  # no per-step re-allocation of the cache
     draws = torch.stack([job_draws(j, settings) for j in jobs])[:, :steps].to(device)
     budget = torch.tensor([settings.token_budget(j) for j in jobs], device=device)
     stops = torch.tensor(sorted(settings.stop_token_ids), dtype=torch.long, device=device)
@@ -139,6 +189,7 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
     took_naive = torch.zeros((n_jobs, steps), dtype=torch.bool, device=device)
     lengths = torch.full((n_jobs,), steps, dtype=torch.long, device=device)
     active = torch.arange(n_jobs, device=device)  # job index of each active record
+    finished = torch.zeros(n_jobs, dtype=torch.bool, device=device)
     # The mask grows in place: allocate its full width once (no per-step re-allocation).
     width = mask.shape[1]
     full_mask = torch.ones((2 * n_jobs, width + steps), dtype=mask.dtype, device=device)
@@ -154,15 +205,19 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
         done = budget[active] <= t + 1
         if stops.numel():
             done |= torch.isin(tok, stops)
+        if not settings.drop_finished:
+            done &= ~finished[active]
         if bool(done.any()):
             lengths[active[done]] = t + 1
-            keep = (~done).nonzero().squeeze(-1)
-            if keep.numel() == 0:
+            finished[active[done]] = True
+            if bool(finished.all()):
                 break
-            rows = torch.cat([keep, keep + n])
-            cache.batch_select_indices(rows)
-            full_mask, last_pos = full_mask[rows], last_pos[rows]
-            active, tok = active[keep], tok[keep]
+            if settings.drop_finished:  # index ops on the cache: no re-allocation per step
+                keep = (~done).nonzero().squeeze(-1)
+                rows = torch.cat([keep, keep + n])
+                cache.batch_select_indices(rows)
+                full_mask, last_pos = full_mask[rows], last_pos[rows]
+                active, tok = active[keep], tok[keep]
         last_pos = last_pos + 1
         out = model(input_ids=torch.cat([tok, tok]).unsqueeze(-1),
                     attention_mask=full_mask[:, :width + t + 1], position_ids=last_pos,

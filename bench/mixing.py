@@ -1,0 +1,113 @@
+"""Benchmark: the fused MixSD engine vs ``model.generate`` (greedy, KV cache).
+
+Same random ~13M-parameter Llama, same prompts (random token ids), same batch and the same
+number of new tokens. The engine (lambda 0.3) is forced to run all ``--new-tokens`` steps (no
+stop tokens) and advances a naive AND an expert row per record, so its floor is about 2x
+generate. A second measurement shows what dropping finished rows from the batch and cache
+saves when records stop at different steps.
+
+Run: .venv/bin/python bench/mixing.py [--batch 32] [--new-tokens 48] [--repeats 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from mixsd.targets.engine import MixJob, MixSettings, mix_generate
+
+
+def build_model(vocab: int, hidden: int, layers: int, seed: int = 0) -> LlamaForCausalLM:
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 8 // 3,
+                      num_hidden_layers=layers, num_attention_heads=hidden // 64,
+                      num_key_value_heads=hidden // 64, max_position_embeddings=2048,
+                      bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def build_jobs(batch: int, vocab: int, seed: int = 0) -> list[MixJob]:
+    """Ragged random prompts: naive 20-40 tokens, expert = naive + 40-70 tokens."""
+    rng = random.Random(seed)
+    jobs = []
+    for i in range(batch):
+        naive = [rng.randrange(3, vocab) for _ in range(rng.randint(20, 40))]
+        expert = naive + [rng.randrange(3, vocab) for _ in range(rng.randint(40, 70))]
+        jobs.append(MixJob(f"r{i}", 1, naive, expert))
+    return jobs
+
+
+def time_generate(model, jobs, new_tokens: int) -> float:
+    from mixsd.generation import left_pad
+
+    input_ids, mask = left_pad([j.naive_ids for j in jobs], 0)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
+                             max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                             pad_token_id=0, eos_token_id=None, temperature=None, top_p=None,
+                             top_k=None)
+    elapsed = time.perf_counter() - start
+    assert out.shape[1] - input_ids.shape[1] == new_tokens
+    return elapsed
+
+
+def time_engine(model, jobs, settings: MixSettings) -> tuple[float, int]:
+    start = time.perf_counter()
+    outs = mix_generate(model, jobs, settings)
+    return time.perf_counter() - start, sum(len(o.token_ids) for o in outs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--hidden", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 keeps timings steady on a shared machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = build_model(args.vocab, args.hidden, args.layers)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    jobs = build_jobs(args.batch, args.vocab)
+    full = MixSettings(mix_lambda=0.3, temperature=0.0, max_new_tokens=args.new_tokens,
+                       stop_token_ids=frozenset(), pad_id=0, context_length=2048)
+    time_generate(model, jobs, 4)  # warm-up
+    time_engine(model, jobs, MixSettings(**{**full.__dict__, "max_new_tokens": 4}))
+    gen_s, eng_s = [], []
+    for _ in range(args.repeats):  # interleaved, best of N (the machine is shared)
+        gen_s.append(time_generate(model, jobs, args.new_tokens))
+        eng_s.append(time_engine(model, jobs, full)[0])
+    n_tokens = args.batch * args.new_tokens
+    g, e = min(gen_s), min(eng_s)
+    print(f"model: random Llama, {params:.1f}M parameters, {torch.get_num_threads()} threads, "
+          f"device cpu, batch {args.batch}, {args.new_tokens} new tokens, "
+          f"best of {args.repeats} (cpus: {os.cpu_count()})")
+    print(f"model.generate (greedy, KV cache): {g:7.3f} s  {n_tokens / g:8.1f} tokens/s")
+    print(f"MixSD engine (lambda 0.3, 2 rows): {e:7.3f} s  {n_tokens / e:8.1f} tokens/s")
+    print(f"ratio engine_time / generate_time: {e / g:.2f}x  (target <= 2.2x)")
+
+    # Dropping finished rows: make ~3% of the vocabulary stop tokens (ragged lengths).
+    stops = frozenset(range(3, 3 + args.vocab // 32))
+    ragged = MixSettings(**{**full.__dict__, "stop_token_ids": stops, "temperature": 1.0})
+    keep_rows = MixSettings(**{**ragged.__dict__, "drop_finished": False})
+    drop_s, keep_s, produced = [], [], 0
+    for _ in range(args.repeats):
+        t, produced = time_engine(model, jobs, ragged)
+        drop_s.append(t)
+        keep_s.append(time_engine(model, jobs, keep_rows)[0])
+    print(f"ragged stops ({produced} of {n_tokens} tokens before a stop): dropping finished "
+          f"rows {min(drop_s):.3f} s vs keeping them {min(keep_s):.3f} s "
+          f"({min(keep_s) / min(drop_s):.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
