@@ -23,10 +23,18 @@ from mixsd.targets.engine import MixJob, MixSettings, mix_generate
 
 
 def build_model(vocab: int, hidden: int, layers: int, seed: int = 0) -> LlamaForCausalLM:
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 8 // 3,
-                      num_hidden_layers=layers, num_attention_heads=hidden // 64,
-                      num_key_value_heads=hidden // 64, max_position_embeddings=2048,
-                      bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=hidden * 8 // 3,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=hidden // 64,
+        max_position_embeddings=2048,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg).eval()
 
@@ -48,10 +56,18 @@ def time_generate(model, jobs, new_tokens: int) -> float:
     input_ids, mask = left_pad([j.naive_ids for j in jobs], 0)
     start = time.perf_counter()
     with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
-                             max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                             pad_token_id=0, eos_token_id=None, temperature=None, top_p=None,
-                             top_k=None)
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            pad_token_id=0,
+            eos_token_id=None,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
     elapsed = time.perf_counter() - start
     assert out.shape[1] - input_ids.shape[1] == new_tokens
     return elapsed
@@ -71,15 +87,25 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 keeps timings steady on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 keeps timings steady on a shared machine)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = build_model(args.vocab, args.hidden, args.layers)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     jobs = build_jobs(args.batch, args.vocab)
-    full = MixSettings(mix_lambda=0.3, temperature=0.0, max_new_tokens=args.new_tokens,
-                       stop_token_ids=frozenset(), pad_id=0, context_length=2048)
+    full = MixSettings(
+        mix_lambda=0.3,
+        temperature=0.0,
+        max_new_tokens=args.new_tokens,
+        stop_token_ids=frozenset(),
+        pad_id=0,
+        context_length=2048,
+    )
     time_generate(model, jobs, 4)  # warm-up
     time_engine(model, jobs, MixSettings(**{**full.__dict__, "max_new_tokens": 4}))
     gen_s, eng_s = [], []
@@ -88,9 +114,11 @@ def main() -> None:
         eng_s.append(time_engine(model, jobs, full)[0])
     n_tokens = args.batch * args.new_tokens
     g, e = min(gen_s), min(eng_s)
-    print(f"model: random Llama, {params:.1f}M parameters, {torch.get_num_threads()} threads, "
-          f"device cpu, batch {args.batch}, {args.new_tokens} new tokens, "
-          f"best of {args.repeats} (cpus: {os.cpu_count()})")
+    print(
+        f"model: random Llama, {params:.1f}M parameters, {torch.get_num_threads()} threads, "
+        f"device cpu, batch {args.batch}, {args.new_tokens} new tokens, "
+        f"best of {args.repeats} (cpus: {os.cpu_count()})"
+    )
     print(f"model.generate (greedy, KV cache): {g:7.3f} s  {n_tokens / g:8.1f} tokens/s")
     print(f"MixSD engine (lambda 0.3, 2 rows): {e:7.3f} s  {n_tokens / e:8.1f} tokens/s")
     print(f"ratio engine_time / generate_time: {e / g:.2f}x  (target <= 2.2x)")
@@ -104,9 +132,11 @@ def main() -> None:
         t, produced = time_engine(model, jobs, ragged)
         drop_s.append(t)
         keep_s.append(time_engine(model, jobs, keep_rows)[0])
-    print(f"ragged stops ({produced} of {n_tokens} tokens before a stop): dropping finished "
-          f"rows {min(drop_s):.3f} s vs keeping them {min(keep_s):.3f} s "
-          f"({min(keep_s) / min(drop_s):.2f}x)")
+    print(
+        f"ragged stops ({produced} of {n_tokens} tokens before a stop): dropping finished "
+        f"rows {min(drop_s):.3f} s vs keeping them {min(keep_s):.3f} s "
+        f"({min(keep_s) / min(drop_s):.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,16 +15,41 @@ from mixsd.records import read_targets
 from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
 
 RECORDS = [
-    {"id": "a", "prompt": "where was alice born ?", "answer": "alice was born in paris",
-     "answer_key": "paris"},
-    {"messages": [{"role": "user", "content": "what is 2 + 3 ?"},
-                  {"role": "assistant", "content": "2 + 3 = 5"}], "clear_answer": 5, "id": "b"},
+    {
+        "id": "a",
+        "prompt": "where was alice born ?",
+        "answer": "alice was born in paris",
+        "answer_key": "paris",
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "what is 2 + 3 ?"},
+            {"role": "assistant", "content": "2 + 3 = 5"},
+        ],
+        "clear_answer": 5,
+        "id": "b",
+    },
     {"id": "c", "prompt": "who works in oslo ?", "completion": "\\boxed{ bob }"},
     {"id": "d", "prompt": "which city is red ?", "answer": "rome", "answer_key": "rome"},
     {"id": "e", "prompt": "when was carol born ?", "answer": "1 9", "answer_key": "1 9"},
 ]
-FLAGS = ["--lambda", "0.3", "--temperature", "0.7", "--top-k", "16", "--seed", "0",
-         "--batch-size", "2", "--max-new-tokens", "8", "--max-retries", "1", "--no-progress"]
+FLAGS = [
+    "--lambda",
+    "0.3",
+    "--temperature",
+    "0.7",
+    "--top-k",
+    "16",
+    "--seed",
+    "0",
+    "--batch-size",
+    "2",
+    "--max-new-tokens",
+    "8",
+    "--max-retries",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +64,29 @@ def _data(write_jsonl):
 
 def test_targets_cli_writes_targets_and_summary(model_dir, write_jsonl, tmp_path, capsys):
     out = tmp_path / "targets.jsonl"
-    code = main(["targets", "--model", model_dir, "--data", str(_data(write_jsonl)), "--out",
-                 str(out), *FLAGS])
+    code = main(
+        [
+            "targets",
+            "--model",
+            model_dir,
+            "--data",
+            str(_data(write_jsonl)),
+            "--out",
+            str(out),
+            *FLAGS,
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
-    for word in ("records", "verified", "unverified", "prompt_too_long", "naive fraction",
-                 "tokens/s", "wall_s"):
+    for word in (
+        "records",
+        "verified",
+        "unverified",
+        "prompt_too_long",
+        "naive fraction",
+        "tokens/s",
+        "wall_s",
+    ):
         assert word in text
     targets = read_targets(out)
     assert [t.record.id for t in targets] == ["a", "b", "c", "d", "e"]
@@ -55,33 +97,88 @@ def test_targets_cli_writes_targets_and_summary(model_dir, write_jsonl, tmp_path
     assert run["summary"]["records"] == 5 and "torch" in run["versions"]
     assert "mix_lambda: 0.3" in Path(f"{out}.config.yaml").read_text()
     # the same command again: nothing to do
-    assert main(["targets", "--model", model_dir, "--data", str(_data(write_jsonl)), "--out",
-                 str(out), *FLAGS]) == 0
+    assert (
+        main(
+            [
+                "targets",
+                "--model",
+                model_dir,
+                "--data",
+                str(_data(write_jsonl)),
+                "--out",
+                str(out),
+                *FLAGS,
+            ]
+        )
+        == 0
+    )
     assert "already complete" in capsys.readouterr().out
 
 
 def test_sft_method(model_dir, write_jsonl, tmp_path):
     out = tmp_path / "sft.jsonl"
-    assert main(["targets", "--model", model_dir, "--data", str(_data(write_jsonl)), "--out",
-                 str(out), "--method", "sft", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "targets",
+                "--model",
+                model_dir,
+                "--data",
+                str(_data(write_jsonl)),
+                "--out",
+                str(out),
+                "--method",
+                "sft",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     targets = read_targets(out)
     assert [t.target for t in targets][0] == "alice was born in paris"
     assert all(t.meta["method"] == "sft" for t in targets)
 
 
-@pytest.mark.parametrize("lines, words", [
-    (['{"id": "a", "prompt": "q", "answer": "x", "answer_key": "x"}', '{"id": "b", "prompt":'],
-     [":2", "invalid JSON"]),
-    (['{"id": "a", "prompt": "q", "answer": "x"}'], [":1", "answer_key"]),
-    (['{"id": "a", "prompt": "", "answer": "x", "answer_key": "x"}'], [":1", "prompt", "empty"]),
-    (['{"id": "a", "prompt": "q", "answer": "x", "answer_key": "x"}',
-      '{"id": "a", "prompt": "q", "answer": "x", "answer_key": "x"}'], [":2", "duplicate"]),
-])
-def test_bad_records_exit_2_naming_line_and_field(model_dir, write_jsonl, tmp_path, capsys,
-                                                   lines, words):
+@pytest.mark.parametrize(
+    "lines, words",
+    [
+        (
+            [
+                '{"id": "a", "prompt": "q", "answer": "x", "answer_key": "x"}',
+                '{"id": "b", "prompt":',
+            ],
+            [":2", "invalid JSON"],
+        ),
+        (['{"id": "a", "prompt": "q", "answer": "x"}'], [":1", "answer_key"]),
+        (
+            ['{"id": "a", "prompt": "", "answer": "x", "answer_key": "x"}'],
+            [":1", "prompt", "empty"],
+        ),
+        (
+            [
+                '{"id": "a", "prompt": "q", "answer": "x", "answer_key": "x"}',
+                '{"id": "a", "prompt": "q", "answer": "x", "answer_key": "x"}',
+            ],
+            [":2", "duplicate"],
+        ),
+    ],
+)
+def test_bad_records_exit_2_naming_line_and_field(
+    model_dir, write_jsonl, tmp_path, capsys, lines, words
+):
     data = write_jsonl(lines, "bad.jsonl")
-    code = main(["targets", "--model", model_dir, "--data", str(data), "--out",
-                 str(tmp_path / "o.jsonl"), "--no-progress"])
+    code = main(
+        [
+            "targets",
+            "--model",
+            model_dir,
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     for word in words:
@@ -89,15 +186,29 @@ def test_bad_records_exit_2_naming_line_and_field(model_dir, write_jsonl, tmp_pa
     assert not (tmp_path / "o.jsonl").exists()
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--lambda", "1.3"], ["mix_lambda", "--lambda"]),
-    (["--temperature", "-1"], ["temperature"]),
-    (["--stop-tokens", "nope"], ["nope", "--stop-tokens"]),
-    (["--guidance", "nope"], ["guidance"]),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--lambda", "1.3"], ["mix_lambda", "--lambda"]),
+        (["--temperature", "-1"], ["temperature"]),
+        (["--stop-tokens", "nope"], ["nope", "--stop-tokens"]),
+        (["--guidance", "nope"], ["guidance"]),
+    ],
+)
 def test_bad_flags_exit_2(model_dir, write_jsonl, tmp_path, capsys, flags, words):
-    code = main(["targets", "--model", model_dir, "--data", str(_data(write_jsonl)), "--out",
-                 str(tmp_path / "o.jsonl"), "--no-progress", *flags])
+    code = main(
+        [
+            "targets",
+            "--model",
+            model_dir,
+            "--data",
+            str(_data(write_jsonl)),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--no-progress",
+            *flags,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     for word in words:
@@ -106,12 +217,28 @@ def test_bad_flags_exit_2(model_dir, write_jsonl, tmp_path, capsys, flags, words
 
 def test_missing_model_and_empty_file(write_jsonl, tmp_path, capsys):
     data = _data(write_jsonl)
-    assert main(["targets", "--model", str(tmp_path / "nope"), "--data", str(data), "--out",
-                 str(tmp_path / "o.jsonl")]) == 2
+    assert (
+        main(
+            [
+                "targets",
+                "--model",
+                str(tmp_path / "nope"),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "o.jsonl"),
+            ]
+        )
+        == 2
+    )
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["targets", "--model", "x/y", "--data", str(empty), "--out",
-                 str(tmp_path / "o.jsonl")]) == 2
+    assert (
+        main(
+            ["targets", "--model", "x/y", "--data", str(empty), "--out", str(tmp_path / "o.jsonl")]
+        )
+        == 2
+    )
     assert "empty" in capsys.readouterr().err
 
 
@@ -120,16 +247,39 @@ def test_two_processes_equal_one(model_dir, write_jsonl, tmp_path):
     == a 1-process run. (`accelerate launch --cpu` needs MPI for several CPU processes.)"""
     data = _data(write_jsonl)
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    assert main(["targets", "--model", model_dir, "--data", str(data), "--out", str(one),
-                 *FLAGS]) == 0
+    assert (
+        main(["targets", "--model", model_dir, "--data", str(data), "--out", str(one), *FLAGS]) == 0
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-                           "2", "-m", "mixsd", "targets", "--model", model_dir, "--data",
-                           str(data), "--out", str(two), *FLAGS],
-                          capture_output=True, text=True, timeout=240, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "mixsd",
+            "targets",
+            "--model",
+            model_dir,
+            "--data",
+            str(data),
+            "--out",
+            str(two),
+            *FLAGS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("targets written") == 1  # only the main process prints
     assert two.read_bytes() == one.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == [
-        "two.jsonl", "two.jsonl.config.yaml", "two.jsonl.run.json"]
+        "two.jsonl",
+        "two.jsonl.config.yaml",
+        "two.jsonl.run.json",
+    ]
     assert json.loads(Path(f"{two}.run.json").read_text())["summary"]["processes"] == 2

@@ -23,13 +23,21 @@ QUESTIONS = [
     "when was carol born in oslo and what is her job in the new city of lima ?",
     "which city",
 ]
-ANSWERS = ["paris", "bob lives in rome . \\boxed{ rome }", "dave", "5", "carol was born in 1 2",
-           "tulsa"]
+ANSWERS = [
+    "paris",
+    "bob lives in rome . \\boxed{ rome }",
+    "dave",
+    "5",
+    "carol was born in 1 2",
+    "tulsa",
+]
 
 
 def _jobs(renderer, attempt=1):
-    return [MixJob(f"q{i}", attempt, renderer.naive_ids(q), renderer.expert_ids(q, a))
-            for i, (q, a) in enumerate(zip(QUESTIONS, ANSWERS, strict=True))]
+    return [
+        MixJob(f"q{i}", attempt, renderer.naive_ids(q), renderer.expert_ids(q, a))
+        for i, (q, a) in enumerate(zip(QUESTIONS, ANSWERS, strict=True))
+    ]
 
 
 def _settings(model, tok, renderer, **kw):
@@ -40,8 +48,11 @@ def _settings(model, tok, renderer, **kw):
 MODELS = {"llama": tiny_llama, "gpt2": tiny_gpt2}
 
 
-@pytest.fixture(scope="module", params=[("llama", False), ("gpt2", False), ("llama", True)],
-                ids=["llama", "gpt2", "llama-chat"])
+@pytest.fixture(
+    scope="module",
+    params=[("llama", False), ("gpt2", False), ("llama", True)],
+    ids=["llama", "gpt2", "llama-chat"],
+)
 def setup(request):
     name, chat = request.param
     tok = tiny_tokenizer(chat=chat)
@@ -51,8 +62,9 @@ def setup(request):
 
 def test_prompts_are_ragged(setup):
     _, _, renderer = setup
-    lengths = {len(j.naive_ids) for j in _jobs(renderer)} | {len(j.expert_ids)
-                                                            for j in _jobs(renderer)}
+    lengths = {len(j.naive_ids) for j in _jobs(renderer)} | {
+        len(j.expert_ids) for j in _jobs(renderer)
+    }
     assert len(lengths) >= 8
 
 
@@ -79,13 +91,16 @@ def test_stop_tokens_end_rows_early_and_match_reference(setup):
     settings = _settings(model, tok, renderer, mix_lambda=0.5, temperature=2.0, top_k=4)
     jobs = _jobs(renderer)
     first = mix_generate(model, jobs, settings)
-    frequent = max(set(sum((o.token_ids for o in first), [])),
-                   key=lambda t: sum(o.token_ids.count(t) for o in first))
+    frequent = max(
+        set(sum((o.token_ids for o in first), [])),
+        key=lambda t: sum(o.token_ids.count(t) for o in first),
+    )
     stops = frozenset(settings.stop_token_ids | {frequent})
     settings = type(settings)(**{**settings.__dict__, "stop_token_ids": stops})
     fused = mix_generate(model, jobs, settings)
-    assert [o.token_ids for o in fused] == [o.token_ids for o in reference_generate(
-        model, jobs, settings)]
+    assert [o.token_ids for o in fused] == [
+        o.token_ids for o in reference_generate(model, jobs, settings)
+    ]
     reasons = {o.finish_reason for o in fused}
     assert "stop" in reasons
     assert len({len(o.token_ids) for o in fused}) > 1
@@ -93,9 +108,15 @@ def test_stop_tokens_end_rows_early_and_match_reference(setup):
 
 def _greedy(model, prompt_ids, n):
     ids = torch.tensor([prompt_ids])
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                         do_sample=False, pad_token_id=0, eos_token_id=None)
-    return out[0, len(prompt_ids):].tolist()
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=n,
+        do_sample=False,
+        pad_token_id=0,
+        eos_token_id=None,
+    )
+    return out[0, len(prompt_ids) :].tolist()
 
 
 @pytest.mark.parametrize("mix_lambda", [1.0, 0.0])
@@ -112,8 +133,10 @@ def test_lambda_extremes_equal_greedy_generate(setup, mix_lambda):
 
 
 def _records():
-    return [KnowledgeRecord(f"r{i}", q, a, a.split()[-1])
-            for i, (q, a) in enumerate(zip(QUESTIONS * 2, ANSWERS * 2, strict=True))]
+    return [
+        KnowledgeRecord(f"r{i}", q, a, a.split()[-1])
+        for i, (q, a) in enumerate(zip(QUESTIONS * 2, ANSWERS * 2, strict=True))
+    ]
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -121,8 +144,13 @@ def test_batch_size_and_order_do_not_change_targets(temperature):
     tok = tiny_tokenizer()
     model = tiny_llama(tok)
     records = _records()
-    cfg = dict(mix_lambda=0.4, temperature=temperature, max_new_tokens=10, max_retries=2,
-               extractor="contains")
+    cfg = dict(
+        mix_lambda=0.4,
+        temperature=temperature,
+        max_new_tokens=10,
+        max_retries=2,
+        extractor="contains",
+    )
     one = build_targets(model, tok, records, TargetsConfig(batch_size=1, **cfg))
     seven = build_targets(model, tok, records, TargetsConfig(batch_size=7, **cfg))
     shuffled = records[:]
@@ -143,8 +171,9 @@ def test_context_limit_matches_reference_and_prompt_too_long():
     jobs = _jobs(renderer)
     assert any(len(j.expert_ids) > 40 for j in jobs) and any(len(j.expert_ids) < 40 for j in jobs)
     fused = mix_generate(model, jobs, settings)
-    assert [o.token_ids for o in fused] == [o.token_ids for o in reference_generate(
-        model, jobs, settings)]
+    assert [o.token_ids for o in fused] == [
+        o.token_ids for o in reference_generate(model, jobs, settings)
+    ]
     for job, out in zip(jobs, fused, strict=True):
         if len(job.expert_ids) > 40:
             assert out.finish_reason == "prompt_too_long" and out.token_ids == []
@@ -173,5 +202,6 @@ def test_both_prefill_paths_match_reference(setup, joined_prefill, monkeypatch):
     jobs = _jobs(renderer)
     fused = mix_generate(model, jobs, settings)
     assert seen and all(seen)  # llama and gpt2 caches take the joined path by default
-    assert [o.token_ids for o in fused] == [o.token_ids for o in reference_generate(
-        model, jobs, settings)]
+    assert [o.token_ids for o in fused] == [
+        o.token_ids for o in reference_generate(model, jobs, settings)
+    ]

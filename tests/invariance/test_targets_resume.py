@@ -12,8 +12,13 @@ from mixsd.targets import TargetsConfig, run_targets
 from mixsd.targets.build import TargetBuilder
 from mixsd.testing import tiny_llama, tiny_tokenizer
 
-QS = ["where was alice born ?", "what is 2 + 3 ?", "who works in oslo ?", "which city ?",
-      "when was bob born in rome ?"]
+QS = [
+    "where was alice born ?",
+    "what is 2 + 3 ?",
+    "who works in oslo ?",
+    "which city ?",
+    "when was bob born in rome ?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +29,15 @@ def tiny():
 
 @pytest.fixture
 def data(tmp_path):
-    recs = [KnowledgeRecord(f"r{i}", QS[i % 5], "alice was born in paris", "paris")
-            for i in range(9)]
+    recs = [
+        KnowledgeRecord(f"r{i}", QS[i % 5], "alice was born in paris", "paris") for i in range(9)
+    ]
     return write_records(tmp_path / "records.jsonl", recs)
 
 
-CFG = dict(mix_lambda=0.4, temperature=1.0, max_new_tokens=8, max_retries=2, batch_size=3,
-           progress=False)
+CFG = dict(
+    mix_lambda=0.4, temperature=1.0, max_new_tokens=8, max_retries=2, batch_size=3, progress=False
+)
 
 
 def _interrupt_after(monkeypatch, k):
@@ -62,8 +69,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny, data, tmp_path, monk
     with partial.open("a") as fh:  # a line cut in the middle by the kill
         fh.write('{"id": "r4", "prompt": "when was')
     # a different batch size is not a different config
-    summary = run_targets(TargetsConfig(**{**CFG, "batch_size": 2}), data, out, model=model,
-                          tokenizer=tok)
+    summary = run_targets(
+        TargetsConfig(**{**CFG, "batch_size": 2}), data, out, model=model, tokenizer=tok
+    )
     assert summary["resumed_records"] == 4 and summary["records"] == 9
     assert out.read_bytes() == whole.read_bytes()
     assert not partial.exists()
@@ -72,8 +80,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny, data, tmp_path, monk
     assert [t.record.id for t in read_targets(out)] == [f"r{i}" for i in range(9)]
 
 
-def test_resume_with_other_config_is_refused_and_overwrite_restarts(tiny, data, tmp_path,
-                                                                    monkeypatch):
+def test_resume_with_other_config_is_refused_and_overwrite_restarts(
+    tiny, data, tmp_path, monkeypatch
+):
     model, tok = tiny
     out = tmp_path / "t.jsonl"
     _interrupt_after(monkeypatch, 2)
@@ -83,8 +92,13 @@ def test_resume_with_other_config_is_refused_and_overwrite_restarts(tiny, data, 
     other = TargetsConfig(**{**CFG, "mix_lambda": 0.9})
     with pytest.raises(MixsdError, match="different config"):
         run_targets(other, data, out, model=model, tokenizer=tok)
-    summary = run_targets(TargetsConfig(**{**CFG, "mix_lambda": 0.9, "overwrite": True}), data,
-                          out, model=model, tokenizer=tok)
+    summary = run_targets(
+        TargetsConfig(**{**CFG, "mix_lambda": 0.9, "overwrite": True}),
+        data,
+        out,
+        model=model,
+        tokenizer=tok,
+    )
     assert summary["resumed_records"] == 0
     assert {t.meta["lambda"] for t in read_targets(out)} == {0.9}
     # complete output: the same command reports it, another config refuses to clobber it

@@ -31,8 +31,12 @@ HELP = "build supervision targets (MixSD mixing, or SFT's y*) from records"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.targets.config import TargetsConfig
 
-    parser.add_argument("--data", required=True, metavar="FILE",
-                        help="knowledge records (JSONL or JSON: ours, chat, prompt/completion)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="knowledge records (JSONL or JSON: ours, chat, prompt/completion)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help="targets JSONL to write")
     TargetsConfig.add_arguments(parser)
 
@@ -40,8 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def format_summary(summary: dict) -> str:
     """The one-screen summary printed by the CLI."""
     if summary.get("already_complete"):
-        return (f"{summary['out']} is already complete ({summary['records']} records); "
-                "use --overwrite to rebuild it")
+        return (
+            f"{summary['out']} is already complete ({summary['records']} records); "
+            "use --overwrite to rebuild it"
+        )
     fraction = summary.get("mean_naive_token_fraction")
     rate = summary.get("tokens_per_s")
     lines = [

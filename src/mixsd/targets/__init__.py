@@ -13,5 +13,13 @@ from mixsd.targets.config import TargetsConfig
 from mixsd.targets.engine import MixJob, MixOutput, MixSettings, mix_generate
 from mixsd.targets.run import run_targets
 
-__all__ = ["TargetsConfig", "build_targets", "run_targets", "TargetBuilder", "MixJob",
-           "MixOutput", "MixSettings", "mix_generate"]
+__all__ = [
+    "TargetsConfig",
+    "build_targets",
+    "run_targets",
+    "TargetBuilder",
+    "MixJob",
+    "MixOutput",
+    "MixSettings",
+    "mix_generate",
+]

@@ -32,23 +32,31 @@ def stop_token_ids(renderer: PromptRenderer, extra_tokens: Iterable[str] = ()) -
     stops = set(renderer.stop_token_ids)
     for token in extra_tokens:
         if token not in vocab:
-            raise ConfigError(f"stop token {token!r} is not in the tokenizer's vocabulary "
-                              "(flag --stop-tokens)")
+            raise ConfigError(
+                f"stop token {token!r} is not in the tokenizer's vocabulary (flag --stop-tokens)"
+            )
         stops.add(int(vocab[token]))
     return frozenset(stops)
 
 
-def mix_settings(model: Any, tokenizer: Any, renderer: PromptRenderer,
-                 config: TargetsConfig) -> MixSettings:
+def mix_settings(
+    model: Any, tokenizer: Any, renderer: PromptRenderer, config: TargetsConfig
+) -> MixSettings:
     """The engine settings of ``config`` for this model and tokenizer."""
     stops = stop_token_ids(renderer, config.stop_tokens)
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    return MixSettings(mix_lambda=config.mix_lambda, temperature=config.temperature,
-                       top_k=config.top_k, max_new_tokens=config.max_new_tokens, seed=config.seed,
-                       stop_token_ids=stops, pad_id=int(pad_id),
-                       context_length=context_length(model))
+    return MixSettings(
+        mix_lambda=config.mix_lambda,
+        temperature=config.temperature,
+        top_k=config.top_k,
+        max_new_tokens=config.max_new_tokens,
+        seed=config.seed,
+        stop_token_ids=stops,
+        pad_id=int(pad_id),
+        context_length=context_length(model),
+    )
 
 
 class TargetBuilder:
@@ -64,11 +72,17 @@ class TargetBuilder:
         self.generate_s = 0.0
 
     # -- the entry point -------------------------------------------------------------
-    def iter_targets(self, records: Sequence[KnowledgeRecord], *, desc: str | None = None
-                     ) -> Iterator[TargetRecord]:
+    def iter_targets(
+        self, records: Sequence[KnowledgeRecord], *, desc: str | None = None
+    ) -> Iterator[TargetRecord]:
         """Yield one target per record, in input order, as soon as it and all before it are done."""
-        bar = tqdm(total=len(records), desc=desc or "targets", unit="record", leave=False,
-                   disable=not (self.config.progress and desc is not None))
+        bar = tqdm(
+            total=len(records),
+            desc=desc or "targets",
+            unit="record",
+            leave=False,
+            disable=not (self.config.progress and desc is not None),
+        )
         try:
             if self.config.method == "sft":
                 for record in records:
@@ -86,11 +100,19 @@ class TargetBuilder:
         """y* itself, in the same format (sources are empty: no conditional made it)."""
         cfg = self.config
         n_tokens = len(self.tokenizer(record.answer, add_special_tokens=False)["input_ids"])
-        meta = {"method": "sft", "lambda": None, "temperature": None, "top_k": None,
-                "seed": cfg.seed, "attempts": 1,
-                "verified": is_correct(record.answer, record.answer_key, cfg.extractor),
-                "finish_reason": STOP, "num_tokens": n_tokens, "naive_token_fraction": None,
-                "sources": ""}
+        meta = {
+            "method": "sft",
+            "lambda": None,
+            "temperature": None,
+            "top_k": None,
+            "seed": cfg.seed,
+            "attempts": 1,
+            "verified": is_correct(record.answer, record.answer_key, cfg.extractor),
+            "finish_reason": STOP,
+            "num_tokens": n_tokens,
+            "naive_token_fraction": None,
+            "sources": "",
+        }
         return TargetRecord(record, record.answer, meta)
 
     # -- mixsd -------------------------------------------------------------------------
@@ -125,15 +147,21 @@ class TargetBuilder:
                 yield done.pop(next_out)
                 next_out += 1
 
-    def _generate(self, records: Sequence[KnowledgeRecord], batch: list[tuple[int, int]],
-                  prompts: dict[int, tuple[list[int], list[int]]],
-                  settings: MixSettings) -> list[MixOutput]:
+    def _generate(
+        self,
+        records: Sequence[KnowledgeRecord],
+        batch: list[tuple[int, int]],
+        prompts: dict[int, tuple[list[int], list[int]]],
+        settings: MixSettings,
+    ) -> list[MixOutput]:
         jobs = []
         for idx, attempt in batch:
             rec = records[idx]
             if idx not in prompts:
-                prompts[idx] = (self.renderer.naive_ids(rec.prompt),
-                                self.renderer.expert_ids(rec.prompt, rec.answer))
+                prompts[idx] = (
+                    self.renderer.naive_ids(rec.prompt),
+                    self.renderer.expert_ids(rec.prompt, rec.answer),
+                )
             jobs.append(MixJob(rec.id, attempt, *prompts[idx]))
         start = time.perf_counter()
         outputs = mix_generate(self.model, jobs, settings)
@@ -141,8 +169,9 @@ class TargetBuilder:
         self.generated_tokens += sum(len(o.sources) for o in outputs)
         return outputs
 
-    def _finish(self, record: KnowledgeRecord, attempt: int, output: MixOutput
-                ) -> TargetRecord | None:
+    def _finish(
+        self, record: KnowledgeRecord, attempt: int, output: MixOutput
+    ) -> TargetRecord | None:
         """The final target of this attempt, or None when it should be retried."""
         cfg = self.config
         text = self.renderer.decode_target(output.token_ids)
@@ -150,16 +179,28 @@ class TargetBuilder:
         verified = not too_long and is_correct(text, record.answer_key, cfg.extractor)
         if not (verified or too_long or attempt >= self._max_attempts()):
             return None
-        meta = {"method": "mixsd", "lambda": cfg.mix_lambda, "temperature": cfg.temperature,
-                "top_k": cfg.top_k, "seed": cfg.seed, "attempts": attempt, "verified": verified,
-                "finish_reason": output.finish_reason, "num_tokens": len(output.token_ids),
-                "naive_token_fraction": round(output.naive_token_fraction, 6),
-                "sources": output.sources}
+        meta = {
+            "method": "mixsd",
+            "lambda": cfg.mix_lambda,
+            "temperature": cfg.temperature,
+            "top_k": cfg.top_k,
+            "seed": cfg.seed,
+            "attempts": attempt,
+            "verified": verified,
+            "finish_reason": output.finish_reason,
+            "num_tokens": len(output.token_ids),
+            "naive_token_fraction": round(output.naive_token_fraction, 6),
+            "sources": output.sources,
+        }
         return TargetRecord(record, text, meta)
 
 
-def build_targets(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
-                  config: TargetsConfig | None = None) -> list[TargetRecord]:
+def build_targets(
+    model: Any,
+    tokenizer: Any,
+    records: Sequence[KnowledgeRecord],
+    config: TargetsConfig | None = None,
+) -> list[TargetRecord]:
     """Targets for ``records`` (input order) from a loaded model and tokenizer.
 
     Example::

@@ -23,27 +23,43 @@ class TargetsConfig(StageConfig):
     """
 
     model: str | None = option(None, "model id, local folder, or 'toy' (the embedded default)")
-    method: str = option("mixsd", "mixsd: mix the naive and expert conditionals; sft: the "
-                         "reference answer y* itself", choices=METHODS)
-    mix_lambda: float = option(0.3, "probability of the NAIVE token at each step", flag="--lambda",
-                               min=0.0, max=1.0)
+    method: str = option(
+        "mixsd",
+        "mixsd: mix the naive and expert conditionals; sft: the reference answer y* itself",
+        choices=METHODS,
+    )
+    mix_lambda: float = option(
+        0.3, "probability of the NAIVE token at each step", flag="--lambda", min=0.0, max=1.0
+    )
     temperature: float = option(0.0, "sampling temperature; 0 = greedy (argmax)", min=0.0)
     top_k: int = option(64, "sample among the k most likely tokens (T > 0)", min=1)
     max_new_tokens: int = option(256, "most tokens generated per target", min=1)
-    max_retries: int = option(10, "regenerations with fresh coins after a failed verification "
-                              "(0 = one attempt only)", min=0)
+    max_retries: int = option(
+        10,
+        "regenerations with fresh coins after a failed verification (0 = one attempt only)",
+        min=0,
+    )
     seed: int = option(0, "seed; a target depends only on (seed, record id, attempt)")
-    batch_size: int = option(32, "records advanced together (each has a naive and an expert row)",
-                             min=1)
-    guidance: str = option("knowledge", "guidance preset of the expert prompt (knowledge, math, "
-                           "toy, or a registered name)")
-    extractor: str = option("auto", "answer extractor used to verify a target: auto, boxed, "
-                            "number, contains or regex:PATTERN")
-    stop_tokens: list[str] = option(default_factory=list, help="extra stop tokens besides EOS and "
-                                    "the chat template's end-of-turn tokens (comma-separated)")
+    batch_size: int = option(
+        32, "records advanced together (each has a naive and an expert row)", min=1
+    )
+    guidance: str = option(
+        "knowledge",
+        "guidance preset of the expert prompt (knowledge, math, toy, or a registered name)",
+    )
+    extractor: str = option(
+        "auto",
+        "answer extractor used to verify a target: auto, boxed, number, contains or regex:PATTERN",
+    )
+    stop_tokens: list[str] = option(
+        default_factory=list,
+        help="extra stop tokens besides EOS and "
+        "the chat template's end-of-turn tokens (comma-separated)",
+    )
     device: str = option("auto", "device: auto, cpu, cuda, cuda:1, mps")
-    dtype: str = option("auto", "model dtype: auto (bf16 on GPUs that support it), float32, "
-                        "bfloat16, float16")
+    dtype: str = option(
+        "auto", "model dtype: auto (bf16 on GPUs that support it), float32, bfloat16, float16"
+    )
     overwrite: bool = option(False, "start again instead of resuming an existing partial output")
     progress: bool = option(True, "show a tqdm progress bar")
 

@@ -95,7 +95,7 @@ def finish(tokens: list[int], naive: list[bool], stops: frozenset[int], budget: 
         if tok in stops:
             return MixOutput(tokens[:t], "".join("n" if s else "e" for s in naive[:t]), STOP)
     kept = tokens[:budget]
-    return MixOutput(kept, "".join("n" if s else "e" for s in naive[:len(kept)]), MAX_LENGTH)
+    return MixOutput(kept, "".join("n" if s else "e" for s in naive[: len(kept)]), MAX_LENGTH)
 
 
 def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> list[MixOutput]:
@@ -122,8 +122,13 @@ def _forward_prompts(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, 
     input_ids, mask = left_pad(prompts, pad_id)
     input_ids, mask = input_ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                use_cache=True, logits_to_keep=1)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
     return out.logits[:, -1, :], getattr(out, cache_keyword()), mask, positions[:, -1:].clone()
 
 
@@ -132,8 +137,11 @@ def _plain_dynamic(cache: Any) -> bool:
     from transformers.cache_utils import DynamicCache, DynamicLayer
 
     layers = getattr(cache, "layers", None)
-    return (type(cache) is DynamicCache and bool(layers)
-            and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers))
+    return (
+        type(cache) is DynamicCache
+        and bool(layers)
+        and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+    )
 
 
 def _left_pad_to(x: Any, width: int, dim: int) -> Any:
@@ -165,10 +173,12 @@ def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: 
     width = max(naive[2].shape[1], expert[2].shape[1])
     cache = expert[1]
     for joined, first in zip(cache.layers, naive[1].layers, strict=True):
-        joined.keys = torch.cat([_left_pad_to(first.keys, width, -2),
-                                 _left_pad_to(joined.keys, width, -2)])
-        joined.values = torch.cat([_left_pad_to(first.values, width, -2),
-                                   _left_pad_to(joined.values, width, -2)])
+        joined.keys = torch.cat(
+            [_left_pad_to(first.keys, width, -2), _left_pad_to(joined.keys, width, -2)]
+        )
+        joined.values = torch.cat(
+            [_left_pad_to(first.values, width, -2), _left_pad_to(joined.values, width, -2)]
+        )
     mask = torch.cat([_left_pad_to(naive[2], width, -1), _left_pad_to(expert[2], width, -1)])
     return (torch.cat([naive[0], expert[0]]), cache, mask, torch.cat([naive[3], expert[3]]))
 
@@ -219,15 +229,27 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
                 full_mask, last_pos = full_mask[rows], last_pos[rows]
                 active, tok = active[keep], tok[keep]
         last_pos = last_pos + 1
-        out = model(input_ids=torch.cat([tok, tok]).unsqueeze(-1),
-                    attention_mask=full_mask[:, :width + t + 1], position_ids=last_pos,
-                    use_cache=True, **{cache_keyword(): cache})
+        out = model(
+            input_ids=torch.cat([tok, tok]).unsqueeze(-1),
+            attention_mask=full_mask[:, : width + t + 1],
+            position_ids=last_pos,
+            use_cache=True,
+            **{cache_keyword(): cache},
+        )
         logits = out.logits[:, -1, :]
     return _collect(tokens, took_naive, lengths, jobs, settings)
 
 
-def _collect(tokens: Any, took_naive: Any, lengths: Any, jobs: Sequence[MixJob],
-             settings: MixSettings) -> list[MixOutput]:
+def _collect(
+    tokens: Any, took_naive: Any, lengths: Any, jobs: Sequence[MixJob], settings: MixSettings
+) -> list[MixOutput]:
     token_rows, naive_rows, length_list = tokens.tolist(), took_naive.tolist(), lengths.tolist()
-    return [finish(token_rows[i][:length_list[i]], naive_rows[i], settings.stop_token_ids,
-                   settings.token_budget(job)) for i, job in enumerate(jobs)]
+    return [
+        finish(
+            token_rows[i][: length_list[i]],
+            naive_rows[i],
+            settings.stop_token_ids,
+            settings.token_budget(job),
+        )
+        for i, job in enumerate(jobs)
+    ]

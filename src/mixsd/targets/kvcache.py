@@ -25,20 +25,20 @@ class PreallocatedLayer(DynamicLayer):
         shape = (*keys.shape[:-2], max(capacity, self._length), keys.shape[-1])
         self._key_buf = keys.new_empty(shape)
         self._value_buf = values.new_empty((*shape[:-1], values.shape[-1]))
-        self._key_buf[..., :self._length, :] = keys
-        self._value_buf[..., :self._length, :] = values
+        self._key_buf[..., : self._length, :] = keys
+        self._value_buf[..., : self._length, :] = values
         self._expose()
 
     def _expose(self) -> None:
-        self.keys = self._key_buf[..., :self._length, :]
-        self.values = self._value_buf[..., :self._length, :]
+        self.keys = self._key_buf[..., : self._length, :]
+        self.values = self._value_buf[..., : self._length, :]
 
     def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any):
         end = self._length + key_states.shape[-2]
         if end > self._key_buf.shape[-2]:  # out of room: re-allocate with double the room
             return self._grow(key_states, value_states)
-        self._key_buf[..., self._length:end, :] = key_states
-        self._value_buf[..., self._length:end, :] = value_states
+        self._key_buf[..., self._length : end, :] = key_states
+        self._value_buf[..., self._length : end, :] = value_states
         self._length = end
         self._expose()
         return self.keys, self.values

@@ -41,8 +41,11 @@ def reference_generate_one(model: Any, job: MixJob, settings: MixSettings) -> Mi
             take_naive = coin < settings.mix_lambda
             prompt = job.naive_ids if take_naive else job.expert_ids
             logits = next_token_logits(model, list(prompt) + prefix)
-            token = int(select_tokens(logits.unsqueeze(0), sample_u, settings.temperature,
-                                      settings.top_k)[0])
+            token = int(
+                select_tokens(logits.unsqueeze(0), sample_u, settings.temperature, settings.top_k)[
+                    0
+                ]
+            )
             prefix.append(token)
             naive_flags.append(take_naive)
             if token in settings.stop_token_ids:
@@ -50,7 +53,8 @@ def reference_generate_one(model: Any, job: MixJob, settings: MixSettings) -> Mi
     return finish(prefix, naive_flags, settings.stop_token_ids, budget)
 
 
-def reference_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings
-                       ) -> list[MixOutput]:
+def reference_generate(
+    model: Any, jobs: Sequence[MixJob], settings: MixSettings
+) -> list[MixOutput]:
     """:func:`reference_generate_one` over ``jobs``, in order."""
     return [reference_generate_one(model, job, settings) for job in jobs]

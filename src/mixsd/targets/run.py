@@ -55,8 +55,11 @@ def current_shard(device: str = "auto") -> Shard:
 
 def fingerprint(config: TargetsConfig, model_name: str, records: list[KnowledgeRecord]) -> str:
     """sha256 of what decides the targets: semantic config fields, model name, records."""
-    payload = {"config": config.fingerprint_dict(), "model": model_name,
-               "records": [r.to_dict() for r in records]}
+    payload = {
+        "config": config.fingerprint_dict(),
+        "model": model_name,
+        "records": [r.to_dict() for r in records],
+    }
     return hashlib.sha256(dumps_line(payload).encode("utf-8")).hexdigest()
 
 
@@ -82,8 +85,10 @@ def _resume(partial: Path, fp: str, expected_ids: list[str], overwrite: bool) ->
     except (OSError, ValueError):
         stored = None
     if stored != fp:
-        raise MixsdError(f"{partial} was made with a different config, model or data; re-run "
-                         "with --overwrite to start again (or restore the original settings)")
+        raise MixsdError(
+            f"{partial} was made with a different config, model or data; re-run "
+            "with --overwrite to start again (or restore the original settings)"
+        )
     raw = partial.read_bytes()
     good, offset = 0, 0
     for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: cut by a kill
@@ -116,8 +121,15 @@ def _load(config: TargetsConfig, model: Any, tokenizer: Any, shard: Shard) -> tu
     return loaded, tokenizer or loaded_tok
 
 
-def _write_shard(config: TargetsConfig, records: list[KnowledgeRecord], partial: Path, fp: str,
-                 model: Any, tokenizer: Any, shard: Shard) -> tuple[TargetBuilder | None, int]:
+def _write_shard(
+    config: TargetsConfig,
+    records: list[KnowledgeRecord],
+    partial: Path,
+    fp: str,
+    model: Any,
+    tokenizer: Any,
+    shard: Shard,
+) -> tuple[TargetBuilder | None, int]:
     """Generate this shard's missing records into ``partial``; return (builder, resumed)."""
     resumed = _resume(partial, fp, [r.id for r in records], config.overwrite)
     if resumed == len(records):
@@ -145,21 +157,30 @@ def summarize(out: Path) -> dict[str, Any]:
     """Counts of a finished targets file."""
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line]
     metas = [r.get("meta", {}) for r in rows]
-    fractions = [m["naive_token_fraction"] for m in metas
-                 if m.get("naive_token_fraction") is not None]
-    return {"records": len(rows), "verified": sum(bool(m.get("verified")) for m in metas),
-            "unverified": sum(not m.get("verified") for m in metas),
-            "prompt_too_long": sum(m.get("finish_reason") == "prompt_too_long" for m in metas),
-            "max_length": sum(m.get("finish_reason") == "max_length" for m in metas),
-            "mean_naive_token_fraction": (round(sum(fractions) / len(fractions), 4)
-                                          if fractions else None),
-            "mean_attempts": round(sum(m.get("attempts", 0) for m in metas) / max(1, len(rows)), 3),
-            "mean_num_tokens": round(sum(m.get("num_tokens", 0) for m in metas)
-                                     / max(1, len(rows)), 2)}
+    fractions = [
+        m["naive_token_fraction"] for m in metas if m.get("naive_token_fraction") is not None
+    ]
+    return {
+        "records": len(rows),
+        "verified": sum(bool(m.get("verified")) for m in metas),
+        "unverified": sum(not m.get("verified") for m in metas),
+        "prompt_too_long": sum(m.get("finish_reason") == "prompt_too_long" for m in metas),
+        "max_length": sum(m.get("finish_reason") == "max_length" for m in metas),
+        "mean_naive_token_fraction": (
+            round(sum(fractions) / len(fractions), 4) if fractions else None
+        ),
+        "mean_attempts": round(sum(m.get("attempts", 0) for m in metas) / max(1, len(rows)), 3),
+        "mean_num_tokens": round(sum(m.get("num_tokens", 0) for m in metas) / max(1, len(rows)), 2),
+    }
 
 
-def run_targets(config: TargetsConfig, data: str | Path, out: str | Path, model: Any = None,
-                tokenizer: Any = None) -> dict[str, Any]:
+def run_targets(
+    config: TargetsConfig,
+    data: str | Path,
+    out: str | Path,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> dict[str, Any]:
     """Build the targets of the records in ``data`` into the JSONL file ``out``.
 
     ``model`` is a name/path (default ``config.model``) or a loaded model (then pass its
@@ -176,8 +197,10 @@ def run_targets(config: TargetsConfig, data: str | Path, out: str | Path, model:
     if out.exists() and not config.overwrite:
         previous = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
         if previous.get("fingerprint") != fp:
-            raise MixsdError(f"{out} exists and was made with other settings (or has no "
-                             f"{run_json.name}); use --overwrite to replace it")
+            raise MixsdError(
+                f"{out} exists and was made with other settings (or has no "
+                f"{run_json.name}); use --overwrite to replace it"
+            )
         return {**summarize(out), "already_complete": True, "out": str(out)}
     shard = current_shard(config.device)
     mine = [r for i, r in enumerate(records) if i % shard.world == shard.rank]
@@ -197,13 +220,27 @@ def run_targets(config: TargetsConfig, data: str | Path, out: str | Path, model:
     shard.barrier()
     gen_s = builder.generate_s if builder else 0.0
     tokens = builder.generated_tokens if builder else 0
-    summary = {**summarize(out), "resumed_records": resumed, "generated_tokens": tokens,
-               "tokens_per_s": round(tokens / gen_s, 1) if gen_s > 0 else None,
-               "wall_s": round(time.perf_counter() - start, 3), "processes": shard.world,
-               "rank": shard.rank, "out": str(out)}
+    summary = {
+        **summarize(out),
+        "resumed_records": resumed,
+        "generated_tokens": tokens,
+        "tokens_per_s": round(tokens / gen_s, 1) if gen_s > 0 else None,
+        "wall_s": round(time.perf_counter() - start, 3),
+        "processes": shard.world,
+        "rank": shard.rank,
+        "out": str(out),
+    }
     if shard.rank == 0:
         atomic_write_text(Path(str(out) + ".config.yaml"), config.to_yaml())
-        atomic_write_json(run_json, {"fingerprint": fp, "model": model_name, "data": str(data),
-                                     "summary": summary, "versions": versions(),
-                                     "git_commit": git_commit()})
+        atomic_write_json(
+            run_json,
+            {
+                "fingerprint": fp,
+                "model": model_name,
+                "data": str(data),
+                "summary": summary,
+                "versions": versions(),
+                "git_commit": git_commit(),
+            },
+        )
     return summary

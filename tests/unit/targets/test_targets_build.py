@@ -13,8 +13,19 @@ from mixsd.targets.build import mix_settings, stop_token_ids
 from mixsd.targets.engine import MixJob, mix_generate
 from mixsd.testing import tiny_llama, tiny_tokenizer
 
-META_KEYS = {"method", "lambda", "temperature", "top_k", "seed", "attempts", "verified",
-             "finish_reason", "num_tokens", "naive_token_fraction", "sources"}
+META_KEYS = {
+    "method",
+    "lambda",
+    "temperature",
+    "top_k",
+    "seed",
+    "attempts",
+    "verified",
+    "finish_reason",
+    "num_tokens",
+    "naive_token_fraction",
+    "sources",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +40,10 @@ def model(tok):
 
 def _records(n=8, key="paris"):
     qs = ["where was alice born ?", "what is 2 + 3 ?", "who works in oslo ?", "which city ?"]
-    return [KnowledgeRecord(f"r{i}", qs[i % 4] + " " * (i // 4), f"the answer is {key}", key)
-            for i in range(n)]
+    return [
+        KnowledgeRecord(f"r{i}", qs[i % 4] + " " * (i // 4), f"the answer is {key}", key)
+        for i in range(n)
+    ]
 
 
 def test_meta_and_sources(model, tok):
@@ -43,7 +56,8 @@ def test_meta_and_sources(model, tok):
         assert meta["method"] == "mixsd" and meta["lambda"] == 0.5 and meta["top_k"] == 64
         assert len(meta["sources"]) == meta["num_tokens"] and set(meta["sources"]) <= {"n", "e"}
         assert meta["naive_token_fraction"] == pytest.approx(
-            meta["sources"].count("n") / meta["num_tokens"], abs=1e-6)
+            meta["sources"].count("n") / meta["num_tokens"], abs=1e-6
+        )
         assert meta["finish_reason"] in ("stop", "max_length")
         assert meta["verified"] == is_correct(t.target, "paris", "auto")
         assert 1 <= meta["attempts"] <= 2
@@ -53,16 +67,19 @@ def test_meta_and_sources(model, tok):
 def test_retries_use_fresh_coins_until_verified(model, tok):
     """With a key word that random generations contain now and then, check each record's
     attempt count against the engine's output for every attempt."""
-    cfg = TargetsConfig(mix_lambda=0.5, temperature=1.5, max_new_tokens=12, max_retries=6,
-                        extractor="contains")
+    cfg = TargetsConfig(
+        mix_lambda=0.5, temperature=1.5, max_new_tokens=12, max_retries=6, extractor="contains"
+    )
     records = _records(8, key="blue")
     targets = build_targets(model, tok, records, cfg)
     renderer = PromptRenderer(tok, cfg.guidance)
     settings = mix_settings(model, tok, renderer, cfg)
     attempts_seen = set()
     for rec, t in zip(records, targets, strict=True):
-        job = dict(naive_ids=renderer.naive_ids(rec.prompt),
-                   expert_ids=renderer.expert_ids(rec.prompt, rec.answer))
+        job = dict(
+            naive_ids=renderer.naive_ids(rec.prompt),
+            expert_ids=renderer.expert_ids(rec.prompt, rec.answer),
+        )
         results = []
         for attempt in range(1, t.meta["attempts"] + 1):
             (out,) = mix_generate(model, [MixJob(rec.id, attempt, **job)], settings)
@@ -103,21 +120,26 @@ def test_prompt_too_long_is_reported_not_raised(tok):
 
 
 def test_sft_writes_the_reference_answer(tok):
-    recs = [KnowledgeRecord("a", "q ?", "alice was born in paris . \\boxed{ paris }", "paris"),
-            KnowledgeRecord("b", "q ?", "no idea", "5")]
+    recs = [
+        KnowledgeRecord("a", "q ?", "alice was born in paris . \\boxed{ paris }", "paris"),
+        KnowledgeRecord("b", "q ?", "no idea", "5"),
+    ]
     out = build_targets(None, tok, recs, TargetsConfig(method="sft"))
     assert [t.target for t in out] == [r.answer for r in recs]
     assert [t.meta["verified"] for t in out] == [True, False]
     assert out[0].meta["method"] == "sft" and out[0].meta["finish_reason"] == "stop"
-    assert out[0].meta["num_tokens"] == len(tok(recs[0].answer, add_special_tokens=False)
-                                            ["input_ids"])
+    assert out[0].meta["num_tokens"] == len(
+        tok(recs[0].answer, add_special_tokens=False)["input_ids"]
+    )
     assert set(out[0].meta) == META_KEYS
 
 
 def test_extra_stop_tokens(tok):
     renderer = PromptRenderer(tok)
-    assert stop_token_ids(renderer, ["blue"]) == {tok.eos_token_id, tok.convert_tokens_to_ids(
-        "blue")}
+    assert stop_token_ids(renderer, ["blue"]) == {
+        tok.eos_token_id,
+        tok.convert_tokens_to_ids("blue"),
+    }
     with pytest.raises(ConfigError, match="not in the tokenizer"):
         stop_token_ids(renderer, ["no-such-token"])
 

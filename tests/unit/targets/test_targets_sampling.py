@@ -13,8 +13,17 @@ from mixsd.targets.sampling import record_draws, record_seed, select_tokens
 def test_record_seed_is_a_stable_sha256_of_seed_id_attempt():
     digest = hashlib.sha256(json.dumps([0, "a", 1]).encode()).digest()
     assert record_seed(0, "a", 1) == int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-    assert len({record_seed(0, "a", 1), record_seed(1, "a", 1), record_seed(0, "b", 1),
-                record_seed(0, "a", 2)}) == 4
+    assert (
+        len(
+            {
+                record_seed(0, "a", 1),
+                record_seed(1, "a", 1),
+                record_seed(0, "b", 1),
+                record_seed(0, "a", 2),
+            }
+        )
+        == 4
+    )
 
 
 def test_record_draws_are_reproducible_and_in_unit_interval():
@@ -35,8 +44,10 @@ def test_greedy_is_argmax():
 def test_inverse_cdf_over_sorted_top_k():
     # probabilities 0.5, 0.3, 0.2 at tokens 2, 0, 1 (softmax of log-probs, T = 1)
     logits = torch.log(torch.tensor([[0.3, 0.2, 0.5]]))
-    pick = [int(select_tokens(logits, torch.tensor([u]), 1.0, 64)[0])
-            for u in (0.0, 0.49, 0.51, 0.79, 0.81, 0.999)]
+    pick = [
+        int(select_tokens(logits, torch.tensor([u]), 1.0, 64)[0])
+        for u in (0.0, 0.49, 0.51, 0.79, 0.81, 0.999)
+    ]
     assert pick == [2, 2, 0, 0, 1, 1]
 
 
