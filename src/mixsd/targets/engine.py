@@ -110,8 +110,13 @@ def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> l
         else:
             live.append(i)
     if live:
-        with torch.inference_mode():
-            results = _fused_loop(model, [jobs[i] for i in live], settings)
+        was_training = model.training
+        model.eval()  # the frozen base model: dropout off, or targets would not be reproducible
+        try:
+            with torch.inference_mode():
+                results = _fused_loop(model, [jobs[i] for i in live], settings)
+        finally:
+            model.train(was_training)
         for i, out in zip(live, results, strict=True):
             outputs[i] = out
     return outputs  # type: ignore[return-value]
