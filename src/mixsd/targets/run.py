@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ def _resume(partial: Path, fp: str, expected_ids: list[str], overwrite: bool) ->
     """Prepare ``partial`` for appending; return how many records it already holds."""
     sidecar = Path(str(partial) + ".json")
     if overwrite or not partial.exists():
-        partial.unlink(missing_ok=True)
+        partial.write_bytes(b"")  # exists even when this shard has no records
         atomic_write_json(sidecar, {"fingerprint": fp})
         return 0
     try:
@@ -174,6 +175,13 @@ def summarize(out: Path) -> dict[str, Any]:
     }
 
 
+def _device_of(builder: TargetBuilder | None) -> str | None:
+    model = builder.model if builder is not None else None
+    if model is None:
+        return None
+    return str(next(model.parameters()).device)
+
+
 def run_targets(
     config: TargetsConfig,
     data: str | Path,
@@ -239,6 +247,9 @@ def run_targets(
                 "model": model_name,
                 "data": str(data),
                 "summary": summary,
+                "seed": config.seed,
+                "device": _device_of(builder),
+                "argv": sys.argv,
                 "versions": versions(),
                 "git_commit": git_commit(),
             },
