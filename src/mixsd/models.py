@@ -49,7 +49,9 @@ def load_tokenizer(name_or_path: str) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise MixsdError(f"could not load the tokenizer of {name_or_path!r}: {exc}") from None
+        hint = "" if Path(path).exists() else (" (neither a local folder, nor 'toy', nor a hub id "
+                                               "that could be fetched)")
+        raise MixsdError(f"could not load the tokenizer of {name_or_path!r}{hint}: {exc}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -64,10 +66,6 @@ def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
-    if not Path(path).exists() and "/" not in path:
-        # A bare word that is no folder: most likely a typo rather than a hub id.
-        raise MixsdError(f"model {name_or_path!r} is neither a local folder nor 'toy' nor an "
-                         "owner/name hub id")
     tokenizer = load_tokenizer(path)
     dev = resolve_device(device)
     try:

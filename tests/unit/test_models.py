@@ -16,7 +16,7 @@ def test_loads_a_saved_model_and_reproduces_logits(tmp_path, tiny_tok, tiny_mode
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(MixsdError, match="neither a local folder"):
+    with pytest.raises(MixsdError, match="neither a local folder"):  # offline: no hub either
         load_model_and_tokenizer("no-such-model")
     with pytest.raises(MixsdError, match="could not load"):
         load_model_and_tokenizer(str(tmp_path))
