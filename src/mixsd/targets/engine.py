@@ -227,7 +227,7 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
             finished[active[done]] = True
             if bool(finished.all()):
                 break
-            if settings.drop_finished:  # index ops on the cache: no re-allocation per step
+            if settings.drop_finished:  # finished rows leave the batch and the cache (by index)
                 keep = (~done).nonzero().squeeze(-1)
                 rows = torch.cat([keep, keep + n])
                 cache.batch_select_indices(rows)
