@@ -22,7 +22,7 @@ from mixsd.toyworld.world import WorldConfig
 
 SHIPPED = Path(__file__).parent / "checkpoint"
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bumped when the world's generator code changes
 
 
 def toy_configs() -> tuple[WorldConfig, ModelConfig, TrainConfig]:
@@ -75,16 +75,26 @@ def build_toy_model(out_dir: str | Path, world: WorldConfig, model: ModelConfig,
     start = time.perf_counter()
     try:
         stats = pretrain(tmp, world, model, train, progress=progress)
-        manifest = {"config_hash": config_hash(world, model, train), "world": world.to_dict(),
-                    "model": model.to_dict(), "train": train.to_dict(), **stats,
-                    "build_seconds": round(time.perf_counter() - start, 1)}
-        if measure:
-            manifest["scores"] = measure_toy_model(tmp, n_items, world=world)
-            manifest["scores_n_items"] = n_items
-        atomic_write_json(tmp / MANIFEST, manifest)
+        manifest = write_manifest(tmp, world, model, train, stats,
+                                  build_seconds=time.perf_counter() - start,
+                                  n_items=n_items if measure else 0)
         _replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def write_manifest(folder: Path, world: WorldConfig, model: ModelConfig, train: TrainConfig,
+                   stats: dict[str, Any], *, build_seconds: float,
+                   n_items: int = 200) -> dict[str, Any]:
+    """Write ``manifest.json`` (config hash, configs, build stats, scores when ``n_items``)."""
+    manifest = {"config_hash": config_hash(world, model, train), "world": world.to_dict(),
+                "model": model.to_dict(), "train": train.to_dict(), **stats,
+                "build_seconds": round(build_seconds, 1)}
+    if n_items:
+        manifest["scores"] = measure_toy_model(folder, n_items, world=world)
+        manifest["scores_n_items"] = n_items
+    atomic_write_json(Path(folder) / MANIFEST, manifest)
     return manifest
 
 

@@ -95,9 +95,12 @@ class WorldConfig:
     heldout_arithmetic: float = 0.15
     echo_rate: float = 0.8  # P(answer repeats the reference | echo guidance line)
     reference_style_rate: float = 0.8  # P(a shown reference is in the foreign style)
+    # In-context prompts hold a fact about a second entity: of the asked attribute (the model
+    # must bind the value to the right name) or of an attribute neither asked nor restated.
+    distractor_same_attribute: bool = False
     mixture: tuple[tuple[str, float], ...] = (
-        ("bio", 0.12), ("known_qa", 0.28), ("in_context", 0.18), ("guess", 0.07),
-        ("expert", 0.13), ("arithmetic", 0.22))
+        ("bio", 0.10), ("known_qa", 0.22), ("in_context", 0.24), ("guess", 0.05),
+        ("expert", 0.14), ("arithmetic", 0.25))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,13 +142,20 @@ def arithmetic_answer(a: int, b: int) -> str:
             f"{a // 10} + {b // 10} + {carry} = {tens} . so {a} + {b} = {a + b} .")
 
 
+def distractor_attribute(attr: str, same: bool) -> str:
+    """The attribute of the distractor fact in an in-context prompt asking ``attr``."""
+    if same:
+        return attr
+    return next(a for a in ATTRIBUTES if a not in (attr, COMPANION[attr]))
+
+
 def in_context_prompt(rng: random.Random, ent: Entity, other: Entity, attr: str,
-                      template: int) -> str:
+                      template: int, same: bool = False) -> str:
     """Facts about ``ent`` (asked and companion attribute) and a distractor, then a question."""
-    comp = COMPANION[attr]
+    comp, dis = COMPANION[attr], distractor_attribute(attr, same)
     facts = [statement(attr, ent.name, ent.attrs[attr], rng.randrange(3)),
              statement(comp, ent.name, ent.attrs[comp], rng.randrange(3)),
-             statement(attr, other.name, other.attrs[attr], rng.randrange(3))]
+             statement(dis, other.name, other.attrs[dis], rng.randrange(3))]
     rng.shuffle(facts)
     return " ".join(facts) + " " + question(attr, template, ent.name)
 
@@ -222,16 +232,18 @@ class World:
         q = question(attr, rng.choice(TRAIN_TEMPLATES), ent.name)
         return f"{naive_text(q)} {own_answer(ent.name, attr, ent.attrs)}"
 
-    def _fresh_pair(self, rng: random.Random) -> tuple[Entity, Entity]:
-        ent, other = rng.sample(self.pools["pretrain_fresh"], 2)
-        return ent, other
+    def _fresh(self, rng: random.Random) -> Entity:
+        """A pretraining-fresh name with attributes drawn anew for this document only, so the
+        model cannot memorise them and must read them from the context."""
+        return self._entity(rng, rng.choice(self.pools["pretrain_fresh"]).name)
 
     def _in_context(self, rng: random.Random) -> str:
-        ent, other = self._fresh_pair(rng)
+        ent, other = self._fresh(rng), self._fresh(rng)
         attr = rng.choice(ATTRIBUTES)
-        if other.attrs[attr] == ent.attrs[attr]:
+        if other.name == ent.name or other.attrs[attr] == ent.attrs[attr]:
             return self._in_context(rng)
-        prompt = in_context_prompt(rng, ent, other, attr, rng.randrange(4))
+        prompt = in_context_prompt(rng, ent, other, attr, rng.randrange(4),
+                                   self.config.distractor_same_attribute)
         return f"{naive_text(prompt)} {own_answer(ent.name, attr, ent.attrs)}"
 
     def _guess(self, rng: random.Random) -> str:
@@ -243,7 +255,7 @@ class World:
                f"{own_answer(ent.name, attr, guessed)}"
 
     def _expert(self, rng: random.Random) -> str:
-        ent = rng.choice(self.pools["pretrain_fresh"])
+        ent = self._fresh(rng)
         attr = rng.choice(ATTRIBUTES)
         q = question(attr, rng.randrange(4), ent.name)
         own = own_answer(ent.name, attr, ent.attrs)

@@ -86,10 +86,15 @@ def test_suites_have_200_items_whose_key_is_not_in_the_question(world):
             assert is_correct(r.answer, r.answer_key), (name, r)
             question = r.prompt.split(" . ")[-1]
             assert not is_correct(question, r.answer_key), (name, r.prompt)
-    # in-context prompts hold a distractor of the same type, so copying any value fails
-    distractor_hits = sum(any(v in r.prompt.split() for v in VALUES[r.metadata["attribute"]]
-                              if v != r.answer_key) for r in records["in_context"])
-    assert distractor_hits == 200
+    # in-context prompts hold the fact, a companion fact and a fact about another entity
+    for r in records["in_context"]:
+        words = r.prompt.split()
+        assert r.subject in r.prompt and r.prompt.count(" . ") == 3
+        others = {e.name for e in world.pools["evaluation"] if e.name != r.subject}
+        assert any(n in r.prompt for n in others)
+        typed = [w for w in words if w in VALUES[r.metadata["attribute"]]]
+        expected = 2 if world.config.distractor_same_attribute else 1
+        assert len(typed) == expected and r.answer_key in typed
     assert suite_records(50, seed=0, world=world) != suite_records(50, seed=1, world=world)
     suites = toy_suites(10, world=world)
     assert all(s.guidance == "toy" and len(s.records) == 10 for s in suites.values())
