@@ -10,7 +10,7 @@ Example:
   mixsd train --model toy --targets targets.jsonl --out runs/mixsd --epochs 3 --lr 1e-5
   mixsd train --model toy --targets targets.jsonl --out runs/lora --lora --lora-r 8
   mixsd train --model toy --method opsd --data records.jsonl --out runs/opsd --rollouts 4
-  accelerate launch --multi_gpu --num_processes 2 -m mixsd train --model toy \
+  accelerate launch --multi_gpu --num_processes 2 -m mixsd train --model toy \\
       --targets targets.jsonl --out runs/ddp      # 2 processes (gloo on CPU, NCCL on GPUs)
 """
 
