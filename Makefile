@@ -32,7 +32,6 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
 
 format: install
 	$(VENV)/bin/ruff format src tests bench
