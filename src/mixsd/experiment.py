@@ -112,7 +112,8 @@ class CompareConfig(StageConfig):
     lora: bool = option(False, "train LoRA adapters instead of all weights")
     include_unverified: bool = option(False, "also train on targets that failed verification "
                                       "(kept out by default)")
-    warmup_steps: int = option(5, "warm-up steps of every run", min=0)
+    warmup_steps: int = option(0, "warm-up steps of every run (0: the trainer's warm-up "
+                               "ratio, so tiny target sets are not all warm-up)", min=0)
     opsd_rollouts: int = option(2, "OPSD rollouts per prompt", min=1)
     divergence: str = option("reverse_kl", "OPSD divergence",
                              choices=("reverse_kl", "forward_kl", "jsd"))

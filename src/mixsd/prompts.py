@@ -66,7 +66,7 @@ def get_guidance(guidance: str | GuidancePreset) -> GuidancePreset:
     """Resolve a preset name (``knowledge``, ``math``, ``toy``, ...) or pass a preset through."""
     if isinstance(guidance, GuidancePreset):
         return guidance
-    if guidance == "toy" and "toy" not in GUIDANCE_PRESETS:
+    if guidance.startswith("toy") and guidance not in GUIDANCE_PRESETS:
         import mixsd.toyworld  # noqa: F401  (registers the toy preset)
     try:
         return GUIDANCE_PRESETS[guidance]

@@ -55,3 +55,7 @@ def test_chat_template_can_be_turned_off_but_not_forced(tiny_tok, tiny_chat_tok)
     assert PromptRenderer(tiny_chat_tok, use_chat_template=False).naive_text("q") == "q"
     with pytest.raises(ConfigError, match="no chat template"):
         PromptRenderer(tiny_tok, use_chat_template=True)
+
+
+def test_toy_presets_resolve_without_importing_toyworld_first():
+    assert get_guidance("toy-own").naive_format == get_guidance("toy").naive_format
