@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch first and pinned: 2.13.0 is a CPU wheel on this machine's disk; an unpinned torch pulls CUDA.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-all demo bench lint format clean
+.PHONY: install test test-all demo readme bench lint format clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ test-all: install
 
 demo: install
 	$(VENV)/bin/mixsd demo
+
+# Regenerate the README's results section from a fresh demo (numbers never typed by hand).
+readme: demo
+	mkdir -p docs/demo
+	cp runs/demo/results.json docs/demo/results.json
+	$(VENV)/bin/mixsd report docs/demo --out docs/demo --readme README.md
 
 bench: install
 	$(PY) bench/mixing.py
