@@ -17,5 +17,6 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 def test_readme_names_only_existing_verbs():
     from mixsd.cli import COMMANDS
 
-    verbs = set(re.findall(r"^mixsd (\w+)", README.read_text(), flags=re.M))
+    shell = "".join(re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S))
+    verbs = set(re.findall(r"^mixsd (\w+)", shell, flags=re.M))
     assert verbs and verbs <= set(COMMANDS)
