@@ -148,6 +148,29 @@ class CompareConfig(StageConfig):
         return list(self.suites) or (["toy"] if self.is_toy else [])
 
 
+# Fields that may change between two invocations on the same --out: they add runs or change
+# only presentation; every other field decides artifacts that are reused.
+EXTENDABLE_FIELDS = ("methods", "lr", "seeds", "out", "report", "device", "eval_batch_size",
+                     "equal_memorization")
+
+
+def check_out_dir(config: CompareConfig, out: Path) -> None:
+    """Refuse to reuse an output folder made with a config that decides its artifacts
+    differently (adding methods, learning rates or seeds is fine)."""
+    import yaml
+
+    path = out / "config.yaml"
+    if not path.exists():
+        return
+    old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    new = config.to_dict()
+    changed = [k for k in new if k not in EXTENDABLE_FIELDS and k in old and old[k] != new[k]]
+    if changed:
+        raise MixsdError(f"{out} holds a comparison made with other values of "
+                         f"{', '.join(changed)}; its artifacts would be reused: choose another "
+                         "--out or remove that folder")
+
+
 # -- stages ------------------------------------------------------------------------------
 def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[KnowledgeRecord]]:
     """Write the training records to ``OUT/corpus/train.jsonl``; return it and every record
@@ -336,6 +359,7 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     start = time.perf_counter()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(config, out)
     write_run_info(out, config, status="running")
     specs = config.method_specs()
     records_path, records = prepare_corpus(config, out)

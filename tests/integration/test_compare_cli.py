@@ -80,3 +80,15 @@ def test_bad_corpus_is_a_clear_error(tmp_path, capsys):
     assert main(["compare", "--model", "toy", "--corpus", str(tmp_path / "none.jsonl"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_out_dir_of_another_config_is_refused_but_the_grid_may_grow(tmp_path):
+    from mixsd.errors import MixsdError
+    from mixsd.experiment import check_out_dir
+    from mixsd.io import write_run_info
+
+    first = CompareConfig(out=str(tmp_path), epochs=2)
+    write_run_info(tmp_path, first)
+    check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1], lr=[1e-3]), tmp_path)
+    with pytest.raises(MixsdError, match="other values of epochs"):
+        check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
