@@ -43,6 +43,22 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
     return atomic_write_text(path, "".join(dumps_line(r) + "\n" for r in rows))
 
 
+def mixsd_home() -> Path:
+    """``$MIXSD_HOME``, else ``~/.cache/mixsd``: where the toy model and caches live."""
+    return Path(os.environ.get("MIXSD_HOME") or Path.home() / ".cache" / "mixsd")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (recorded in run.json and manifests)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def git_commit() -> str | None:
     """The commit of the mixsd checkout, when it is one (None for an installed wheel)."""
     try:

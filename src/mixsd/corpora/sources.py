@@ -8,7 +8,6 @@ existing path but looks like a Hugging Face dataset id (``owner/name``) is loade
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.errors import MixsdError, RecordError
+from mixsd.io import file_sha256
 
 _DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 Row = tuple[dict[str, Any], dict[str, Any]]  # (row, error context for RecordError)
@@ -33,7 +33,7 @@ def source_info(source: str) -> dict[str, Any]:
         return {"dataset_id": source}
     path = Path(source)
     try:
-        return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        return {"path": str(path), "sha256": file_sha256(path)}
     except FileNotFoundError:
         raise RecordError("file not found", path=str(path)) from None
     except IsADirectoryError:

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mixsd.evaluation.suites import suite_fingerprint
-from mixsd.io import atomic_write_json
+from mixsd.io import atomic_write_json, mixsd_home
 
 CACHE_FILE = "base_scores.json"
-
-
-def mixsd_home() -> Path:
-    """``$MIXSD_HOME``, else ``~/.cache/mixsd``: where caches live."""
-    return Path(os.environ.get("MIXSD_HOME") or Path.home() / ".cache" / "mixsd")
 
 
 def retained(after: float | None, base: float | None) -> float | None:

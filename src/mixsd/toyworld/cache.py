@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mixsd.io import atomic_write_json
+from mixsd.io import atomic_write_json, mixsd_home
 from mixsd.toyworld.pretrain import ModelConfig, TrainConfig, pretrain
 from mixsd.toyworld.world import WorldConfig
 
@@ -35,11 +35,6 @@ def config_hash(world: WorldConfig, model: ModelConfig, train: TrainConfig) -> s
     blob = json.dumps({"format": FORMAT_VERSION, "world": world.to_dict(),
                        "model": model.to_dict(), "train": train.to_dict()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def mixsd_home() -> Path:
-    """``$MIXSD_HOME``, default ``~/.cache/mixsd``."""
-    return Path(os.environ.get("MIXSD_HOME") or Path.home() / ".cache" / "mixsd")
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ exactly the naive prompt the target engine conditioned on (method.md, "Training"
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,15 +19,6 @@ from mixsd.records import KnowledgeRecord, TargetRecord
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (recorded in ``run.json``)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.errors import MixsdError
-from mixsd.io import write_run_info
+from mixsd.io import file_sha256, write_run_info
 from mixsd.prompts import PromptRenderer
 from mixsd.training.checkpoints import (
     EpochCallback,
@@ -36,7 +36,6 @@ from mixsd.training.data import (
     PadCollator,
     PromptCollator,
     check_guidance,
-    file_sha256,
     nll_examples,
     opsd_examples,
 )
