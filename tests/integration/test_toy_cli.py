@@ -30,8 +30,10 @@ def test_forced_build_into_a_folder_and_measured_info(tmp_path, monkeypatch, cap
     monkeypatch.setenv("MIXSD_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(cache, "toy_configs", lambda: TINY)
     out_dir = tmp_path / "built"
-    assert main(["toy", "build", "--force", "--out", str(out_dir), "--n-items", "2"]) == 0
+    assert main(["toy", "build", "--force", "--out", str(out_dir), "--n-items", "2",
+                 "--threads", "1"]) == 0
     assert str(out_dir) in capsys.readouterr().out
+    assert json.loads((out_dir / "manifest.json").read_text())["train"]["threads"] == 1
     assert (out_dir / "model.safetensors").is_file() and (out_dir / "manifest.json").is_file()
     assert main(["toy", "info", "--json", "--measure", "--n-items", "3", "--model",
                  str(out_dir)]) == 0
@@ -42,3 +44,8 @@ def test_forced_build_into_a_folder_and_measured_info(tmp_path, monkeypatch, cap
 def test_info_on_a_folder_without_manifest_is_a_clear_error(tmp_path, capsys):
     assert main(["toy", "info", "--model", str(tmp_path)]) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+def test_bad_thread_count_is_a_clear_error(capsys):
+    assert main(["toy", "build", "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err

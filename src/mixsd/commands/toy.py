@@ -11,6 +11,7 @@ come from the build's manifest, or are measured again with --measure.
 Example:
   mixsd toy build
   mixsd toy build --force --out src/mixsd/toyworld/checkpoint
+  mixsd toy build --force --threads 1
   mixsd toy info --json
   mixsd toy info --measure --n-items 200
 """
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -34,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="build: pretrain even when a cached or shipped model exists")
     parser.add_argument("--out", default=None,
                         help="build: write the model into this folder instead of the cache")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="build: CPU threads for pretraining (default 2; the bytes do not "
+                        "depend on it, 1 is faster when the machine is busy)")
     parser.add_argument("--json", action="store_true", help="info: print JSON")
     parser.add_argument("--measure", action="store_true",
                         help="info: measure the scores now instead of reading the manifest")
@@ -49,11 +54,16 @@ def _build(args: argparse.Namespace) -> str:
     if args.n_items < 1:
         raise MixsdError(f"--n-items must be at least 1, got {args.n_items}")
     start = time.perf_counter()
+    if args.threads is not None and args.threads < 1:
+        raise MixsdError(f"--threads must be at least 1, got {args.threads}")
     if args.out:
-        manifest = build_toy_model(Path(args.out), *toy_configs(), n_items=args.n_items)
+        world, model, train = toy_configs()
+        if args.threads is not None:
+            train = dataclasses.replace(train, threads=args.threads)
+        manifest = build_toy_model(Path(args.out), world, model, train, n_items=args.n_items)
         path = Path(args.out)
     else:
-        path = ensure_toy_model(force=args.force)
+        path = ensure_toy_model(force=args.force, threads=args.threads)
         from mixsd.toyworld.cache import read_manifest
 
         manifest = read_manifest(path) or {}

@@ -8,6 +8,7 @@ renamed into place, so a killed build leaves no half-written model behind.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,9 +32,13 @@ def toy_configs() -> tuple[WorldConfig, ModelConfig, TrainConfig]:
 
 
 def config_hash(world: WorldConfig, model: ModelConfig, train: TrainConfig) -> str:
-    """A short, stable hash of everything that shapes the model's bytes."""
+    """A short, stable hash of everything that shapes the model's bytes.
+
+    The thread count is left out: 1 and 2 threads give the same bytes (a test checks it).
+    """
+    train_dict = {k: v for k, v in train.to_dict().items() if k != "threads"}
     blob = json.dumps({"format": FORMAT_VERSION, "world": world.to_dict(),
-                       "model": model.to_dict(), "train": train.to_dict()}, sort_keys=True)
+                       "model": model.to_dict(), "train": train_dict}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -117,13 +122,17 @@ def _install_shipped(dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def ensure_toy_model(*, force: bool = False, progress: bool = True) -> Path:
+def ensure_toy_model(*, force: bool = False, progress: bool = True,
+                     threads: int | None = None) -> Path:
     """The folder of the default toy model, loadable by AutoModelForCausalLM/AutoTokenizer.
 
     Uses the cached build when present; else installs the shipped checkpoint when its config
-    hash matches; else pretrains it (minutes on CPU). ``force`` always pretrains.
+    hash matches; else pretrains it (minutes on CPU). ``force`` always pretrains;
+    ``threads`` overrides the pretraining thread count (the bytes do not depend on it).
     """
     world, model, train = toy_configs()
+    if threads is not None:
+        train = dataclasses.replace(train, threads=threads)
     digest = config_hash(world, model, train)
     folder = mixsd_home() / f"toy-{digest}"
     if not force:

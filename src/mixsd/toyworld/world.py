@@ -99,8 +99,8 @@ class WorldConfig:
     # must bind the value to the right name) or of an attribute neither asked nor restated.
     distractor_same_attribute: bool = False
     mixture: tuple[tuple[str, float], ...] = (
-        ("bio", 0.10), ("known_qa", 0.22), ("in_context", 0.24), ("guess", 0.05),
-        ("expert", 0.14), ("arithmetic", 0.25))
+        ("bio", 0.08), ("known_qa", 0.20), ("in_context", 0.34), ("guess", 0.03),
+        ("expert", 0.14), ("arithmetic", 0.21))
 
     def to_dict(self) -> dict:
         return asdict(self)

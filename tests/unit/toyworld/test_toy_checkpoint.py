@@ -32,13 +32,8 @@ def test_toy_resolves_to_the_installed_shipped_checkpoint(toy):
         (cache.SHIPPED / "model.safetensors").read_bytes()
 
 
-NOT_EMERGED = pytest.mark.xfail(
-    strict=True, reason="copying values from the context has not emerged in the shipped build "
-    "(issue 3): in-context use and the expert conditional's use of the reference fail")
-
-
 @pytest.mark.parametrize("suite,minimum", [("recall", 0.9), ("paraphrase", 0.8),
-                                           pytest.param("in_context", 0.85, marks=NOT_EMERGED),
+                                           ("in_context", 0.85),
                                            ("arithmetic", 0.85)])
 def test_shipped_model_scores_well(toy, suite, minimum):
     model, tok, _ = toy
@@ -70,7 +65,6 @@ def test_echo_guidance_repeats_the_reference_style(toy):
     assert sum(t.startswith("the answer is") for t in texts) >= 18
 
 
-@NOT_EMERGED
 @pytest.mark.parametrize("guidance", ["toy", "toy-own"])
 def test_expert_conditional_uses_the_reference(toy, guidance):
     recs, texts = _answers(toy, guidance, expert=True)

@@ -29,8 +29,28 @@ def test_reduced_build_is_loadable_and_byte_identical(tmp_path):
     assert m1["config_hash"] == cache.config_hash(WorldConfig(), TINY_MODEL, TINY_TRAIN)
     assert json.loads((tmp_path / "a" / cache.MANIFEST).read_text())["parameters"] > 0
     model, tok = load_model_and_tokenizer(str(tmp_path / "a"), device="cpu")
-    assert model.config.tie_word_embeddings and model.config.vocab_size == len(tok)
+    assert not model.config.tie_word_embeddings and model.config.vocab_size == len(tok)
     assert not list(tmp_path.glob(".*tmp*"))  # the temporary build folder is gone
+
+
+def test_embeddings_start_large_and_untied():
+    from mixsd.toyworld.pretrain import build_model
+    from mixsd.toyworld.tokenizer import build_tokenizer
+    from mixsd.toyworld.world import World
+
+    tok = build_tokenizer(World().vocabulary())
+    config = ModelConfig(embed_std=0.5, head_std=0.2)
+    model = build_model(len(tok), tok, config, seed=0)
+    emb = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    assert emb.data_ptr() != head.data_ptr()
+    assert emb.std().item() == pytest.approx(0.5, rel=0.05)
+    assert head.std().item() == pytest.approx(0.2, rel=0.05)
+    again = build_model(len(tok), tok, config, seed=0)
+    assert (again.get_input_embeddings().weight == emb).all()
+    tied = build_model(len(tok), tok, ModelConfig(tie_embeddings=True, embed_std=0.5), seed=0)
+    assert tied.get_input_embeddings().weight.data_ptr() == \
+        tied.get_output_embeddings().weight.data_ptr()
 
 
 def test_thread_count_and_seed(tmp_path):
@@ -47,6 +67,9 @@ def test_config_hash_and_lr_schedule():
     assert base == cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig())
     assert base != cache.config_hash(WorldConfig(seed=1), ModelConfig(), TrainConfig())
     assert base != cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig(steps=3))
+    assert base != cache.config_hash(WorldConfig(), ModelConfig(embed_std=1.0), TrainConfig())
+    # the thread count does not change the bytes (test_thread_count_and_seed), nor the hash
+    assert base == cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig(threads=1))
     cfg = TrainConfig(steps=1000, warmup=100, lr=1e-3)
     assert lr_at(0, cfg) == pytest.approx(1e-5) and lr_at(99, cfg) == pytest.approx(1e-3)
     assert lr_at(999, cfg) == pytest.approx(1e-4, rel=1e-3)
