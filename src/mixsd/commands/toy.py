@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -49,18 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(args: argparse.Namespace) -> str:
-    from mixsd.toyworld.cache import build_toy_model, ensure_toy_model, toy_configs
+    from mixsd.toyworld.cache import build_toy_model, default_configs, ensure_toy_model
 
     if args.n_items < 1:
         raise MixsdError(f"--n-items must be at least 1, got {args.n_items}")
-    start = time.perf_counter()
     if args.threads is not None and args.threads < 1:
         raise MixsdError(f"--threads must be at least 1, got {args.threads}")
+    start = time.perf_counter()
     if args.out:
-        world, model, train = toy_configs()
-        if args.threads is not None:
-            train = dataclasses.replace(train, threads=args.threads)
-        manifest = build_toy_model(Path(args.out), world, model, train, n_items=args.n_items)
+        manifest = build_toy_model(Path(args.out), *default_configs(args.threads),
+                                   n_items=args.n_items)
         path = Path(args.out)
     else:
         path = ensure_toy_model(force=args.force, threads=args.threads)

@@ -31,6 +31,15 @@ def toy_configs() -> tuple[WorldConfig, ModelConfig, TrainConfig]:
     return WorldConfig(), ModelConfig(), TrainConfig()
 
 
+def default_configs(threads: int | None = None) -> tuple[WorldConfig, ModelConfig, TrainConfig]:
+    """:func:`toy_configs`, with the pretraining thread count overridden when given (the thread
+    count changes neither the bytes nor the hash)."""
+    world, model, train = toy_configs()
+    if threads is not None:
+        train = dataclasses.replace(train, threads=threads)
+    return world, model, train
+
+
 def config_hash(world: WorldConfig, model: ModelConfig, train: TrainConfig) -> str:
     """A short, stable hash of everything that shapes the model's bytes.
 
@@ -130,9 +139,7 @@ def ensure_toy_model(*, force: bool = False, progress: bool = True,
     hash matches; else pretrains it (minutes on CPU). ``force`` always pretrains;
     ``threads`` overrides the pretraining thread count (the bytes do not depend on it).
     """
-    world, model, train = toy_configs()
-    if threads is not None:
-        train = dataclasses.replace(train, threads=threads)
+    world, model, train = default_configs(threads)
     digest = config_hash(world, model, train)
     folder = mixsd_home() / f"toy-{digest}"
     if not force:
