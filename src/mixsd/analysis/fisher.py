@@ -55,18 +55,20 @@ def suite_examples(suites: Mapping[str, Any], tokenizer: Any, *,
                    max_examples: int | None = None) -> list[tuple[list[int], list[int]]]:
     """Training-rendered ``(prompt ids, answer ids)`` of every suite's questions and reference
     answers (each suite with its own guidance layout); the first ``max_examples`` are kept."""
-    examples = []
+    examples, skipped = [], []
     for name, suite in suites.items():
         pairs = getattr(suite, "reference_pairs", None)
-        if pairs is None:
-            raise MixsdError(f"suite {name!r} has no reference answers; the Fisher needs a "
-                             "records, math, mcq or toy suite")
+        if pairs is None:  # e.g. the instruction probe: format checks, no reference answers
+            skipped.append(name)
+            continue
         renderer = PromptRenderer(tokenizer, getattr(suite, "guidance", "knowledge"))
         examples.extend(renderer.training_example(p, a) for p, a in pairs())
     if max_examples is not None:
         examples = examples[:max_examples]
     if not examples:
-        raise MixsdError("the Fisher needs at least one held-out example")
+        why = f" (suites without reference answers: {', '.join(skipped)})" if skipped else ""
+        raise MixsdError("the Fisher needs at least one held-out example with a reference "
+                         f"answer: a records, general, math, mcq or toy suite{why}")
     return examples
 
 

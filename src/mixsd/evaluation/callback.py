@@ -99,7 +99,8 @@ class EpochEvaluator:
 
 def held_out_prompts(suites: Mapping[str, Any], limit: int = 32) -> list[str] | None:
     """Up to ``limit`` questions taken in turn from the suites' records (None if none)."""
-    pools = [[r.prompt for r in getattr(s, "records", [])] for s in suites.values()]
+    pools = [list(getattr(s, "prompts", None) or [r.prompt for r in getattr(s, "records", [])])
+             for s in suites.values()]
     pools = [p for p in pools if p]
     picked: list[str] = []
     for i in range(max((len(p) for p in pools), default=0)):

@@ -19,7 +19,7 @@ class EvalConfig(StageConfig):
 
     model: str | None = option(None, "model id, local folder, or 'toy'")
     suite: list[str] = option(default_factory=lambda: ["toy"], help="suites, comma-separated: "
-                              "toy, toy:NAME, math:F.jsonl, mcq:F.jsonl, lmeval:TASK, "
+                              "toy, toy:NAME, general[:N], instruct, math:F.jsonl, mcq:F.jsonl, lmeval:TASK, "
                               "records:F.jsonl[@SPLIT], paraphrase:F.jsonl")
     base_model: str | None = option(None, "also report each score as %% of this base model's "
                                     "(base scores are cached)")
@@ -62,26 +62,39 @@ class EvalConfig(StageConfig):
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     """Score ``config.model`` on every suite; returns ``{"model", "scores", "n", "base",
     "retention", "retention_mean", "wall_s"}`` (base entries only with ``base_model``)."""
-    from mixsd.evaluation.retention import base_scores, retention_mean, retention_table
+    from mixsd.evaluation.general import prepare_suites
+    from mixsd.evaluation.retention import (
+        base_scores,
+        fingerprint_path,
+        retention_mean,
+        retention_table,
+    )
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import load_model_and_tokenizer, resolve_model_path
 
     start = time.perf_counter()
     suites = get_suites(config.suite, **config.suite_options())
+    base_summary: dict[str, Any] = {}
+    if config.base_model:
+        # The base model first: known-set suites (general) are restricted to what it knows.
+        base, base_tok = load_model_and_tokenizer(config.base_model, device=config.device,
+                                                  dtype=config.dtype)
+        base_id = resolve_model_path(config.base_model)
+        info = prepare_suites(suites, base, base_tok, model_fingerprint=fingerprint_path(base_id),
+                              batch_size=config.batch_size, cache_dir=config.cache_dir)
+        base_summary["base"] = base_scores(base, base_tok, suites, cache_dir=config.cache_dir,
+                                           model_id=base_id, batch_size=config.batch_size)
+        if info:
+            base_summary["suite_info"] = info
+        del base
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
                                                 dtype=config.dtype)
     results = {name: suite.evaluate(model, tokenizer, batch_size=config.batch_size)
                for name, suite in suites.items()}
     summary: dict[str, Any] = {"model": config.model,
                                "scores": {k: float(r.score) for k, r in results.items()},
-                               "n": {k: int(r.n) for k, r in results.items()}}
+                               "n": {k: int(r.n) for k, r in results.items()}, **base_summary}
     if config.base_model:
-        del model
-        base, base_tok = load_model_and_tokenizer(config.base_model, device=config.device,
-                                                  dtype=config.dtype)
-        summary["base"] = base_scores(base, base_tok, suites, cache_dir=config.cache_dir,
-                                      model_id=resolve_model_path(config.base_model),
-                                      batch_size=config.batch_size)
         summary["retention"] = retention_table(summary["scores"], summary["base"])
         summary["retention_mean"] = retention_mean(summary["retention"])
     summary["wall_s"] = time.perf_counter() - start

@@ -7,6 +7,12 @@ suite specs, comma separated or as a list:
 ============================  ===============================================================
 ``toy``                       every toy world probe (``mixsd.toyworld.toy_suites()``)
 ``toy:NAME``                  one toy probe: ``toy:recall``, ``toy:paraphrase``, ...
+``general[:N]``               the shipped general-knowledge questions (N: an evenly spread
+                              subset), scored on the base model's KNOWN set
+                              (:mod:`mixsd.evaluation.general`)
+``general:PATH.jsonl``        the same known-set scoring on your own records
+``instruct[:PATH.jsonl]``     format compliance on simple instructions (one word, a number,
+                              yes/no, a list, ...; :mod:`mixsd.evaluation.instruct`)
 ``math:PATH.jsonl``           records answered with ``\\boxed{}`` (extractor boxed, math layout)
 ``mcq:PATH.jsonl``            multiple choice by log-likelihood (:mod:`mixsd.evaluation.mcq`)
 ``lmeval:TASK``               any lm-eval task on the in-memory model (:mod:`.lmeval`)
@@ -34,7 +40,7 @@ from mixsd.evaluation.qa import QASuite
 from mixsd.records import KnowledgeRecord, read_records
 
 TRAIN_SPLITS = (None, "", "train")
-KINDS = ("toy", "math", "mcq", "lmeval", "records", "paraphrase")
+KINDS = ("toy", "general", "instruct", "math", "mcq", "lmeval", "records", "paraphrase")
 
 
 class Suite(Protocol):
@@ -189,7 +195,26 @@ def _lmeval(spec: str, rest: str, opts: dict) -> dict[str, Any]:
                               metric=opts.get("lmeval_metric"))}
 
 
-_BUILDERS = {"toy": _toy, "records": _records, "paraphrase": _paraphrase, "math": _math,
+def _general(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    from mixsd.evaluation.general import KnownSetSuite, general_suite
+
+    budget = opts.get("general_max_new_tokens", 24)
+    if not rest or rest.isdigit():
+        return {spec: general_suite(spec, max_new_tokens=budget,
+                                    limit=int(rest) if rest else None)}
+    return {spec: KnownSetSuite(spec, load_split(spec, Path(rest), None),
+                                extractor=opts.get("extractor", "auto"), max_new_tokens=budget,
+                                guidance=opts.get("guidance", "knowledge"))}
+
+
+def _instruct(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    from mixsd.evaluation.instruct import instruction_suite
+
+    return {spec: instruction_suite(spec, Path(rest) if rest else None,
+                                    max_new_tokens=opts.get("instruct_max_new_tokens", 48))}
+
+
+_BUILDERS = {"toy": _toy, "general": _general, "instruct": _instruct, "records": _records, "paraphrase": _paraphrase, "math": _math,
              "mcq": _mcq, "lmeval": _lmeval}
 
 
@@ -199,14 +224,15 @@ def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
     Options: ``extractor``, ``max_new_tokens``, ``guidance`` (records/paraphrase suites),
     ``math_max_new_tokens`` (default 512), ``mcq_guidance``, ``mcq_normalize`` (none|chars),
     ``lmeval_include`` (task YAML folder), ``num_fewshot``, ``limit``, ``lmeval_metric``,
-    ``toy_items`` and ``toy_seed``.
+    ``toy_items``, ``toy_seed``, ``general_max_new_tokens`` (default 24) and
+    ``instruct_max_new_tokens`` (default 48).
     """
     suites: dict[str, Suite] = {}
     for spec in split_specs(names):
         kind, _, rest = spec.partition(":")
         if kind not in _BUILDERS:
             raise ConfigError(f"unknown suite {spec!r}; a suite is one of "
-                              f"{', '.join(k + ':...' if k != 'toy' else k for k in KINDS)} "
+                              f"{', '.join(k if k in ('toy', 'general', 'instruct') else k + ':...' for k in KINDS)} "
                               "(flag --suite)")
         suites.update(_BUILDERS[kind](spec, rest, opts))
     return suites

@@ -67,6 +67,23 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def should_stop(history: list[dict[str, Any]], *, metric: str = "memorization",
+                patience: int = 0, at: float | None = None) -> bool:
+    """Early stop on a plateau: True once ``metric`` reached ``at``, or once the last
+    ``patience`` epochs did not exceed the best value before them (``patience`` 0 = never).
+
+    Epochs without the metric (no epoch callback) never stop a run.
+    """
+    values = [row[metric] for row in history if isinstance(row.get(metric), (int, float))]
+    if not values:
+        return False
+    if at is not None and values[-1] >= at:
+        return True
+    if patience <= 0 or len(values) <= patience:
+        return False
+    return max(values[-patience:]) <= max(values[:-patience])
+
+
 class EpochCheckpointCallback(TrainerCallback):
     """Runs the epoch callback, then turns the Trainer's save into ``epoch-<k>/``.
 
@@ -76,8 +93,10 @@ class EpochCheckpointCallback(TrainerCallback):
     """
 
     def __init__(self, run_dir: str | Path, tokenizer: Any, info: dict[str, Any],
-                 epoch_callback: EpochCallback | None = None):
+                 epoch_callback: EpochCallback | None = None,
+                 stop: Callable[[list[dict[str, Any]]], bool] | None = None):
         self.run_dir = Path(run_dir)
+        self.stop = stop
         self.tokenizer = tokenizer
         self.info = info
         self.epoch_callback = epoch_callback
@@ -92,7 +111,20 @@ class EpochCheckpointCallback(TrainerCallback):
                                                    epoch))
         control.should_save = True
         control.should_log = True
+        if self.stop is not None and self._stop_now(args, state):
+            control.should_training_stop = True  # after this epoch's save
         return control
+
+    def _stop_now(self, args: Any, state: Any) -> bool:
+        """The early-stop decision, taken on the main process and shared with the others."""
+        decision = [False]
+        if state.is_world_process_zero:
+            decision[0] = bool(self.stop(read_metrics(self.run_dir) + [self.pending]))
+        if getattr(args, "world_size", 1) > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(decision, from_process=0)
+        return decision[0]
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs and self.pending:

@@ -51,6 +51,12 @@ class TrainConfig(StageConfig):
     max_length: int | None = option(None, "longest training sequence in tokens (default: the "
                                     "model's context length); longer targets are truncated",
                                     min=2)
+    stop_patience: int = option(0, "stop training once stop_metric has not exceeded its best "
+                                "for this many epochs (0 = train every epoch)", min=0)
+    stop_at: float | None = option(None, "stop training once stop_metric reaches this value "
+                                   "(e.g. 1.0 = every injected fact memorised)")
+    stop_metric: str = option("memorization", "epoch metric that stop_patience and stop_at "
+                              "watch (a key of metrics.jsonl)")
     dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "
                         "bfloat16: pure bf16 weights; float32: fp32 throughout",
                         choices=("auto", "float32", "bfloat16"))

@@ -12,7 +12,9 @@ checkpoints, resume and the epoch callback are shared. The steps, in order:
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from mixsd.training.checkpoints import (
     complete_checkpoints,
     read_metrics,
     remove_partial_checkpoints,
+    should_stop,
 )
 from mixsd.training.config import TrainConfig
 from mixsd.training.data import (
@@ -154,7 +157,7 @@ def apply_lora(model: Any, config: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def training_arguments(config: TrainConfig, run_dir: Path) -> Any:
+def training_arguments(config: TrainConfig, run_dir: Path, n_examples: int = 0) -> Any:
     """``TrainingArguments`` for one epoch-checkpointed run."""
     import torch
     from transformers import TrainingArguments
@@ -163,7 +166,8 @@ def training_arguments(config: TrainConfig, run_dir: Path) -> Any:
     if config.device == "cuda" and not torch.cuda.is_available():
         raise MixsdError("device cuda requested but no CUDA device is available")
     bf16 = config.dtype == "auto" and not use_cpu and torch.cuda.is_bf16_supported()
-    warmup = config.warmup_steps if config.warmup_steps > 0 else min(config.warmup_ratio, 0.999)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    warmup = warmup_steps(config, n_examples, world)
     return TrainingArguments(
         output_dir=str(run_dir), num_train_epochs=config.epochs, learning_rate=config.lr,
         per_device_train_batch_size=config.batch_size,
@@ -180,7 +184,7 @@ def training_arguments(config: TrainConfig, run_dir: Path) -> Any:
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: ListDataset,
                   renderer: PromptRenderer, callback: EpochCheckpointCallback) -> Any:
     """The NLL ``Trainer`` or the OPSD trainer, with the epoch-checkpoint callback."""
-    args = training_arguments(config, Path(config.out))
+    args = training_arguments(config, Path(config.out), len(dataset))
     if config.method == "nll":
         from transformers import Trainer
 
@@ -196,6 +200,25 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: List
                               stop_token_ids=renderer.stop_token_ids)
     callback.trainer = trainer
     return trainer
+
+
+def _stopper(config: TrainConfig) -> Any:
+    """The early-stop rule of ``config`` as ``history -> bool`` (see :func:`should_stop`)."""
+    return functools.partial(should_stop, metric=config.stop_metric,
+                             patience=config.stop_patience, at=config.stop_at)
+
+
+def warmup_steps(config: TrainConfig, n_examples: int, world_size: int = 1) -> int:
+    """Warm-up steps: ``warmup_steps`` when set, else ``floor(warmup_ratio * total steps)``.
+
+    Rounding DOWN matters on tiny target sets: with 7 targets an epoch is one step, and a
+    ratio rounded up gives a warm-up step at learning rate 0, an epoch that changes nothing.
+    """
+    if config.warmup_steps > 0:
+        return config.warmup_steps
+    per_step = config.batch_size * config.grad_accum * max(1, world_size)
+    total = math.ceil(n_examples / per_step) * config.epochs
+    return int(config.warmup_ratio * total)
 
 
 def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s: float,
@@ -220,7 +243,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     source = source_info(config)
     check_run_dir(run_dir, config, source)
     done = complete_checkpoints(run_dir)
-    if len(done) >= config.epochs:
+    if len(done) >= config.epochs or (done and _stopper(config)(read_metrics(run_dir))):
         logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
         return _result(config, run_dir, {}, len(done), 0.0,
                        main=os.environ.get("RANK", "0") == "0")
@@ -233,7 +256,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     if config.lora:
         model = apply_lora(model, config)
     info = {"base_model": base_model, "lora": config.lora, "method": config.method}
-    callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback)
+    callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback,
+                                       stop=_stopper(config))
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
     main = trainer.args.process_index == 0
     if main:
