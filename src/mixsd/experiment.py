@@ -306,13 +306,15 @@ class FisherReference:
 
 
 def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
-                 targets: Path | None, records_path: Path) -> Any:
+                 targets: Path | None, records_path: Path, base_memorization: float = 0.0
+                 ) -> Any:
     from mixsd.training import TrainConfig
 
     common = dict(model=config.model, out=str(run_dir), epochs=config.epochs, lr=lr,
                   batch_size=config.batch_size, seed=seed, lora=config.lora,
                   warmup_steps=config.warmup_steps, stop_patience=config.stop_patience,
-                  stop_at=config.stop_at, guidance=spec.guidance or
+                  stop_at=config.stop_at, stop_above=base_memorization,
+                  guidance=spec.guidance or
                   config.resolved_guidance(), device=config.device,
                   include_unverified=config.include_unverified)
     if spec.kind == "opsd":
@@ -346,16 +348,17 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
         extractor=config.extractor, max_new_tokens=config.max_new_tokens,
         guidance=config.resolved_guidance(), batch_size=config.eval_batch_size,
         samples_dir=run_dir / "samples")
-    cfg = train_config(config, spec, lr, seed, run_dir, targets, records_path)
+    floor = base.get("memorization") or 0.0
+    cfg = train_config(config, spec, lr, seed, run_dir, targets, records_path, floor)
     train(cfg, epoch_callback=evaluator)
     metrics = read_metrics(run_dir)
     if len(metrics) < config.epochs and not should_stop(metrics, patience=config.stop_patience,
-                                                        at=config.stop_at):
+                                                        at=config.stop_at, above=floor):
         raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {config.epochs}; "
                          "remove the run folder to train it again")
     run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=base["scores"],
                    target_nll=nll.get(spec.label), name=f"{spec.name} lr={lr:g} seed={seed}",
-                   label=spec.label, guidance=cfg.guidance)
+                   label=spec.label, guidance=cfg.guidance, select_floor=floor)
     run["error_buckets"] = buckets_from_samples(
         run_dir / "samples", run["selected_epoch"], suites, base_samples_dir=out / "base_samples",
         names=injected_names(records))

@@ -32,7 +32,7 @@ from typing import Any
 
 from mixsd.errors import RecordError
 from mixsd.evaluation.retention import retention_mean, retention_table
-from mixsd.evaluation.selection import first_peak
+from mixsd.evaluation.selection import best_epoch, first_peak
 from mixsd.io import atomic_write_json, versions
 
 SCHEMA = "mixsd.results/1"
@@ -87,8 +87,11 @@ def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int 
              epochs: Sequence[Mapping[str, Any]], *, base_scores: Mapping[str, float] | None = None,
              target_nll: float | None = None, fisher: Mapping[str, Any] | None = None,
              seconds: float | None = None, select_on: str = "memorization",
-             name: str | None = None, **extra: Any) -> dict[str, Any]:
-    """One ``runs`` entry; the selected epoch is the first peak of ``select_on``.
+             select_floor: float | None = None, name: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """One ``runs`` entry; the selected epoch is the first peak of ``select_on`` that improves
+    on ``select_floor`` (the base model's memorisation); ``best_epoch`` is the epoch of its
+    highest value.
 
     ``epochs`` are epoch entries or the evaluator's flat metrics (epoch = position + 1,
     unless the dict has an ``epoch`` key).
@@ -98,14 +101,16 @@ def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int 
     entries = [dict(e) if "scores" in e else
                epoch_entry(int(e.get("epoch", i + 1)), e, base_scores)
                for i, e in enumerate(epochs)]
-    chosen = entries[first_peak([e.get(select_on) for e in entries])]
+    curve = [e.get(select_on) for e in entries]
+    chosen = entries[first_peak(curve, floor=select_floor)]
     run = {"name": name or run_name(method, mix_lambda, lr, seed), "method": method,
            "lambda": mix_lambda, "lr": lr, "seed": seed, "selected_epoch": chosen["epoch"],
            "memorization": chosen["memorization"], "paraphrase": chosen["paraphrase"],
            "scores": chosen["scores"], "retention": chosen["retention"],
            "retention_mean": chosen["retention_mean"], "drift_kl": chosen.get("drift_kl"),
            "target_nll": target_nll, "fisher": dict(fisher) if fisher is not None else None,
-           "seconds": seconds, "epochs": entries}
+           "seconds": seconds, "best_epoch": entries[best_epoch(curve)]["epoch"],
+           "epochs": entries}
     run.update(extra)
     return run
 

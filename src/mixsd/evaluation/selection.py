@@ -11,8 +11,13 @@ from collections.abc import Sequence
 from mixsd.errors import MixsdError
 
 
-def first_peak(values: Sequence[float | None]) -> int:
+def first_peak(values: Sequence[float | None], floor: float | None = None) -> int:
     """Index (0-based) of the first new running maximum that the next value does not exceed.
+
+    ``floor`` (the base model's memorisation): a peak must improve on it. Epochs at or below
+    it are never the peak, so a curve that starts flat at the base level (0, 0, 0.25, 0.42)
+    selects the epoch where learning shows, not epoch 1; when no epoch improves on the floor
+    nothing was learned and the LAST epoch is returned (the most-trained state).
 
     Edge and tie behaviour:
 
@@ -31,11 +36,24 @@ def first_peak(values: Sequence[float | None]) -> int:
         raise MixsdError("first_peak needs at least one value")
     clean = [-math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
              for v in values]
+    if floor is not None:
+        if all(v <= floor for v in clean):
+            return len(clean) - 1
+        clean = [v if v > floor else -math.inf for v in clean]
     best = -math.inf
     for i, value in enumerate(clean):
-        if i > 0 and value <= best:
+        if (i > 0 or floor is not None) and value <= best:
             continue
         best = value
         if i + 1 == len(clean) or clean[i + 1] <= value:
             return i
     return 0  # unreachable: kept for type checkers
+
+
+def best_epoch(values: Sequence[float | None]) -> int:
+    """Index of the first epoch with the highest value (None/NaN count as minus infinity)."""
+    if not values:
+        raise MixsdError("best_epoch needs at least one value")
+    clean = [-math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+             for v in values]
+    return clean.index(max(clean))

@@ -68,11 +68,13 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def should_stop(history: list[dict[str, Any]], *, metric: str = "memorization",
-                patience: int = 0, at: float | None = None) -> bool:
+                patience: int = 0, at: float | None = None, above: float = 0.0) -> bool:
     """Early stop on a plateau: True once ``metric`` reached ``at``, or once the last
     ``patience`` epochs did not exceed the best value before them (``patience`` 0 = never).
 
-    Epochs without the metric (no epoch callback) never stop a run.
+    The plateau rule waits until the metric has risen above ``above`` (the base model's
+    level): a slow start flat at the base level is not a plateau. Epochs without the metric
+    (no epoch callback) never stop a run.
     """
     values = [row[metric] for row in history if isinstance(row.get(metric), (int, float))]
     if not values:
@@ -81,7 +83,8 @@ def should_stop(history: list[dict[str, Any]], *, metric: str = "memorization",
         return True
     if patience <= 0 or len(values) <= patience:
         return False
-    return max(values[-patience:]) <= max(values[:-patience])
+    best_before = max(values[:-patience])
+    return best_before > above and max(values[-patience:]) <= best_before
 
 
 class EpochCheckpointCallback(TrainerCallback):

@@ -55,6 +55,8 @@ class TrainConfig(StageConfig):
                                 "for this many epochs (0 = train every epoch)", min=0)
     stop_at: float | None = option(None, "stop training once stop_metric reaches this value "
                                    "(e.g. 1.0 = every injected fact memorised)")
+    stop_above: float = option(0.0, "the plateau rule waits until stop_metric exceeds this "
+                               "value (the base model's level)")
     stop_metric: str = option("memorization", "epoch metric that stop_patience and stop_at "
                               "watch (a key of metrics.jsonl)")
     dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "

@@ -205,7 +205,8 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: List
 def _stopper(config: TrainConfig) -> Any:
     """The early-stop rule of ``config`` as ``history -> bool`` (see :func:`should_stop`)."""
     return functools.partial(should_stop, metric=config.stop_metric,
-                             patience=config.stop_patience, at=config.stop_at)
+                             patience=config.stop_patience, at=config.stop_at,
+                             above=config.stop_above)
 
 
 def warmup_steps(config: TrainConfig, n_examples: int, world_size: int = 1) -> int:

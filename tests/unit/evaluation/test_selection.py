@@ -30,3 +30,21 @@ def test_first_peak_failed_values_never_win():
 def test_first_peak_empty_is_an_error():
     with pytest.raises(MixsdError):
         first_peak([])
+
+
+@pytest.mark.parametrize("values,floor,expected", [
+    ([0.0, 0.0, 0.25, 0.42, 0.58, 0.67], 0.0, 5),  # flat start at the base level: not epoch 1
+    ([0.0, 0.0, 0.25, 0.2, 0.5], 0.0, 2),           # the first peak above the base
+    ([0.1, 0.1, 0.1], 0.1, 2),                      # nothing learned: the last epoch
+    ([0.3, 0.2, 0.5], 0.1, 0),                      # epoch 1 already improves on the base
+    ([0.0, 0.0, 0.25, 0.42], None, 0),              # without a floor: the paper's rule
+])
+def test_first_peak_must_improve_on_the_base(values, floor, expected):
+    assert first_peak(values, floor=floor) == expected
+
+
+def test_best_epoch_is_the_first_maximum():
+    from mixsd.evaluation.selection import best_epoch
+
+    assert best_epoch([0.1, 0.5, 0.4, 0.5]) == 1
+    assert best_epoch([None, 0.2]) == 1

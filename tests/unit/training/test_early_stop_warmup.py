@@ -15,7 +15,8 @@ def _h(*values):
     ((0.1, 0.2, 0.3), 2, None, False),          # still rising
     ((0.1, 0.5, 0.4, 0.5), 2, None, True),      # two epochs without a new best
     ((0.1, 0.5, 0.4, 0.6), 2, None, False),     # a new best resets the wait
-    ((0.0, 0.0, 0.0), 2, None, True),           # flat from the start is a plateau too
+    ((0.0, 0.0, 0.0), 2, None, False),          # flat at the base level: not a plateau yet
+    ((0.0, 0.0, 0.25, 0.2, 0.25), 2, None, True),  # rose, then two epochs without a new best
     ((0.0, 0.0), 2, None, False),               # not enough epochs to tell
     ((0.2, 1.0), 0, 1.0, True),                 # everything memorised
     ((0.2, 0.9), 0, 1.0, False),
