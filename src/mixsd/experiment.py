@@ -258,6 +258,25 @@ def build_method_targets(config: CompareConfig, spec: MethodSpec, records_path: 
     return path
 
 
+def target_summaries(targets: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """What each targets file holds (records, verified, attempts, naive fraction, seconds),
+    from the summary its run wrote beside it."""
+    out = {}
+    for label, path in targets.items():
+        sidecar = Path(str(path) + ".run.json")
+        info = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+        summary = info.get("summary") or {}
+        out[label] = {k: summary.get(k) for k in (
+            "records", "verified", "unverified", "max_length", "mean_attempts",
+            "mean_naive_token_fraction", "mean_num_tokens", "generated_tokens", "wall_s")}
+    return out
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes on disk under ``folder`` (what a comparison leaves behind)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def target_nlls(config: CompareConfig, out: Path, targets: dict[str, Path], model: Any,
                 tokenizer: Any) -> dict[str, float]:
     """Mean per-token NLL of each method's targets under the base model (``analysis/nll.json``)."""
@@ -411,7 +430,9 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     level, at_level = retention_at_equal_memorization(runs, config.equal_memorization)
     results = make_results(base, runs, config=config.to_dict(), model=config.model,
                            corpus=config.corpus, target_nll=nll,
-                           equal_memorization={"level": level, "retention_mean": at_level})
+                           equal_memorization={"level": level, "retention_mean": at_level},
+                           targets=target_summaries(targets), disk_bytes=folder_bytes(out),
+                           wall_s=round(time.perf_counter() - start, 3))
     from mixsd.evaluation.results import write_results
 
     results_path = write_results(out / "results.json", results)

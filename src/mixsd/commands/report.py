@@ -8,6 +8,7 @@ Example:
   mixsd report runs/demo --out runs/demo/report
   mixsd report runs/qwen-lr1e-5 runs/qwen-lr3e-5 --out reports/qwen
   mixsd report runs/demo --out docs/demo --readme README.md   # regenerate README's results
+  mixsd report docs/real --out docs/real --readme README.md --section real
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readme", metavar="FILE.md", default=None,
                         help="also rewrite the results section of this Markdown file (between "
                         "<!-- results:start --> and <!-- results:end -->) from the first results")
+    parser.add_argument("--section", default="results", metavar="NAME",
+                        help="which marked section --readme rewrites: <!-- NAME:start --> ... "
+                        "<!-- NAME:end --> (default: results; the SmolLM2 comparison is 'real')")
 
 
 def run(args: argparse.Namespace) -> str:
@@ -35,5 +39,9 @@ def run(args: argparse.Namespace) -> str:
         from mixsd.report.readme import update_readme
 
         command = f"mixsd report {' '.join(args.results)} --out {args.out} --readme {args.readme}"
-        lines.append(f"readme: {update_readme(args.readme, args.results[0], args.out, command)}")
+        if args.section != "results":
+            command += f" --section {args.section}"
+        path = update_readme(args.readme, args.results[0], args.out, command,
+                             section=args.section)
+        lines.append(f"readme: {path}")
     return "\n".join(lines)

@@ -27,8 +27,11 @@ from mixsd.report.tables import (
     buckets_table,
     epochs_table,
     equal_memorization_table,
+    known_sets_table,
     runs_table,
     suite_names,
+    targets_table,
+    trajectory_table,
 )
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}
@@ -73,7 +76,11 @@ def _figures(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
 
 def _tables(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
             sources: Sequence[str]) -> list[Table]:
-    tables = [base_table(results, sources), runs_table(runs, suite_names(results))]
+    tables = [base_table(results, sources)]
+    if len(results) == 1:
+        tables += [t for t in (known_sets_table(results[0]), targets_table(results[0]))
+                   if t is not None]
+    tables += [runs_table(runs, suite_names(results)), trajectory_table(runs)]
     level = (results[0].get("equal_memorization") or {}).get("level") if len(results) == 1 \
         else None
     for optional in (equal_memorization_table(runs, level), buckets_table(runs)):

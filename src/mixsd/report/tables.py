@@ -147,3 +147,59 @@ def buckets_table(runs: Sequence[dict[str, Any]]) -> Table | None:
             b = {n: sum(v.get(n, 0) for v in b.values()) for n in names}
         table.rows.append([label(run), *[str(b.get(n, 0)) for n in names]])
     return table
+
+
+def known_sets_table(results: dict[str, Any]) -> Table | None:
+    """Suites scored on the base model's known set (general): how much it knew to begin with."""
+    info = results["base"].get("suite_info") or {}
+    if not info:
+        return None
+    table = Table("Known sets of the base model", ["suite", "items", "known by the base model",
+                                                   "base accuracy %"],
+                  note="Retention on these suites is the share of the known items still "
+                       "answered correctly.")
+    for name, entry in info.items():
+        table.rows.append([name, fmt(entry.get("items"), 0), fmt(entry.get("known"), 0),
+                           fmt(entry.get("base_accuracy"), scale=100)])
+    return table
+
+
+def targets_table(results: dict[str, Any]) -> Table | None:
+    """What each target-based method trained on: verified targets, attempts, mixing."""
+    targets = results.get("targets") or {}
+    if not targets:
+        return None
+    table = Table("Targets", ["targets", "records", "verified", "unverified (kept out)",
+                              "mean attempts", "naive-token fraction", "mean tokens", "seconds"])
+    for name, t in targets.items():
+        table.rows.append([name, fmt(t.get("records"), 0), fmt(t.get("verified"), 0),
+                           fmt(t.get("unverified"), 0), fmt(t.get("mean_attempts"), 2),
+                           fmt(t.get("mean_naive_token_fraction"), 3),
+                           fmt(t.get("mean_num_tokens"), 1), fmt(t.get("wall_s"), 0)])
+    return table
+
+
+def trajectory_table(runs: Sequence[dict[str, Any]]) -> Table:
+    """How long each run trained, and where its memorisation peaked."""
+    table = Table("Training length, first peak and best epoch",
+                  ["run", "epochs trained", "selected (first peak)", "best epoch",
+                   "memorisation at best %", "retention mean at best %"])
+    for run in runs:
+        epochs = {e.get("epoch"): e for e in run.get("epochs", [])}
+        best = epochs.get(run.get("best_epoch"), {})
+        table.rows.append([label(run), fmt(len(epochs), 0), fmt(run.get("selected_epoch"), 0),
+                           fmt(run.get("best_epoch"), 0),
+                           fmt(best.get("memorization"), scale=100),
+                           fmt(best.get("retention_mean"))])
+    return table
+
+
+def cost_line(results: dict[str, Any]) -> str:
+    """One sentence: wall time and disk of the comparison (when recorded)."""
+    parts = []
+    if results.get("wall_s") is not None:
+        parts.append(f"wall time {results['wall_s'] / 60:.1f} min")
+    if results.get("disk_bytes") is not None:
+        parts.append(f"{results['disk_bytes'] / 2**20:.0f} MiB on disk")
+    return ("Cost of this comparison (the invocation that wrote it; cached stages are reused): "
+            + ", ".join(parts) + ".") if parts else ""
