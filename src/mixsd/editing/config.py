@@ -48,7 +48,8 @@ class EditConfig(StageConfig):
                                    help="prompts whose next-token distribution (after the "
                                    "subject) the KL term keeps; {subject} is filled in")
     n_prefixes: int = option(0, "random context prefixes the keys and values are averaged "
-                             "over (besides the bare prompt)", min=0)
+                             "over (besides the bare prompt); MEMIT's paper uses some, on the toy model 0 "
+                             "memorised more at equal retention", min=0)
     prefix_words: int = option(8, "words of each context prefix", min=1)
     guidance: str = option("auto", "prompt layout (auto: toy for the toy model, knowledge "
                            "otherwise)")
