@@ -21,6 +21,7 @@ COMMANDS = {
     "corpus": "generate a knowledge corpus (kgfact, kgfunc, simpleqa, mquake) as records JSONL",
     "targets": "build supervision targets (MixSD mixing, or SFT's y*) from records",
     "train": "fine-tune a model on a targets file (NLL) or with OPSD",
+    "edit": "write facts into a model with MEMIT (no training)",
     "eval": "score a model on memorisation and retention suites",
     "analyze": "target NLL under the base model; Fisher-weighted displacement",
     "report": "Markdown/HTML report with plots from results.json files",

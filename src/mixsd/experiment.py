@@ -15,6 +15,7 @@ killed run resumes where it stopped:
     OUT/targets/LABEL.jsonl         one targets file per target-based method
     OUT/analysis/nll.json           mean per-token NLL of each target file under the base model
     OUT/runs/LABEL-lrLR-sSEED/      a training run (epoch-K/ checkpoints, metrics.jsonl, entry.json)
+    OUT/runs/memit-sSEED/           an edit (epoch-1/ the edited model, edit.json, entry.json)
     OUT/results.json, OUT/report/   the comparison
 """
 
@@ -34,13 +35,13 @@ from mixsd.io import atomic_write_json, write_run_info
 from mixsd.records import KnowledgeRecord, read_records, write_records
 
 DEFAULT_METHODS = ("sft", "sd0", "mixsd:0.3", "mixsd:0.5", "mixsd:0.7", "opsd")
-METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd")
+METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd", "memit")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA`` or ``opsd``,
-    optionally with its own expert guidance preset: ``mixsd:0.3@toy-own``."""
+    """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA``, ``opsd`` or
+    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with its own expert guidance preset: ``mixsd:0.3@toy-own``."""
 
     spec: str
     kind: str
@@ -63,7 +64,7 @@ def parse_method(spec: str) -> MethodSpec:
     text, _, guidance = spec.strip().partition("@")
     kind, _, value = text.partition(":")
     if kind not in METHOD_KINDS:
-        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA or opsd "
+        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA, opsd or memit "
                           "(optionally @GUIDANCE) (flag --methods)")
     mix_lambda: float | None = None
     if kind == "mixsd":
@@ -90,7 +91,7 @@ class CompareConfig(StageConfig):
     corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
                          "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
     methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
-                                help="methods: sft, sd0, mixsd:LAMBDA, opsd; @GUIDANCE selects "
+                                help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; @GUIDANCE selects "
                                 "a method's expert guidance preset")
     epochs: int = option(3, "training epochs per run", min=1)
     lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
@@ -127,6 +128,8 @@ class CompareConfig(StageConfig):
     equal_memorization: float | None = option(None, "memorisation level of the equal-"
                                               "memorisation comparison (default: the highest "
                                               "level every run reaches)", min=0, max=1)
+    edit_config: str = option("", "YAML file of `mixsd edit` values (EditConfig) for the memit "
+                              "method (default: its defaults)")
     device: str = option("auto", "device: auto, cpu or cuda")
     report: bool = option(True, "write the Markdown/HTML report")
 
@@ -405,6 +408,10 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     write_run_info(out, config, status="running")
     specs = config.method_specs()
     records_path, records = prepare_corpus(config, out)
+    if any(s.kind == "memit" for s in specs):  # fail before any work: records need subjects
+        from mixsd.editing.memit import check_subjects
+
+        check_subjects(read_records(records_path))
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
     guidance = config.resolved_guidance()
     suite_names = config.resolved_suites()
@@ -418,12 +425,20 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
                                      samples_dir=out / "base_samples")
     base = evaluate_base(out, model, tokenizer, base_eval, suite_info)
     targets = {s.label: build_method_targets(config, s, records_path, out, model, tokenizer)
-               for s in tqdm(specs, desc="targets", leave=False) if s.kind != "opsd"}
+               for s in tqdm(specs, desc="targets", leave=False) if s.kind not in ("opsd", "memit")}
     nll = target_nlls(config, out, targets, model, tokenizer)
     fisher = FisherReference(config, model, tokenizer, suites)
-    grid = [(s, lr, seed) for s in specs for lr in config.lr for seed in config.seeds]
+    grid = [(s, lr, seed) for s in specs for lr in (config.lr if s.kind != "memit" else [None])
+            for seed in config.seeds]  # an edit has no learning rate
     runs = []
     for spec, lr, seed in tqdm(grid, desc="runs", unit="run"):
+        if spec.kind == "memit":
+            from mixsd.editing.compare import run_memit
+
+            runs.append(run_memit(config, spec, seed, out=out, records_path=records_path,
+                                  records=records, suites=suites, base=base, base_model=model,
+                                  tokenizer=tokenizer, fisher=fisher))
+            continue
         runs.append(run_one(config, spec, lr, seed, out=out, targets=targets.get(spec.label),
                             records_path=records_path, records=records, suites=suites, base=base,
                             base_model=model, tokenizer=tokenizer, nll=nll, fisher=fisher))

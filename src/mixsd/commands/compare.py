@@ -5,11 +5,15 @@ equal-memorisation comparison -> target NLL and Fisher displacement -> results.j
 report. Every stage's artifact under --out is reused, so re-running resumes a killed run.
 
 Methods: sft (NLL on y*), sd0 (lambda = 0, offline self-distillation), mixsd:LAMBDA, opsd
-(on-policy self-distillation); METHOD@GUIDANCE gives a method its own expert guidance.
+(on-policy self-distillation), memit (locate-and-edit: one MEMIT edit of the base model, one
+evaluation, no epochs or learning rate; --edit-config FILE.yaml sets its `mixsd edit`
+options); METHOD@GUIDANCE gives a method its own expert guidance.
 
 Example:
   mixsd compare --model toy --corpus toy --methods sft,sd0,mixsd:0.3,mixsd:0.5,opsd \\
       --epochs 4 --lr 1e-3 --seeds 0,1 --out runs/toy-compare
+  mixsd compare --model toy --corpus toy --methods sft,mixsd:0.5,memit --epochs 6 --lr 1e-3 \
+      --max-new-tokens 32 --out runs/memit-toy
   mixsd compare --model Qwen/Qwen3-1.7B --corpus kgfact-small/ --suites math:gsm8k.jsonl \\
       --methods sft,mixsd:0.3 --lr 1e-5,3e-5 --lora --out runs/qwen
 """
