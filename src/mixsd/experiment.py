@@ -149,9 +149,9 @@ class CompareConfig(StageConfig):
         return self.model == "toy"
 
     def resolved_guidance(self) -> str:
-        if self.guidance != "auto":
-            return self.guidance
-        return "toy" if self.is_toy else "knowledge"
+        from mixsd.prompts import resolve_guidance_name
+
+        return resolve_guidance_name(self.guidance, self.model)
 
     def resolved_suites(self) -> list[str]:
         return list(self.suites) or (["toy"] if self.is_toy else [])

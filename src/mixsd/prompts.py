@@ -56,6 +56,14 @@ _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endof
                 "</s>", "<|end_of_text|>")
 
 
+def resolve_guidance_name(guidance: str | None, model: str | None) -> str:
+    """``auto`` (or nothing) -> the model's default preset: ``toy`` for the toy model,
+    ``knowledge`` for every other model; any other name passes through."""
+    if guidance not in (None, "", "auto"):
+        return guidance
+    return "toy" if model == "toy" else "knowledge"
+
+
 def register_guidance(preset: GuidancePreset) -> GuidancePreset:
     """Make ``preset`` selectable by name (``--guidance NAME``)."""
     GUIDANCE_PRESETS[preset.name] = preset

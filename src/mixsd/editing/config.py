@@ -71,9 +71,9 @@ class EditConfig(StageConfig):
         return self.model == "toy"
 
     def resolved_guidance(self) -> str:
-        if self.guidance != "auto":
-            return self.guidance
-        return "toy" if self.is_toy else "knowledge"
+        from mixsd.prompts import resolve_guidance_name
+
+        return resolve_guidance_name(self.guidance, self.model)
 
     def resolved_cov_source(self) -> str:
         if self.cov_source != "auto":

@@ -5,7 +5,7 @@ symbols, authors, planets, units, arithmetic, opposites, ...), written for mixsd
 in ``mixsd/evaluation/data/general_knowledge.jsonl``. A model cannot lose knowledge it never
 had, so retention is measured on the items the BASE model answers correctly (its known set):
 :meth:`KnownSetSuite.prepare` answers every item with the base model once (cached per base
-model in ``$MIXSD_HOME/cache/known_sets.json``), after which :meth:`~KnownSetSuite.evaluate`
+model in ``$MIXSD_HOME/cache/known_sets.json``, a :class:`~mixsd.evaluation.retention.JsonFileCache`), after which :meth:`~KnownSetSuite.evaluate`
 scores only the known items. The base model's accuracy on the whole suite is kept in
 :meth:`~KnownSetSuite.info` and reported beside the retention.
 """
@@ -13,14 +13,12 @@ scores only the known items. The base model's accuracy on the whole suite is kep
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mixsd.evaluation.qa import QAResult, QASuite
-from mixsd.io import atomic_write_json, mixsd_home
 from mixsd.records import KnowledgeRecord, read_records
 
 GENERAL_FILE = "general_knowledge.jsonl"
@@ -88,7 +86,9 @@ class KnownSetSuite:
     def prepare(self, base_model: Any, tokenizer: Any, *, model_fingerprint: str,
                 batch_size: int = 32, cache_dir: str | Path | None = None) -> KnownSetSuite:
         """Find the known set of ``base_model`` (cached under ``model_fingerprint``)."""
-        cache = KnownSetCache(cache_dir)
+        from mixsd.evaluation.retention import JsonFileCache
+
+        cache = JsonFileCache(KNOWN_CACHE, cache_dir)
         key = f"{model_fingerprint}|{self._suite(self.all_records).fingerprint()}"
         entry = cache.get(key)
         if entry is None:
@@ -132,29 +132,3 @@ def prepare_suites(suites: dict[str, Any], base_model: Any, tokenizer: Any, *,
                           batch_size=batch_size, cache_dir=cache_dir)
             info[name] = suite.info()
     return info
-
-
-class KnownSetCache:
-    """``{key: {"suite", "known_ids", "base_accuracy"}}`` in one JSON file, updated under a
-    file lock with an atomic rename (concurrent runs never read a torn file)."""
-
-    def __init__(self, cache_dir: str | Path | None = None):
-        self.path = Path(cache_dir or mixsd_home() / "cache") / KNOWN_CACHE
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._load().get(key)
-
-    def put(self, key: str, entry: dict[str, Any]) -> None:
-        from filelock import FileLock
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
-            data = self._load()
-            data[key] = entry
-            atomic_write_json(self.path, data)

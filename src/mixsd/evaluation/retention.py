@@ -66,17 +66,39 @@ def fingerprint_weights(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-class BaseScoreCache:
-    """Base-model suite scores on disk: ``{key: {"suite", "model", "score"}}`` in one JSON."""
+class JsonFileCache:
+    """``{key: entry}`` in one JSON file of ``cache_dir`` (default ``$MIXSD_HOME/cache``),
+    updated under a file lock with an atomic rename, so concurrent runs never lose an entry
+    to each other nor read a torn file."""
 
-    def __init__(self, cache_dir: str | Path | None = None):
-        self.path = Path(cache_dir or mixsd_home() / "cache") / CACHE_FILE
+    def __init__(self, name: str, cache_dir: str | Path | None = None):
+        self.path = Path(cache_dir or mixsd_home() / "cache") / name
 
-    def _load(self) -> dict[str, Any]:
+    def load(self) -> dict[str, Any]:
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    def get(self, key: str) -> Any:
+        return self.load().get(key)
+
+    def put(self, key: str, entry: Any) -> None:
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):
+            data = self.load()
+            data[key] = entry
+            atomic_write_json(self.path, data)
+
+
+class BaseScoreCache:
+    """Base-model suite scores on disk: ``{key: {"suite", "model", "score"}}`` in one JSON."""
+
+    def __init__(self, cache_dir: str | Path | None = None):
+        self.store = JsonFileCache(CACHE_FILE, cache_dir)
+        self.path = self.store.path
 
     @staticmethod
     def key(model_fp: str, suite: Any) -> str:
@@ -84,14 +106,12 @@ class BaseScoreCache:
                               ).hexdigest()[:24]
 
     def get(self, model_fp: str, suite: Any) -> float | None:
-        entry = self._load().get(self.key(model_fp, suite))
+        entry = self.store.get(self.key(model_fp, suite))
         return None if entry is None else float(entry["score"])
 
     def put(self, model_fp: str, suite: Any, score: float) -> None:
-        data = self._load()
-        data[self.key(model_fp, suite)] = {"suite": suite.name, "model": model_fp,
-                                           "score": float(score)}
-        atomic_write_json(self.path, data)
+        self.store.put(self.key(model_fp, suite), {"suite": suite.name, "model": model_fp,
+                                                   "score": float(score)})
 
 
 def base_scores(model: Any, tokenizer: Any, suites: Mapping[str, Any], *, model_id: str | None = None,

@@ -11,6 +11,7 @@ from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.io import atomic_write_json, atomic_write_jsonl, write_run_info
+from mixsd.prompts import resolve_guidance_name
 
 
 @dataclass
@@ -53,7 +54,7 @@ class EvalConfig(StageConfig):
     def suite_options(self) -> dict[str, Any]:
         return {"extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
                 "math_max_new_tokens": self.math_max_new_tokens,
-                "guidance": self.guidance or ("toy" if self.model == "toy" else "knowledge"),
+                "guidance": resolve_guidance_name(self.guidance, self.model),
                 "mcq_normalize": self.mcq_normalize, "lmeval_include": self.lmeval_include,
                 "num_fewshot": self.num_fewshot, "limit": self.limit,
                 "toy_items": self.toy_items}

@@ -34,11 +34,11 @@ class ScriptedModel:
 
     def __init__(self, answers):
         self.answers = answers
-        self.calls = 0
 
 
-def _script(monkeypatch, tok, answers):
-    """Make greedy generation answer each prompt from ``answers`` (keyed by prompt word)."""
+def _script(monkeypatch):
+    """Make greedy generation answer each prompt from the model's ``answers`` (keyed by a
+    word of the prompt); returns a counter of generation calls."""
     state = {"calls": 0}
 
     def fake_generate(model, tokenizer, prompts, **kwargs):
@@ -64,7 +64,7 @@ def _records():
 
 def test_known_set_restricts_to_what_the_base_model_answers(monkeypatch, tiny_tok, tmp_path):
     base = ScriptedModel({"alice": "paris", "bob": "oslo", "carol": "rome", "dave": "rome"})
-    state = _script(monkeypatch, tiny_tok, base.answers)
+    state = _script(monkeypatch)
     suite = KnownSetSuite("general", _records())
     assert suite.evaluate(base, tiny_tok).score == pytest.approx(3 / 4)  # unprepared: all
     before = suite.fingerprint()
@@ -93,7 +93,7 @@ def test_known_set_restricts_to_what_the_base_model_answers(monkeypatch, tiny_to
 
 def test_known_set_of_a_model_that_knows_nothing_scores_zero_items(monkeypatch, tiny_tok,
                                                                     tmp_path):
-    _script(monkeypatch, tiny_tok, {})
+    _script(monkeypatch)
     suite = KnownSetSuite("general", _records()).prepare(ScriptedModel({}), tiny_tok,
                                                          model_fingerprint="x",
                                                          cache_dir=tmp_path)
@@ -138,7 +138,7 @@ def test_instruction_suite_scores_compliance(monkeypatch, tiny_tok, tmp_path):
     probe = tmp_path / "p.jsonl"
     probe.write_text('{"id": "a", "prompt": "alice one word", "check": "one_word"}\n'
                      '{"id": "b", "prompt": "bob number", "check": "number"}\n')
-    _script(monkeypatch, tiny_tok, {})
+    _script(monkeypatch)
     suite = instruction_suite("instruct", probe)
     result = suite.evaluate(ScriptedModel({"alice": "paris", "bob": "the city"}), tiny_tok)
     assert result.score == 0.5 and [s["correct"] for s in result.samples] == [True, False]
