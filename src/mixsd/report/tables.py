@@ -197,6 +197,12 @@ def trajectory_table(runs: Sequence[dict[str, Any]]) -> Table:
 def cost_line(results: dict[str, Any]) -> str:
     """One sentence: wall time and disk of the comparison (when recorded)."""
     parts = []
+    stages = [r.get("seconds") for r in results.get("runs", [])] + [
+        t.get("wall_s") for t in (results.get("targets") or {}).values()]
+    stages = [s for s in stages if isinstance(s, (int, float))]
+    if stages:
+        parts.append(f"targets and runs {sum(stages) / 60:.1f} min as their stages recorded "
+                     "them")
     if results.get("wall_s") is not None:
         parts.append(f"wall time {results['wall_s'] / 60:.1f} min")
     if results.get("disk_bytes") is not None:
