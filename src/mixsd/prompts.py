@@ -12,6 +12,7 @@ through :class:`PromptRenderer`, so training sees exactly the prompt the engine 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +52,52 @@ GUIDANCE_PRESETS: dict[str, GuidancePreset] = {
     ),
 }
 
-# End-of-turn markers of common chat templates; any that the vocabulary has are stop tokens.
-_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
-                "</s>", "<|end_of_text|>")
+# Stand-in assistant text rendered to find the token a chat template closes a turn with.
+_PROBE_TEXT = "mixsd-probe"
+
+
+def _as_ids(value: Any) -> set[int]:
+    if value is None:
+        return set()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return {int(v) for v in value if v is not None}
+    return {int(value)}
+
+
+def declared_eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The end-of-sequence ids the model declares: the tokenizer's EOS and its generation
+    config's ``eos_token_id`` (an int or a list); ``model`` may be None (tokenizer only)."""
+    ids = _as_ids(getattr(tokenizer, "eos_token_id", None))
+    generation_config = getattr(model, "generation_config", None)
+    ids |= _as_ids(getattr(generation_config, "eos_token_id", None))
+    return ids
+
+
+def turn_end_token_id(tokenizer: Any) -> int | None:
+    """The token the chat template writes right after an assistant message, or None.
+
+    A short user/assistant exchange is rendered and the text after the assistant message is
+    tokenised; its first token counts when it is a special (or added) token, as the markers
+    of chat templates are (``<|im_end|>``, ``<|eot_id|>``, ``<end_of_turn>``, ...). A template
+    that closes a turn with plain text, or cannot render an exchange, has none.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": _PROBE_TEXT}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # templates raise anything (jinja errors, role checks)
+        return None
+    at = text.rfind(_PROBE_TEXT)
+    if at < 0:
+        return None
+    after = text[at + len(_PROBE_TEXT):].lstrip()
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+    if not ids:
+        return None
+    special = set(getattr(tokenizer, "all_special_ids", ()))
+    special |= {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})}
+    return int(ids[0]) if int(ids[0]) in special else None
 
 
 def resolve_guidance_name(guidance: str | None, model: str | None) -> str:
@@ -133,27 +177,24 @@ class PromptRenderer:
     def expert_ids(self, prompt: str, answer: str) -> list[int]:
         return self.encode_prompt(self.expert_text(prompt, answer))
 
-    @property
-    def stop_token_ids(self) -> set[int]:
-        """EOS plus the chat template's end-of-turn tokens (and the generation config's EOS)."""
-        tok = self.tokenizer
-        stops = set()
-        if tok.eos_token_id is not None:
-            stops.add(int(tok.eos_token_id))
-        vocab = tok.get_vocab()
-        if self.use_chat_template:
-            stops.update(int(vocab[t]) for t in _END_OF_TURN if t in vocab)
+    def stop_ids(self, model: Any = None) -> set[int]:
+        """The tokens that end a generation: what the model declares (:func:`declared_eos_ids`)
+        plus, in chat, the token its template closes an assistant turn with
+        (:func:`turn_end_token_id`). Nothing else: a ``</s>`` that merely sits in the
+        vocabulary of a model whose EOS is another token does not stop it."""
+        stops = declared_eos_ids(model, self.tokenizer)
+        if self._turn_end is not None:
+            stops.add(self._turn_end)
         return stops
+
+    @functools.cached_property
+    def _turn_end(self) -> int | None:
+        return turn_end_token_id(self.tokenizer) if self.use_chat_template else None
 
     @property
     def end_token_id(self) -> int | None:
-        """The token that closes a target: the end-of-turn marker in chat, else EOS."""
-        vocab = self.tokenizer.get_vocab()
-        if self.use_chat_template:
-            for t in _END_OF_TURN:
-                if t in vocab and t in (self.tokenizer.chat_template or ""):
-                    return int(vocab[t])
-        return self.tokenizer.eos_token_id
+        """The token that closes a target: the template's turn-closing token in chat, else EOS."""
+        return self._turn_end if self._turn_end is not None else self.tokenizer.eos_token_id
 
     def target_ids(self, target: str) -> list[int]:
         """Token ids of a supervision target, closed by :attr:`end_token_id`."""
@@ -163,7 +204,7 @@ class PromptRenderer:
 
     def decode_target(self, token_ids: list[int]) -> str:
         """Text of generated ids (stop tokens and special tokens dropped)."""
-        stops = self.stop_token_ids
+        stops = self.stop_ids()
         return self.tokenizer.decode([t for t in token_ids if t not in stops],
                                      skip_special_tokens=True).strip()
 

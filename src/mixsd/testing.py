@@ -2,7 +2,10 @@
 
 ``tiny_tokenizer()`` is a word-level tokenizer over a small vocabulary; ``tiny_llama`` and
 ``tiny_gpt2`` are randomly initialised models over it. Optionally the tokenizer carries a
-small chat template so the chat code path is exercised.
+small chat template so the chat code path is exercised: ``chat=True`` closes a turn with
+``<|end|>`` (EOS stays ``</s>``, both declared by the models, as Llama 3 declares a list);
+``chat="eot"`` closes a turn with ``<|eot|>``, which is also the EOS, while ``</s>`` is an
+unrelated special token of the vocabulary that must not stop generation.
 """
 
 from __future__ import annotations
@@ -24,22 +27,42 @@ CHAT_TEMPLATE = (
 )
 
 
-def tiny_tokenizer(chat: bool = False) -> Any:
-    """A word-level ``PreTrainedTokenizerFast`` (whitespace-split; unknown words map to <unk>)."""
+def tiny_tokenizer(chat: bool | str = False) -> Any:
+    """A word-level ``PreTrainedTokenizerFast`` (whitespace-split; unknown words map to <unk>).
+
+    ``chat``: False (no template), True (turns end with ``<|end|>``, EOS ``</s>``) or
+    ``"eot"`` (turns end with ``<|eot|>``, which is the EOS; ``</s>`` is just a special token).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIAL + [w for w in dict.fromkeys(WORDS)])}
+    special = SPECIAL + (["<|eot|>"] if chat == "eot" else [])
+    vocab = {tok: i for i, tok in enumerate(special + [w for w in dict.fromkeys(WORDS)])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[
         ("<s>", vocab["<s>"])])
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
-                                  unk_token="<unk>", pad_token="<pad>")
+    markers = [t for t in special[4:] if chat == "eot" or t != "<|eot|>"]
+    if chat == "eot":
+        markers.append("</s>")  # an ordinary special token here, not the EOS
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>",
+                                  eos_token="<|eot|>" if chat == "eot" else "</s>",
+                                  unk_token="<unk>", pad_token="<pad>",
+                                  additional_special_tokens=markers)
     if chat:
-        tok.chat_template = CHAT_TEMPLATE
+        template = CHAT_TEMPLATE
+        tok.chat_template = template.replace("<|end|>", "<|eot|>") if chat == "eot" else template
     return tok
+
+
+def _declared_eos(tokenizer: Any) -> int | list[int]:
+    """EOS of a tiny model's generation config: the tokenizer's EOS, plus the template's
+    turn-closing token when that is another one (as Llama 3 declares a list)."""
+    from mixsd.prompts import turn_end_token_id
+
+    eos, turn_end = tokenizer.eos_token_id, turn_end_token_id(tokenizer)
+    return eos if turn_end in (None, eos) else [eos, turn_end]
 
 
 def tiny_llama(tokenizer: Any | None = None, *, hidden: int = 32, layers: int = 2,
@@ -55,7 +78,27 @@ def tiny_llama(tokenizer: Any | None = None, *, hidden: int = 32, layers: int = 
                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    return LlamaForCausalLM(cfg).eval()
+    model = LlamaForCausalLM(cfg).eval()
+    model.generation_config.eos_token_id = _declared_eos(tokenizer)
+    return model
+
+
+def tiny_eot_chat_llama(seed: int = 0) -> tuple[Any, Any]:
+    """``(model, tokenizer)``: a tiny chat Llama whose turns end with ``<|eot|>`` (its EOS)
+    and whose vocabulary also holds ``</s>`` as an unrelated special token.
+
+    The output rows of ``</s>`` (x4) and ``<|eot|>`` (x0.7) are rescaled so that greedy
+    decoding emits ``</s>`` in the middle of answers and ``<|eot|>`` at the end of some:
+    an engine that stopped at ``</s>`` would cut targets that ``model.generate`` continues.
+    """
+    import torch
+
+    tokenizer = tiny_tokenizer(chat="eot")
+    model = tiny_llama(tokenizer, seed=seed)
+    with torch.no_grad():
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids("</s>")] *= 4.0
+        model.lm_head.weight[tokenizer.eos_token_id] *= 0.7
+    return model, tokenizer
 
 
 def tiny_gpt2(tokenizer: Any | None = None, *, hidden: int = 32, layers: int = 2, heads: int = 4,
@@ -69,7 +112,9 @@ def tiny_gpt2(tokenizer: Any | None = None, *, hidden: int = 32, layers: int = 2
                      n_positions=max_positions, bos_token_id=tokenizer.bos_token_id,
                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(cfg).eval()
+    model = GPT2LMHeadModel(cfg).eval()
+    model.generation_config.eos_token_id = _declared_eos(tokenizer)
+    return model
 
 
 def save_tiny(path: Any, model: Any, tokenizer: Any) -> str:

@@ -13,7 +13,7 @@ from mixsd.targets import TargetsConfig, build_targets
 from mixsd.targets.build import mix_settings
 from mixsd.targets.engine import MixJob, mix_generate
 from mixsd.targets.reference import reference_generate
-from mixsd.testing import tiny_gpt2, tiny_llama, tiny_tokenizer
+from mixsd.testing import tiny_eot_chat_llama, tiny_gpt2, tiny_llama, tiny_tokenizer
 
 QUESTIONS = [
     "where was alice born ?",
@@ -50,13 +50,16 @@ MODELS = {"llama": tiny_llama, "gpt2": tiny_gpt2}
 
 @pytest.fixture(
     scope="module",
-    params=[("llama", False), ("gpt2", False), ("llama", True)],
-    ids=["llama", "gpt2", "llama-chat"],
+    params=[("llama", False), ("gpt2", False), ("llama", True), ("gpt2", True), ("eot", "eot")],
+    ids=["llama", "gpt2", "llama-chat", "gpt2-chat", "llama-eot-chat"],
 )
 def setup(request):
     name, chat = request.param
-    tok = tiny_tokenizer(chat=chat)
-    model = MODELS[name](tok)
+    if name == "eot":  # turns end with <|eot|>; </s> is an unrelated special token
+        model, tok = tiny_eot_chat_llama()
+    else:
+        tok = tiny_tokenizer(chat=chat)
+        model = MODELS[name](tok)
     return model, tok, PromptRenderer(tok, "knowledge")
 
 
@@ -130,6 +133,39 @@ def test_lambda_extremes_equal_greedy_generate(setup, mix_lambda):
         prompt = job.naive_ids if mix_lambda == 1.0 else job.expert_ids
         assert out.token_ids == _greedy(model, list(prompt), settings.max_new_tokens)
         assert out.sources == ("n" if mix_lambda == 1.0 else "e") * settings.max_new_tokens
+
+
+def _generate_as_declared(model, prompt_ids, n):
+    """``model.generate`` greedy with the model's own generation config (its declared EOS);
+    the tokens before the first EOS, and whether it stopped there."""
+    ids = torch.tensor([prompt_ids])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                         do_sample=False, pad_token_id=0)[0, len(prompt_ids):].tolist()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    cut = next((i for i, t in enumerate(out) if t in eos), None)
+    return (out, False) if cut is None else (out[:cut], True)
+
+
+@pytest.mark.parametrize("mix_lambda", [1.0, 0.0])
+def test_lambda_extremes_stop_where_generate_stops(setup, mix_lambda):
+    """With the stops the engine derives from the model (not a list of names), lambda = 1
+    (0), T = 0 equals ``model.generate`` from the naive (expert) prompt token for token,
+    including where it stops; the eot model emits a stray ``</s>`` that must not stop it."""
+    model, tok, renderer = setup
+    settings = _settings(model, tok, renderer, mix_lambda=mix_lambda)
+    jobs = _jobs(renderer)
+    fused = mix_generate(model, jobs, settings)
+    stopped = []
+    for job, out in zip(jobs, fused, strict=True):
+        prompt = job.naive_ids if mix_lambda == 1.0 else job.expert_ids
+        expected, stops = _generate_as_declared(model, list(prompt), settings.max_new_tokens)
+        assert out.token_ids == expected
+        assert out.finish_reason == ("stop" if stops else "max_length")
+        stopped.append(stops)
+    stray = tok.convert_tokens_to_ids("</s>")
+    if tok.eos_token_id != stray and mix_lambda == 1.0:  # the case this test is for
+        assert any(stray in o.token_ids for o in fused) and any(stopped)
 
 
 def _records():

@@ -137,7 +137,7 @@ class InstructionSuite:
         renderer = PromptRenderer(tokenizer, self.guidance)
         outputs = greedy_generate(model, tokenizer, [renderer.naive_ids(p) for p in self.prompts],
                                   max_new_tokens=self.max_new_tokens,
-                                  stop_token_ids=renderer.stop_token_ids, batch_size=batch_size)
+                                  stop_token_ids=renderer.stop_ids(model), batch_size=batch_size)
         samples = []
         for item, ids in zip(self.items, outputs):
             text = renderer.decode_target(ids)

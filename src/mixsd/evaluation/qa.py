@@ -61,7 +61,7 @@ def score_qa(model: Any, tokenizer: Any, records: list[KnowledgeRecord], *, name
     renderer = renderer or PromptRenderer(tokenizer)
     prompts = [renderer.naive_ids(r.prompt) for r in records]
     outputs = greedy_generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                              stop_token_ids=renderer.stop_token_ids, batch_size=batch_size)
+                              stop_token_ids=renderer.stop_ids(model), batch_size=batch_size)
     samples = []
     for rec, ids in zip(records, outputs):
         text = renderer.decode_target(ids)

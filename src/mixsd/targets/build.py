@@ -26,10 +26,12 @@ from mixsd.targets.config import TargetsConfig
 from mixsd.targets.engine import PROMPT_TOO_LONG, STOP, MixJob, MixOutput, MixSettings, mix_generate
 
 
-def stop_token_ids(renderer: PromptRenderer, extra_tokens: Iterable[str] = ()) -> frozenset[int]:
-    """EOS and end-of-turn ids of the renderer plus extra stop tokens named by their text."""
+def stop_token_ids(renderer: PromptRenderer, extra_tokens: Iterable[str] = (),
+                   model: Any = None) -> frozenset[int]:
+    """The stops the model declares (:meth:`PromptRenderer.stop_ids`) plus extra stop tokens
+    named by their text."""
     vocab = renderer.tokenizer.get_vocab()
-    stops = set(renderer.stop_token_ids)
+    stops = set(renderer.stop_ids(model))
     for token in extra_tokens:
         if token not in vocab:
             raise ConfigError(
@@ -43,7 +45,7 @@ def mix_settings(
     model: Any, tokenizer: Any, renderer: PromptRenderer, config: TargetsConfig
 ) -> MixSettings:
     """The engine settings of ``config`` for this model and tokenizer."""
-    stops = stop_token_ids(renderer, config.stop_tokens)
+    stops = stop_token_ids(renderer, config.stop_tokens, model)
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0

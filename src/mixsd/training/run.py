@@ -197,7 +197,7 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: List
         trainer = OPSDTrainer(model=model, args=args, train_dataset=dataset,
                               data_collator=PromptCollator(), processing_class=tokenizer,
                               callbacks=[callback], opsd_config=config,
-                              stop_token_ids=renderer.stop_token_ids)
+                              stop_token_ids=renderer.stop_ids(model))
     callback.trainer = trainer
     return trainer
 

@@ -50,7 +50,7 @@ def _answers(toy, guidance, expert):
     recs, r = injection_records(20), PromptRenderer(tok, guidance)
     prompts = [r.expert_ids(x.prompt, x.answer) if expert else r.naive_ids(x.prompt)
                for x in recs]
-    out = greedy_generate(model, tok, prompts, max_new_tokens=24, stop_token_ids=r.stop_token_ids)
+    out = greedy_generate(model, tok, prompts, max_new_tokens=24, stop_token_ids=r.stop_ids(model))
     return recs, [r.decode_target(ids) for ids in out]
 
 
