@@ -24,3 +24,28 @@ class RecordError(MixsdError, ValueError):
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
         self.path, self.line, self.field = path, line, field
+
+
+class ArtifactWriteError(MixsdError):
+    """Writing an artifact failed (a full disk, a permission); the previous complete artifact
+    at ``path`` is left as it was."""
+
+    def __init__(self, path: object, cause: BaseException | None = None) -> None:
+        reason = getattr(cause, "strerror", None) or (str(cause) if cause else "write failed")
+        super().__init__(f"could not write {path}: {reason}; the previous complete version "
+                         "(if any) is unchanged")
+        self.path = str(path)
+        self.cause = cause
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.path, self.cause))
+
+
+class PeerLostError(MixsdError):
+    """A process of a multi-process run stopped answering; the run ends instead of waiting."""
+
+    def __init__(self, rank: int, waited_s: float, what: str = "") -> None:
+        super().__init__(f"process rank {rank} stopped (no heartbeat for {waited_s:.0f} s"
+                         f"{'; ' + what if what else ''}); finished shards are kept: re-run the "
+                         "same command to resume")
+        self.rank = rank

@@ -1,33 +1,112 @@
-"""Artifact I/O: atomic writes, JSONL streaming and the ``run.json`` provenance file."""
+"""Artifact I/O: atomic writes, locked JSON updates, JSONL streaming and ``run.json``.
+
+Every artifact is written through :func:`atomic_output`: to a temporary name beside it, then
+renamed over it, so a reader sees the previous complete artifact or the new complete one,
+never a torn one (design.md, "Writes are atomic"). A failed write (a full disk) leaves the
+previous artifact as it was and raises :class:`~mixsd.errors.ArtifactWriteError` naming it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from mixsd.errors import ArtifactWriteError
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be opened
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; rename it over ``path`` on success.
+
+    ``directory=True`` yields an empty temporary folder (an existing ``path`` folder is
+    replaced). On any error the temporary is removed and ``path`` keeps its previous
+    content; an ``OSError`` (disk full, permission) becomes :class:`ArtifactWriteError`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:
+        raise ArtifactWriteError(path, exc) from exc
+    try:
+        yield tmp
+        if directory:
+            tmp.chmod(0o755)  # mkdtemp makes it private; artifacts are shared like any file
+            if path.exists():
+                shutil.rmtree(path)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        if directory:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ArtifactWriteError(path, exc) from exc
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it over."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
+
+
+def file_lock(path: str | Path) -> Any:
+    """The inter-process lock of ``path`` (a ``filelock.FileLock`` on ``<path>.lock``)."""
+    from filelock import FileLock
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock")
+
+
+def read_json_or_empty(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or ``{}`` when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def locked_update_json(path: str | Path, update: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Read-modify-write the JSON object in ``path`` under its file lock, atomically.
+
+    ``update(data)`` changes ``data`` in place; concurrent processes updating other keys
+    never lose each other's entries, and readers never see a torn file. Returns the data.
+    """
+    with file_lock(path):
+        data = read_json_or_empty(path)
+        update(data)
+        atomic_write_json(path, data)
+    return data
 
 
 def dumps_line(obj: Any) -> str:

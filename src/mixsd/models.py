@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mixsd.errors import MixsdError
-from mixsd.io import atomic_write_json, file_sha256, mixsd_home
+from mixsd.io import atomic_output, atomic_write_json, file_lock, file_sha256, mixsd_home
 
 TOY_MODEL = "toy"
 SMOLLM2 = "smollm2"
@@ -98,8 +96,6 @@ def convert_gguf(path: str | Path, *, home: str | Path | None = None) -> Path:
     file's bytes, written to a temporary folder and renamed into place under a file lock, so
     concurrent processes never read a half-written conversion.
     """
-    from filelock import FileLock
-
     path = Path(path).expanduser().resolve()
     _check_gguf_file(path)
     stat = path.stat()
@@ -108,21 +104,12 @@ def convert_gguf(path: str | Path, *, home: str | Path | None = None) -> Path:
     folder = root / f"gguf-{digest[:16]}"
     if (folder / _CONVERTED_MARK).is_file():
         return folder
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
+    with file_lock(folder):
         if (folder / _CONVERTED_MARK).is_file():  # another process finished it meanwhile
             return folder
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-        try:
+        with atomic_output(folder, directory=True) as tmp:
             _convert_into(path, tmp)
             atomic_write_json(tmp / _CONVERTED_MARK, {"source": str(path), "sha256": digest})
-            tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model
-            if folder.exists():
-                shutil.rmtree(folder)
-            tmp.rename(folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return folder
 
 

@@ -8,13 +8,12 @@ every run of a comparison divides by the same numbers.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mixsd.evaluation.suites import suite_fingerprint
-from mixsd.io import atomic_write_json, mixsd_home
+from mixsd.io import locked_update_json, mixsd_home, read_json_or_empty
 
 CACHE_FILE = "base_scores.json"
 
@@ -75,22 +74,13 @@ class JsonFileCache:
         self.path = Path(cache_dir or mixsd_home() / "cache") / name
 
     def load(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return read_json_or_empty(self.path)
 
     def get(self, key: str) -> Any:
         return self.load().get(key)
 
     def put(self, key: str, entry: Any) -> None:
-        from filelock import FileLock
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
-            data = self.load()
-            data[key] = entry
-            atomic_write_json(self.path, data)
+        locked_update_json(self.path, lambda data: data.__setitem__(key, entry))
 
 
 class BaseScoreCache:
