@@ -33,7 +33,7 @@ def test_plain_text_ids_get_bos_and_targets_end_with_eos(tiny_tok):
     r = PromptRenderer(tiny_tok)
     ids = r.naive_ids("where was alice born ?")
     assert ids[0] == tiny_tok.bos_token_id
-    assert r.stop_token_ids == {tiny_tok.eos_token_id}
+    assert r.stop_ids() == {tiny_tok.eos_token_id}
     prompt_ids, target_ids = r.training_example("where was alice born ?", "alice was born in oslo .")
     assert prompt_ids == ids and target_ids[-1] == tiny_tok.eos_token_id
     assert r.decode_target(target_ids) == "alice was born in oslo ."
@@ -47,7 +47,7 @@ def test_chat_template_wraps_the_user_turn(tiny_chat_tok):
     ids = r.naive_ids("where was alice born ?")
     assert ids.count(tiny_chat_tok.bos_token_id) == 1  # the template's BOS only
     end = tiny_chat_tok.convert_tokens_to_ids("<|end|>")
-    assert end in r.stop_token_ids and r.end_token_id == end
+    assert r.stop_ids() == {end, tiny_chat_tok.eos_token_id} and r.end_token_id == end
     assert r.target_ids("oslo")[-1] == end
 
 
@@ -59,3 +59,30 @@ def test_chat_template_can_be_turned_off_but_not_forced(tiny_tok, tiny_chat_tok)
 
 def test_toy_presets_resolve_without_importing_toyworld_first():
     assert get_guidance("toy-own").naive_format == get_guidance("toy").naive_format
+
+
+def test_stops_are_what_the_model_declares_not_names_in_the_vocabulary():
+    """A ``</s>`` in the vocabulary of a model whose EOS and turn end are ``<|eot|>`` is not a
+    stop; the generation config's EOS (an int or a list) is."""
+    from mixsd.prompts import declared_eos_ids, turn_end_token_id
+    from mixsd.testing import tiny_eot_chat_llama
+
+    model, tok = tiny_eot_chat_llama()
+    eot, stray = tok.convert_tokens_to_ids("<|eot|>"), tok.convert_tokens_to_ids("</s>")
+    assert turn_end_token_id(tok) == eot != stray
+    r = PromptRenderer(tok)
+    assert r.stop_ids(model) == {eot} and r.end_token_id == eot
+    model.generation_config.eos_token_id = [eot, 9]
+    assert declared_eos_ids(model, tok) == {eot, 9} == r.stop_ids(model)
+    model.generation_config.eos_token_id = 11
+    assert r.stop_ids(model) == {eot, 11}
+    assert PromptRenderer(tok, use_chat_template=False).stop_ids(None) == {eot}
+
+
+def test_a_template_that_closes_turns_with_plain_text_adds_no_stop(tiny_tok):
+    from mixsd.prompts import turn_end_token_id
+
+    tiny_tok.chat_template = "{% for m in messages %}{{ m['content'] }} . {% endfor %}"
+    assert turn_end_token_id(tiny_tok) is None
+    tiny_tok.chat_template = "{{ raise_exception('no') }}"
+    assert turn_end_token_id(tiny_tok) is None
