@@ -6,7 +6,9 @@ that decides the targets (config, model, records); re-running the same command r
 after the last complete line (a line cut by a kill is discarded and redone), a different
 config is refused, ``--overwrite`` starts again. Under ``accelerate launch`` (or torchrun)
 process r of w takes the records ``i % w == r`` into its own shard; the main process merges
-the shards in input order, so the file equals a one-process run (design.md, "Seeds").
+the shards in input order, so the file equals a one-process run (design.md, "Seeds"). The
+processes coordinate through files (:mod:`mixsd.targets.shards`): a dead peer ends the run
+with :class:`~mixsd.errors.PeerLostError` instead of a hang, and finished shards are kept.
 """
 
 from __future__ import annotations
@@ -16,42 +18,22 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mixsd.errors import MixsdError
-from mixsd.io import atomic_write_json, atomic_write_text, dumps_line, git_commit, versions
+from mixsd.errors import ArtifactWriteError, MixsdError
+from mixsd.io import (
+    atomic_write_json,
+    atomic_write_text,
+    dumps_line,
+    git_commit,
+    read_json_or_empty,
+    versions,
+)
 from mixsd.records import KnowledgeRecord, read_records
 from mixsd.targets.build import TargetBuilder
 from mixsd.targets.config import TargetsConfig
-
-
-@dataclass
-class Shard:
-    """This process's share of the work."""
-
-    rank: int
-    world: int
-    state: Any = None  # accelerate PartialState when distributed
-
-    def barrier(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
-
-
-def current_shard(device: str = "auto") -> Shard:
-    """Rank and world size from accelerate (one process when not launched distributed).
-
-    Works under ``accelerate launch --multi_gpu`` and ``torchrun`` (CPU processes use gloo).
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Shard(0, 1)
-    import torch
-    from accelerate import PartialState
-
-    state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
-    return Shard(state.process_index, state.num_processes, state)
+from mixsd.targets.shards import Heartbeat, Shard, current_shard, heartbeat, wait_for_peers
 
 
 def fingerprint(config: TargetsConfig, model_name: str, records: list[KnowledgeRecord]) -> str:
@@ -115,9 +97,7 @@ def _load(config: TargetsConfig, model: Any, tokenizer: Any, shard: Shard) -> tu
     name = model if isinstance(model, str) else config.model
     if config.method == "sft":
         return None, tokenizer or load_tokenizer(name)
-    device = config.device
-    if shard.state is not None and device in ("", "auto"):
-        device = str(shard.state.device)
+    device = shard.device(config.device)
     loaded, loaded_tok = load_model_and_tokenizer(name, device=device, dtype=config.dtype)
     return loaded, tokenizer or loaded_tok
 
@@ -130,6 +110,7 @@ def _write_shard(
     model: Any,
     tokenizer: Any,
     shard: Shard,
+    beat: Heartbeat | None = None,
 ) -> tuple[TargetBuilder | None, int]:
     """Generate this shard's missing records into ``partial``; return (builder, resumed)."""
     resumed = _resume(partial, fp, [r.id for r in records], config.overwrite)
@@ -138,12 +119,56 @@ def _write_shard(
     model, tokenizer = _load(config, model, tokenizer, shard)
     builder = TargetBuilder(model, tokenizer, config)
     desc = "targets" if shard.world == 1 else f"targets [{shard.rank}/{shard.world}]"
-    with partial.open("a", encoding="utf-8") as fh:
-        for target in builder.iter_targets(records[resumed:], desc=desc):
-            fh.write(dumps_line(target.to_dict()) + "\n")
-            fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with partial.open("a", encoding="utf-8") as fh:
+            for target in builder.iter_targets(records[resumed:], desc=desc):
+                fh.write(dumps_line(target.to_dict()) + "\n")
+                fh.flush()
+                if beat is not None:
+                    beat.raise_if_peer_lost()
+            os.fsync(fh.fileno())
+    except OSError as exc:  # a full disk: the complete lines stay and resume
+        raise ArtifactWriteError(partial, exc) from exc
     return builder, resumed
+
+
+def _shard_done(done: Path, fp: str) -> bool:
+    """Whether ``done`` is a finished shard of this very run (its sidecar's fingerprint)."""
+    return done.is_file() and read_json_or_empty(str(done) + ".json").get("fingerprint") == fp
+
+
+def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], fp: str,
+               model: Any, tokenizer: Any, shard: Shard, n_records: int
+               ) -> tuple[TargetBuilder | None, int, dict[str, Any]]:
+    """One process of a multi-process run: its shard to ``OUT.shardRofW.done`` (kept when a
+    re-run finds it finished), then on rank 0 the merge once every peer's shard is done."""
+    def done_path(rank: int) -> Path:
+        return Path(f"{out}{shard.suffix(rank)}.done")
+
+    def ready(rank: int) -> bool:
+        return _shard_done(done_path(rank), fp)
+
+    done, partial = done_path(shard.rank), Path(f"{out}{shard.suffix()}.partial")
+    with heartbeat(out, shard, ready) as beat:
+        if ready(shard.rank) and not config.overwrite:
+            builder, resumed = None, len(mine)
+        else:
+            builder, resumed = _write_shard(config, mine, partial, fp, model, tokenizer, shard,
+                                            beat)
+            atomic_write_json(str(done) + ".json", {"fingerprint": fp})
+            os.replace(partial, done)
+            Path(str(partial) + ".json").unlink(missing_ok=True)
+        shard_summary = summarize(done)
+        if shard.rank == 0:
+            wait_for_peers(out, shard, ready, list(range(1, shard.world)),
+                           "waiting for its shard")
+            files = [done_path(r) for r in range(shard.world)]
+            _merge(out, files, n_records)
+            for f in files:
+                f.unlink()
+                Path(str(f) + ".json").unlink(missing_ok=True)
+    beat.path.unlink(missing_ok=True)
+    return builder, resumed, shard_summary
 
 
 def _merge(out: Path, shard_files: list[Path], n_records: int) -> None:
@@ -210,22 +235,21 @@ def run_targets(
                 f"{run_json.name}); use --overwrite to replace it"
             )
         return {**summarize(out), "already_complete": True, "out": str(out)}
-    shard = current_shard(config.device)
+    shard = current_shard()
     mine = [r for i, r in enumerate(records) if i % shard.world == shard.rank]
-    suffix = "" if shard.world == 1 else f".shard{shard.rank}of{shard.world}"
-    partial = Path(f"{out}{suffix}.partial")
     out.parent.mkdir(parents=True, exist_ok=True)
-    builder, resumed = _write_shard(config, mine, partial, fp, model, tokenizer, shard)
-    done_shard = Path(f"{out}{suffix}.done") if shard.world > 1 else out
-    os.replace(partial, done_shard)
-    Path(str(partial) + ".json").unlink(missing_ok=True)
-    shard.barrier()
-    if shard.world > 1 and shard.rank == 0:
-        files = [Path(f"{out}.shard{r}of{shard.world}.done") for r in range(shard.world)]
-        _merge(out, files, len(records))
-        for f in files:
-            f.unlink()
-    shard.barrier()
+    if shard.world == 1:
+        builder, resumed = _write_shard(config, mine, Path(f"{out}.partial"), fp, model,
+                                        tokenizer, shard)
+        os.replace(f"{out}.partial", out)
+        Path(f"{out}.partial.json").unlink(missing_ok=True)
+    else:
+        builder, resumed, shard_summary = _run_shard(config, out, mine, fp, model, tokenizer,
+                                                     shard, len(records))
+        if shard.rank != 0:  # rank 0 merges; the others report their own shard
+            return {**shard_summary, "resumed_records": resumed, "rank": shard.rank,
+                    "processes": shard.world, "out": str(out),
+                    "wall_s": round(time.perf_counter() - start, 3)}
     gen_s = builder.generate_s if builder else 0.0
     tokens = builder.generated_tokens if builder else 0
     summary = {
