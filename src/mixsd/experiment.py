@@ -33,6 +33,7 @@ from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError, MixsdError
 from mixsd.io import atomic_write_json, write_run_info
 from mixsd.records import KnowledgeRecord, read_records, write_records
+from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
 DEFAULT_METHODS = ("sft", "sd0", "mixsd:0.3", "mixsd:0.5", "mixsd:0.7", "opsd")
 METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd", "memit")
@@ -117,6 +118,7 @@ class CompareConfig(StageConfig):
                                       "(kept out by default)")
     warmup_steps: int = option(0, "warm-up steps of every run (0: the trainer's warm-up "
                                "ratio, so tiny target sets are not all warm-up)", min=0)
+    keep: str = option(DEFAULT_KEEP, KEEP_HELP)
     stop_patience: int = option(0, "stop a run once memorisation has not exceeded its best "
                                 "for this many epochs (0 = train every epoch)", min=0)
     stop_at: float | None = option(None, "stop a run once memorisation reaches this level "
@@ -135,6 +137,7 @@ class CompareConfig(StageConfig):
 
     def validate(self) -> None:
         super().validate()
+        KeepPolicy.parse(self.keep)
         self.method_specs()
         if len({s.label for s in self.method_specs()}) != len(self.methods):
             raise ConfigError("methods: each method may appear once (flag --methods)")
@@ -160,7 +163,7 @@ class CompareConfig(StageConfig):
 # Fields that may change between two invocations on the same --out: they add runs or change
 # only presentation; every other field decides artifacts that are reused.
 EXTENDABLE_FIELDS = ("methods", "lr", "seeds", "out", "report", "device", "eval_batch_size",
-                     "equal_memorization")
+                     "equal_memorization", "keep")
 
 
 def check_out_dir(config: CompareConfig, out: Path) -> None:
@@ -338,7 +341,7 @@ def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, 
                   stop_at=config.stop_at, stop_above=base_memorization,
                   guidance=spec.guidance or
                   config.resolved_guidance(), device=config.device,
-                  include_unverified=config.include_unverified)
+                  include_unverified=config.include_unverified, keep=config.keep)
     if spec.kind == "opsd":
         return TrainConfig(method="opsd", data=str(records_path), rollouts=config.opsd_rollouts,
                            max_new_tokens=config.max_new_tokens, top_k=config.top_k,

@@ -97,8 +97,10 @@ class EpochCheckpointCallback(TrainerCallback):
 
     def __init__(self, run_dir: str | Path, tokenizer: Any, info: dict[str, Any],
                  epoch_callback: EpochCallback | None = None,
-                 stop: Callable[[list[dict[str, Any]]], bool] | None = None):
+                 stop: Callable[[list[dict[str, Any]]], bool] | None = None,
+                 after_save: Callable[[], Any] | None = None):
         self.run_dir = Path(run_dir)
+        self.after_save = after_save  # the --keep policy (main process, after each epoch)
         self.stop = stop
         self.tokenizer = tokenizer
         self.info = info
@@ -154,6 +156,8 @@ class EpochCheckpointCallback(TrainerCallback):
             shutil.rmtree(final)
         saved.rename(final)
         atomic_write_jsonl(self.run_dir / "metrics.jsonl", read_metrics(self.run_dir))
+        if self.after_save is not None:
+            self.after_save()
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in metrics.items())
         logger.info("epoch %d done: %s -> %s", epoch, shown, final)
@@ -187,10 +191,14 @@ def load_checkpoint(path: str | Path, *, base_model: Any = None, device: str | N
     run recorded). Returns ``(model, tokenizer)`` in eval mode.
     """
     from mixsd.models import load_model_and_tokenizer, load_tokenizer, resolve_device
+    from mixsd.training.keep import is_pruned
 
     path = Path(path)
     if not path.is_dir():
         raise MixsdError(f"checkpoint not found: {path}")
+    if is_pruned(path):
+        raise MixsdError(f"{path} holds only metrics: its weights were removed by the run's "
+                         "--keep policy (train with --keep all to keep every epoch)")
     if not (path / "adapter_config.json").is_file():
         return load_model_and_tokenizer(str(path), device=device, dtype=dtype)
     from peft import PeftModel

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
+from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
 METHODS = ("nll", "opsd")
 DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
@@ -59,6 +60,7 @@ class TrainConfig(StageConfig):
                                "value (the base model's level)")
     stop_metric: str = option("memorization", "epoch metric that stop_patience and stop_at "
                               "watch (a key of metrics.jsonl)")
+    keep: str = option(DEFAULT_KEEP, KEEP_HELP)
     dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "
                         "bfloat16: pure bf16 weights; float32: fp32 throughout",
                         choices=("auto", "float32", "bfloat16"))
@@ -78,6 +80,7 @@ class TrainConfig(StageConfig):
 
     def validate(self) -> None:
         super().validate()
+        KeepPolicy.parse(self.keep)
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
 

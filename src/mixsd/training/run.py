@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixsd.errors import MixsdError
+from mixsd.errors import ArtifactWriteError, MixsdError
 from mixsd.io import file_sha256, write_run_info
 from mixsd.prompts import PromptRenderer
 from mixsd.training.checkpoints import (
@@ -42,11 +42,12 @@ from mixsd.training.data import (
     nll_examples,
     opsd_examples,
 )
+from mixsd.training.keep import KeepPolicy, apply_keep
 
 logger = logging.getLogger(__name__)
 
 # Config keys that may change between a killed run and its resumption.
-RESUMABLE_CHANGES = ("device",)
+RESUMABLE_CHANGES = ("device", "keep")
 
 
 @dataclass
@@ -222,6 +223,24 @@ def warmup_steps(config: TrainConfig, n_examples: int, world_size: int = 1) -> i
     return int(config.warmup_ratio * total)
 
 
+def prune_checkpoints(config: TrainConfig, *, complete: bool) -> list[Path]:
+    """Apply ``config.keep`` to the run's checkpoints (see :mod:`mixsd.training.keep`); the
+    selected epoch is the first peak of ``stop_metric`` above ``stop_above``."""
+    run_dir = Path(config.out)
+    return apply_keep(complete_checkpoints(run_dir), read_metrics(run_dir),
+                      KeepPolicy.parse(config.keep), metric=config.stop_metric,
+                      floor=config.stop_above, complete=complete)
+
+
+def _train(trainer: Any, run_dir: Path, resume: str | None) -> None:
+    """``trainer.train``; a failed checkpoint write (a full disk) names the path and leaves
+    the complete ``epoch-<k>/`` folders as they were (the save goes to ``checkpoint-<step>/``)."""
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except OSError as exc:
+        raise ArtifactWriteError(exc.filename or run_dir, exc) from exc
+
+
 def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s: float,
             main: bool = True) -> TrainResult:
     ckpts = complete_checkpoints(run_dir)
@@ -246,6 +265,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     done = complete_checkpoints(run_dir)
     if len(done) >= config.epochs or (done and _stopper(config)(read_metrics(run_dir))):
         logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
+        if os.environ.get("RANK", "0") == "0":
+            prune_checkpoints(config, complete=True)
         return _result(config, run_dir, {}, len(done), 0.0,
                        main=os.environ.get("RANK", "0") == "0")
     # A LoRA checkpoint is loaded over this base model later (load_checkpoint).
@@ -258,7 +279,9 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
         model = apply_lora(model, config)
     info = {"base_model": base_model, "lora": config.lora, "method": config.method}
     callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback,
-                                       stop=_stopper(config))
+                                       stop=_stopper(config),
+                                       after_save=lambda: prune_checkpoints(config,
+                                                                            complete=False))
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
     main = trainer.args.process_index == 0
     if main:
@@ -268,9 +291,10 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                        world_size=trainer.args.world_size)
     trainer.accelerator.wait_for_everyone()
     resume = str(done[-1]) if done else None
-    trainer.train(resume_from_checkpoint=resume)
+    _train(trainer, run_dir, resume)
     wall_s = time.time() - start
     if main:
+        prune_checkpoints(config, complete=True)
         write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="complete",
                        seed=config.seed, device=str(trainer.args.device),
                        world_size=trainer.args.world_size, wall_s=round(wall_s, 3),
