@@ -4,13 +4,17 @@ Each verb lives in ``mixsd.commands.<verb>`` and provides ``HELP`` (one line), a
 docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
 ``run(args) -> str | None`` (the summary, printed here). Verb modules are imported only when
 used, so ``mixsd --help`` is instant. User mistakes (:class:`~mixsd.errors.MixsdError`) print
-one line and exit 2; no traceback.
+one line and exit 2; no traceback. Ctrl-C (SIGINT) and SIGTERM stop a verb the same way,
+between two writes: every finished artifact stays valid, the same command resumes, and the
+exit code is 130 (SIGINT) or 143 (SIGTERM) with a one-line message.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 
 from mixsd import __version__
@@ -54,6 +58,28 @@ def build_parser(verb: str) -> tuple[argparse.ArgumentParser, object]:
     return parser, module
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same cleanup runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` while a verb runs (main thread only)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mixsd`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -68,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     parser, module = build_parser(verb)
     args = parser.parse_args(rest)
     try:
-        summary = module.run(args)
+        with _sigterm_as_interrupt():
+            summary = module.run(args)
     except MixsdError as exc:
         print(f"mixsd {verb}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mixsd {verb}: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"mixsd {verb}: {'terminated (SIGTERM)' if terminated else 'interrupted'}; "
+              "finished artifacts are kept: re-run the same command to resume", file=sys.stderr)
+        return 143 if terminated else 130
     if summary:
         print(summary)
     return 0

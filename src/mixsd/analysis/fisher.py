@@ -147,7 +147,11 @@ def fisher_displacement(fisher: Mapping[str, Any], theta0: Mapping[str, Any],
 
 
 def is_checkpoint(path: Path) -> bool:
-    return (path / "config.json").exists() or (path / "adapter_config.json").exists()
+    """A folder with weights (a stub whose weights ``--keep`` removed is not one)."""
+    from mixsd.training.keep import is_pruned
+
+    has_model = (path / "config.json").exists() or (path / "adapter_config.json").exists()
+    return has_model and not is_pruned(path)
 
 
 def checkpoint_dirs(paths: Iterable[str | Path]) -> list[Path]:

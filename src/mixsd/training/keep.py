@@ -116,7 +116,8 @@ def apply_keep(checkpoints: Sequence[Path], metrics: Sequence[dict[str, Any]],
     kept = policy.kept(epochs, selected_epoch(metrics, metric, floor), training=not complete)
     pruned = []
     for epoch, path in zip(epochs, checkpoints, strict=True):
-        if epoch not in kept and not is_pruned(path):
+        # A stub still holding files was cut short (a kill mid-prune): finish it.
+        if epoch not in kept and any(c.name not in STUB_FILES for c in path.iterdir()):
             _to_stub(path)
             pruned.append(path)
         elif epoch in kept and complete and not policy.everything:
