@@ -45,15 +45,54 @@ def test_train_writes_the_run_tree_and_resumes(files, capsys):
     assert "trained 2 epoch(s)" in summary and "1 unverified skipped" in summary
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "run.json", "metrics.jsonl",
                                                 "epoch-1", "epoch-2"}
-    for ckpt in ("epoch-1", "epoch-2"):
-        names = {p.name for p in (out / ckpt).iterdir()}
-        assert {"model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.pt",
-                "scheduler.pt", "metrics.json", "mixsd_checkpoint.json"} <= names
+    # Default --keep selected,last; no epoch metric selects an epoch, so the last is kept
+    # (without the optimiser state a finished run no longer needs); epoch 1 is a stub.
+    assert {p.name for p in (out / "epoch-1").iterdir()} == {"metrics.json",
+                                                              "mixsd_checkpoint.json"}
+    names = {p.name for p in (out / "epoch-2").iterdir()}
+    assert {"model.safetensors", "tokenizer.json", "trainer_state.json", "metrics.json",
+            "mixsd_checkpoint.json"} <= names and "optimizer.pt" not in names
     run = json.loads((out / "run.json").read_text())
     assert run["data"]["n_skipped_unverified"] == 1 and run["source"]["sha256"]
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert main(args) == 0  # same command again: nothing left to train
     assert "trained 2 epoch(s)" in capsys.readouterr().out
+
+
+def test_keep_all_keeps_every_epoch_with_its_training_state(files):
+    out = files["tmp"] / "run"
+    args = ["train", "--targets", files["targets"], "--epochs", "2", "--keep", "all"]
+    assert main([*args, *common(files, out)]) == 0
+    for ckpt in ("epoch-1", "epoch-2"):
+        names = {p.name for p in (out / ckpt).iterdir()}
+        assert {"model.safetensors", "optimizer.pt", "scheduler.pt"} <= names
+
+
+def test_a_full_disk_while_saving_names_the_path_and_keeps_earlier_epochs(files, capsys,
+                                                                         monkeypatch):
+    import errno
+
+    from transformers import Trainer
+
+    real = Trainer._save_checkpoint
+
+    def save(self, model, trial, *a, **kw):
+        if self.state.global_step > 2:  # epoch 2 of 2 steps an epoch
+            raise OSError(errno.ENOSPC, "No space left on device",
+                          str(files["tmp"] / "run" / "checkpoint-4" / "model.safetensors"))
+        return real(self, model, trial, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save)
+    out = files["tmp"] / "run"
+    args = ["train", "--targets", files["targets"], "--epochs", "2", *common(files, out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint-4/model.safetensors" in err and "No space left" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (out / "epoch-1" / "model.safetensors").is_file()  # the newest complete epoch
+    monkeypatch.setattr(Trainer, "_save_checkpoint", real)
+    assert main(args) == 0  # space again: the same command resumes after epoch 1
+    assert "resumed after epoch 1" in capsys.readouterr().out
 
 
 def test_yaml_config_and_flags(files, tmp_path):

@@ -8,7 +8,7 @@ newest). During training the newest epoch is always kept whole, since a killed r
 from it; an epoch that is not kept becomes a stub that holds only ``metrics.json`` and
 ``mixsd_checkpoint.json`` (marked ``pruned``), so epoch counts, metrics, resumption and
 reports do not change. When the run is complete, the kept checkpoints also drop their
-optimiser, scheduler and RNG state (nothing resumes a finished run), except under ``all``.
+optimiser and scheduler state (nothing resumes a finished run), except under ``all``.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _to_stub(checkpoint: Path) -> None:
 
 def _drop_training_state(checkpoint: Path) -> None:
     for child in checkpoint.iterdir():
-        if child.name in TRAINING_STATE or child.name.startswith("rng_state"):
+        if child.name in TRAINING_STATE:
             child.unlink()
 
 
