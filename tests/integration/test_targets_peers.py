@@ -57,7 +57,7 @@ def _torchrun(model_dir, data, out):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _kill_rank1_mid_run(out, timeout=300):
+def _kill_rank1_mid_run(out, timeout=900):
     """Wait until rank 1 has written some targets, then SIGKILL it (pid from its heartbeat)."""
     partial = Path(f"{out}.shard1of2.partial")
     deadline = time.time() + timeout
