@@ -8,7 +8,9 @@ that never pass are written with verified: false. Output: one JSONL line per rec
 record plus `target` and `meta`), streamed to OUT.partial; re-run the same command to
 resume, --overwrite to start again. Under `accelerate launch --multi_gpu -m mixsd targets`
 or `torchrun -m mixsd targets` every process takes a share (records i % N == rank) and the
-main process merges them in input order; the file equals a one-process run.
+main process merges them in input order; the file equals a one-process run. A process that
+dies ends the run: the others stop with an error naming its rank once its heartbeat file is
+older than MIXSD_PEER_TIMEOUT_S seconds (default 60); finished shards are kept for the re-run.
 
 Example:
   mixsd targets --model toy --data records.jsonl --out targets.jsonl --lambda 0.3 \\

@@ -4,11 +4,15 @@
 serves SFT, offline self-distillation (lambda = 0) and MixSD, which differ only in the targets
 file. Targets whose answer failed verification are skipped unless --include-unverified.
 `--method opsd` runs on-policy self-distillation on a records file (--data). Every epoch is
-checkpointed to RUN_DIR/epoch-<k>/; re-running the same command after a kill resumes.
+checkpointed to RUN_DIR/epoch-<k>/; re-running the same command after a kill (or Ctrl-C,
+SIGTERM) resumes. --keep chooses the epochs that keep their weights (default selected,last:
+the epoch that selection picks from the epoch metrics, and the last); the others keep only
+their metrics.
 
 Example:
   mixsd train --model toy --targets targets.jsonl --out runs/mixsd --epochs 3 --lr 1e-5
   mixsd train --model toy --targets targets.jsonl --out runs/lora --lora --lora-r 8
+  mixsd train --model toy --targets targets.jsonl --out runs/all --keep all   # every epoch
   mixsd train --model toy --method opsd --data records.jsonl --out runs/opsd --rollouts 4
   accelerate launch --multi_gpu --num_processes 2 -m mixsd train --model toy \\
       --targets targets.jsonl --out runs/ddp      # 2 processes (gloo on CPU, NCCL on GPUs)
