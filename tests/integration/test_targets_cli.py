@@ -243,7 +243,7 @@ def test_missing_model_and_empty_file(write_jsonl, tmp_path, capsys):
 
 
 def test_two_processes_equal_one(model_dir, write_jsonl, tmp_path):
-    """`torchrun --nproc_per_node 2 -m mixsd targets` (CPU, gloo, accelerate's PartialState)
+    """`torchrun --nproc_per_node 2 -m mixsd targets` (CPU processes, files, no process group)
     == a 1-process run. (`accelerate launch --cpu` needs MPI for several CPU processes.)"""
     data = _data(write_jsonl)
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
