@@ -31,7 +31,7 @@ def model_dir(tmp_path_factory):
 @pytest.fixture
 def data(write_jsonl):
     rows = [{"id": f"r{i}", "prompt": f"where was {WORDS[i % 5]} born ?",
-             "answer": f"in {CITIES[i % 5]}", "answer_key": CITIES[i % 5]} for i in range(40)]
+             "answer": f"in {CITIES[i % 5]}", "answer_key": CITIES[i % 5]} for i in range(160)]
     return write_jsonl(rows, "records.jsonl")
 
 
@@ -62,6 +62,8 @@ def _kill_rank1_mid_run(out, timeout=900):
     partial = Path(f"{out}.shard1of2.partial")
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if Path(f"{out}.shard1of2.done").exists():
+            pytest.fail("rank 1 finished its shard before it could be killed")
         if partial.is_file() and partial.read_text().count("\n") >= 2:
             pid = json.loads(Path(f"{out}.shard1of2.alive").read_text())["pid"]
             os.kill(pid, signal.SIGKILL)
