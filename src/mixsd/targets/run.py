@@ -152,13 +152,18 @@ def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], fp
     with heartbeat(out, shard, ready) as beat:
         if ready(shard.rank) and not config.overwrite:
             builder, resumed = None, len(mine)
+            try:
+                shard_summary = summarize(done)
+            except FileNotFoundError:  # rank 0 merged it meanwhile
+                shard_summary = {}
         else:
             builder, resumed = _write_shard(config, mine, partial, fp, model, tokenizer, shard,
                                             beat)
+            # Summarised before the rename: once it is done, rank 0 may merge and delete it.
+            shard_summary = summarize(partial)
             atomic_write_json(str(done) + ".json", {"fingerprint": fp})
             os.replace(partial, done)
             Path(str(partial) + ".json").unlink(missing_ok=True)
-        shard_summary = summarize(done)
         if shard.rank == 0:
             wait_for_peers(out, shard, ready, list(range(1, shard.world)),
                            "waiting for its shard")
