@@ -42,7 +42,7 @@ def test_killed_after_epoch_1_and_resumed_equals_uninterrupted(lora, make_config
     # 7 examples, batch 2, accumulation 2: shuffled order and a short last step both matter.
     path = write_rows(target_rows(7))
     common = dict(targets=str(path), epochs=2, lr=5e-3, grad_accum=2, lora=lora, lora_r=4,
-                  lr_scheduler="cosine", warmup_steps=1, seed=3)
+                  lr_scheduler="cosine", warmup_steps=1, seed=3, keep="all")
     straight = train(make_config(out=str(tmp_path / "straight"), **common), epoch_callback=ok)
 
     resumed_cfg = make_config(out=str(tmp_path / "resumed"), **common)
