@@ -53,7 +53,7 @@ def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
         assert (out / "runs" / f"{run['label']}-lr0.01-s0" / "epoch-2").is_dir()
     assert results["base"]["memorization"] is not None
     # SFT targets are y* itself, so their NLL under the base differs from MixSD's
-    assert results["target_nll"]["sft"] != results["target_nll"]["mixsd-0.5"]
+    assert results["target_nll"]["sft"] != results["target_nll"]["mixsd-0.5-s0"]
     assert (out / "report" / "report.html").stat().st_size > 1000
     assert list((out / "report").glob("*.png"))
     # a second run reuses every artifact
