@@ -656,11 +656,3 @@ def results_table(results: dict[str, Any]) -> str:
                        enumerate(zip(r, widths))) for r in [header, *rows]]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
-
-
-DEMO_DEFAULTS: dict[str, Any] = {
-    "model": "toy", "corpus": "toy", "out": "runs/demo", "methods": list(DEFAULT_METHODS),
-    "epochs": 6, "lr": [1e-3], "seeds": [0], "n_facts": 100, "batch_size": 16,
-    "max_new_tokens": 32,
-}
-

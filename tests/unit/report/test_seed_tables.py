@@ -3,8 +3,11 @@
 import math
 
 from mixsd.evaluation.results import group_name, make_run, mean_spread
-from mixsd.report.tables import equal_memorization_groups_table, equal_memorization_table, \
-    groups_table
+from mixsd.report.tables import (
+    equal_memorization_groups_table,
+    equal_memorization_table,
+    groups_table,
+)
 
 
 def _run(method, seed, curve, retention):
