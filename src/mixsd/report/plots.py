@@ -77,10 +77,10 @@ def frontier_plot(runs: Sequence[dict[str, Any]], bases: Sequence[tuple[str, dic
             pts = [(e.get("memorization"), e.get("retention_mean")) for e in run.get("epochs", [])]
             pts = [(100 * m, r) for m, r in pts if m is not None and r is not None]
             if len(pts) > 1:
-                ax.plot(*zip(*pts), color=color, alpha=0.15, linewidth=0.8)
+                ax.plot(*zip(*pts), color=color, alpha=0.25, linewidth=0.8)
             if run.get("memorization") is not None and run.get("retention_mean") is not None:
                 ax.scatter([100 * run["memorization"]], [run["retention_mean"]], color=color,
-                           alpha=0.3, s=14, marker=marker, linewidths=0)
+                           alpha=0.4, s=16, marker=marker, linewidths=0)
         x, xsd, _ = mean_spread([r.get("memorization") for r in members])
         y, ysd, _ = mean_spread([r.get("retention_mean") for r in members])
         if x is not None and y is not None:
