@@ -520,9 +520,11 @@ def prepare(config: CompareConfig, out: Path) -> Setup:
 
 
 def run_grid(config: CompareConfig) -> list[tuple[MethodSpec, float | None, int]]:
-    """Every (method, learning rate, seed) of the comparison, in order."""
-    return [(s, lr, seed) for s in config.method_specs() for lr in config.lrs_for(s)
-            for seed in config.seeds]
+    """Every (method, learning rate, seed) of the comparison, seed by seed: a long grid
+    stopped early (every run is cached) already holds a complete comparison of its first
+    seeds."""
+    return [(s, lr, seed) for seed in config.seeds for s in config.method_specs()
+            for lr in config.lrs_for(s)]
 
 
 def build_all_targets(config: CompareConfig, setup: Setup, out: Path, bar: Any
