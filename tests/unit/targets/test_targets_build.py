@@ -52,7 +52,9 @@ def test_meta_and_sources(model, tok):
     assert [t.record.id for t in targets] == ["r0", "r1", "r2", "r3"]
     for t in targets:
         meta = t.meta
-        assert set(meta) == META_KEYS
+        # a rejected target says which check it failed (only the answer key here)
+        assert set(meta) == META_KEYS | ({"failed_check"} if not meta["verified"] else set())
+        assert meta.get("failed_check", "answer_key") == "answer_key"
         assert meta["method"] == "mixsd" and meta["lambda"] == 0.5 and meta["top_k"] == 64
         assert len(meta["sources"]) == meta["num_tokens"] and set(meta["sources"]) <= {"n", "e"}
         assert meta["naive_token_fraction"] == pytest.approx(
