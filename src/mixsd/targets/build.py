@@ -208,8 +208,9 @@ class TargetBuilder:
                 failed.append(None)
         if cfg.verify_round_trip:
             todo = [i for i, f in enumerate(failed) if f is None]
-            answers = self.round_trip([(records[batch[i][0]], outputs[i], batch[i][1])
-                                       for i in todo], settings)
+            answers = self.round_trip([
+                (records[batch[i][0]], self.renderer.decode_target(outputs[i].token_ids),
+                 batch[i][1]) for i in todo], settings)
             for i, answer in zip(todo, answers, strict=True):
                 if not is_correct(answer, records[batch[i][0]].answer_key, cfg.extractor):
                     failed[i] = "round_trip"
@@ -218,17 +219,18 @@ class TargetBuilder:
                 self.rejections[check] += 1
         return failed
 
-    def round_trip(self, attempts: Sequence[tuple[KnowledgeRecord, MixOutput, int]],
-                   settings: MixSettings) -> list[str]:
-        """The base model's greedy answers to each question with its target as the reference
-        (expert layout), through the fused engine at lambda 0 (pure expert)."""
+    def round_trip(self, attempts: Sequence[tuple[KnowledgeRecord, str, int]],
+                   settings: MixSettings | None = None) -> list[str]:
+        """The base model's greedy answers to each ``(record, target text, attempt)`` with the
+        target as the reference (expert layout), through the fused engine at lambda 0."""
         import dataclasses
 
         if not attempts:
             return []
+        settings = settings or mix_settings(self.model, self.tokenizer, self.renderer,
+                                            self.config)
         jobs = []
-        for rec, output, attempt in attempts:
-            target = self.renderer.decode_target(output.token_ids)
+        for rec, target, attempt in attempts:
             ids = self.renderer.expert_ids(rec.prompt, target)
             jobs.append(MixJob(f"{rec.id}#round-trip", attempt, ids, ids))
         plain = dataclasses.replace(settings, mix_lambda=0.0, temperature=0.0, mix_unit="token",
