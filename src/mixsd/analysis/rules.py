@@ -25,6 +25,7 @@ from typing import Any
 
 from mixsd.analysis.nll import target_nll
 from mixsd.answers import is_correct, normalize_answer
+from mixsd.io import atomic_write_json
 from mixsd.records import KnowledgeRecord, TargetRecord
 from mixsd.targets.build import TargetBuilder
 from mixsd.targets.config import TargetsConfig
@@ -102,8 +103,12 @@ def rule_row(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
 
 def compare_rules(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
                   config: TargetsConfig, *, lambdas: Sequence[float] = (0.3, 0.5, 0.7),
-                  units: Sequence[str] = MIX_UNITS, nll_batch_size: int = 8) -> dict[str, Any]:
+                  units: Sequence[str] = MIX_UNITS, nll_batch_size: int = 8,
+                  partial: str | None = None) -> dict[str, Any]:
     """Every unit x lambda on ``records`` with ``config``'s other settings; the table's data.
+
+    With ``partial`` (a JSON path) the table is saved after every row and a re-run with the
+    same config and records resumes after the rows already there.
 
     Example::
 
@@ -127,12 +132,32 @@ def compare_rules(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord]
                          guidance=config.guidance, batch_size=nll_batch_size).mean_nll
         ref_rows.append({"name": name, "verified_pct": _pct(len(verified), len(targets)),
                          "target_nll": round(nll, 4)})
-    rows = [rule_row(model, tokenizer, records, dataclasses.replace(plain, mix_unit=unit,
-                                                                    mix_lambda=lam),
-                     expert, nll_batch_size=nll_batch_size)
-            for lam in lambdas for unit in units]
-    return {"records": len(records), "config": plain.fingerprint_dict(), "references": ref_rows,
-            "rows": rows}
+    table = {"records": len(records), "config": plain.fingerprint_dict(),
+             "record_ids": [r.id for r in records], "references": ref_rows, "rows": []}
+    done = _resumable_rows(partial, table)
+    for lam in lambdas:
+        for unit in units:
+            row = done.get((unit, lam)) or rule_row(
+                model, tokenizer, records, dataclasses.replace(plain, mix_unit=unit,
+                                                               mix_lambda=lam),
+                expert, nll_batch_size=nll_batch_size)
+            table["rows"].append(row)
+            if partial:
+                atomic_write_json(partial, table)
+    return table
+
+
+def _resumable_rows(partial: str | None, table: dict[str, Any]) -> dict[tuple, dict]:
+    """Rows of an earlier run of the same table (same config and records), by (unit, lambda)."""
+    import json
+    from pathlib import Path
+
+    if not partial or not Path(partial).exists():
+        return {}
+    old = json.loads(Path(partial).read_text(encoding="utf-8"))
+    if old.get("config") != table["config"] or old.get("record_ids") != table["record_ids"]:
+        return {}
+    return {(r["mix_unit"], r["mix_lambda"]): r for r in old.get("rows", [])}
 
 
 def _cell(value: Any, pattern: str) -> str:
@@ -169,7 +194,7 @@ def run_rules(config: TargetsConfig, data: str, *, lambdas: Sequence[float] = (0
     from pathlib import Path
 
     from mixsd.errors import MixsdError
-    from mixsd.io import atomic_write_json, atomic_write_text
+    from mixsd.io import atomic_write_text
     from mixsd.models import load_model_and_tokenizer
     from mixsd.records import read_records
 
@@ -179,10 +204,12 @@ def run_rules(config: TargetsConfig, data: str, *, lambdas: Sequence[float] = (0
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
                                                 dtype=config.dtype)
     start = time.perf_counter()
-    table = compare_rules(model, tokenizer, records, config, lambdas=lambdas, units=units)
+    table = compare_rules(model, tokenizer, records, config, lambdas=lambdas, units=units,
+                          partial=f"{out}.partial.json" if out else None)
     table["data"], table["wall_s"] = str(data), round(time.perf_counter() - start, 1)
     text = rules_markdown(table, title=f"Mixing rules on {config.model}")
     if out:
         atomic_write_json(Path(f"{out}.json"), table)
         atomic_write_text(Path(f"{out}.md"), text)
+        Path(f"{out}.partial.json").unlink(missing_ok=True)
     return table, text
