@@ -31,6 +31,8 @@ def group_key(run: dict[str, Any]) -> str:
     name = run["method"]
     if run.get("lambda") is not None and run["method"] != "sft":
         name += f" λ={run['lambda']:g}"
+    if run.get("mix_unit") not in (None, "token"):
+        name += f"/{run['mix_unit']}"
     if run.get("lr") is not None:
         name += f" lr={run['lr']:g}"
     return f"{run['_source']}/{name}" if run.get("_source") else name
