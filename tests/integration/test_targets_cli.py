@@ -308,4 +308,5 @@ def test_mix_unit_and_checks_through_the_cli_and_resume(tmp_path, capsys):
     assert run["summary"]["round_trip_tokens"] >= 0
     assert main(argv) == 0 and "already complete" in capsys.readouterr().out
     # another unit is another config: refused without --overwrite
-    assert main([*argv[:-8], "--mix-unit", "span", "--device", "cpu", "--no-progress"]) != 0
+    assert main([*argv[:-7], "--mix-unit", "span", "--device", "cpu", "--no-progress"]) != 0
+    assert "--overwrite" in capsys.readouterr().err
