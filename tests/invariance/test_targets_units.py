@@ -56,8 +56,9 @@ def test_fused_equals_reference(bpe_setup, unit, temperature, mix_lambda):
     slow = reference_generate(model, jobs, settings)
     assert [o.token_ids for o in fused] == [o.token_ids for o in slow]
     assert [o.sources for o in fused] == [o.sources for o in slow]
-    joined = "".join(o.sources for o in fused)
-    assert "n" in joined and "e" in joined
+    if mix_lambda == 0.3:  # both conditionals really are used (at 0.7 the first coin of a
+        joined = "".join(o.sources for o in fused)  # random model's few words often decides)
+        assert "n" in joined and "e" in joined
 
 
 def test_word_unit_keeps_each_word_to_one_source(bpe_setup):

@@ -12,9 +12,10 @@ obviously correct version of this loop and the tests hold them equal token for t
 Mixing units (``MixSettings.mix_unit``, method.md "Beyond the paper"):
 
 * ``token`` — the paper: a fresh coin at every token.
-* ``word`` — a fresh coin only where the token the current source would emit starts a word
-  (:mod:`mixsd.targets.words`); inside a word the source that began it goes on, so a naive
-  token never lands in the middle of a name or a number.
+* ``word`` — a fresh coin only where the next token of both conditionals starts a word
+  (:mod:`mixsd.targets.words`); elsewhere the source that began the current word goes on,
+  so a naive token never lands in the middle of a name or a number (had only the current
+  source's token started a word, switching could glue the other's continuation onto it).
 * ``span`` — the word unit, except that wherever the expert is copying the reference answer
   (the previous token and the expert's next token are consecutive tokens of y*), the expert
   token is taken without a coin: a name or key the expert reproduces stays whole.
@@ -312,7 +313,7 @@ class _UnitState:
             naive = coin
         else:
             current = self.current[active]
-            boundary = self.starts[torch.where(current, naive_tok, expert_tok)]
+            boundary = self.starts[naive_tok] & self.starts[expert_tok]
             naive = torch.where(boundary, coin, current)
             if self.codes is not None:
                 code = tokens[active, t - 1] * self.vocab + expert_tok

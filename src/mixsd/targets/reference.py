@@ -83,7 +83,9 @@ def _unit_choice(model: Any, job: MixJob, settings: MixSettings, prefix: list[in
         take_naive = coin_naive  # the first token starts the first word
     else:
         current = naive_flags[-1]
-        take_naive = coin_naive if settings.starts_word(proposed[current]) else current
+        at_word_start = settings.starts_word(proposed[True]) and settings.starts_word(
+            proposed[False])
+        take_naive = coin_naive if at_word_start else current
         copying = (prefix[-1], proposed[False]) in reference_bigrams(job)
         if settings.mix_unit == "span" and copying:
             take_naive = False
