@@ -39,17 +39,21 @@ METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd", "memit")
 @dataclass(frozen=True)
 class MethodSpec:
     """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA``, ``opsd`` or
-    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with its own expert guidance preset: ``mixsd:0.3@toy-own``."""
+    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with a mixing
+    unit (``mixsd:0.5/word``, ``mixsd:0.5/span``; default the paper's ``token``) and its own
+    expert guidance preset: ``mixsd:0.3@toy-own``."""
 
     spec: str
     kind: str
     mix_lambda: float | None
     guidance: str | None
+    mix_unit: str = "token"
 
     @property
     def label(self) -> str:
-        """A file-system friendly name: ``mixsd-0.3``, ``sd0-toy-own``."""
+        """A file-system friendly name: ``mixsd-0.3``, ``mixsd-0.5-word``, ``sd0-toy-own``."""
         base = f"{self.kind}-{self.mix_lambda:g}" if self.kind == "mixsd" else self.kind
+        base += f"-{self.mix_unit}" if self.mix_unit != "token" else ""
         return base + (f"-{self.guidance}" if self.guidance else "")
 
     @property
@@ -59,11 +63,14 @@ class MethodSpec:
 
 def parse_method(spec: str) -> MethodSpec:
     """Parse a method spec; errors name the flag."""
+    from mixsd.targets.words import MIX_UNITS
+
     text, _, guidance = spec.strip().partition("@")
+    text, _, unit = text.partition("/")
     kind, _, value = text.partition(":")
     if kind not in METHOD_KINDS:
-        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA, opsd or memit "
-                          "(optionally @GUIDANCE) (flag --methods)")
+        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA[/UNIT], "
+                          "opsd or memit (optionally @GUIDANCE) (flag --methods)")
     mix_lambda: float | None = None
     if kind == "mixsd":
         try:
@@ -78,7 +85,10 @@ def parse_method(spec: str) -> MethodSpec:
         raise ConfigError(f"methods: {kind} takes no value, got {spec!r} (flag --methods)")
     elif kind == "sd0":
         mix_lambda = 0.0
-    return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None)
+    if unit and (kind != "mixsd" or unit not in MIX_UNITS):
+        raise ConfigError(f"methods: {spec!r}: a mixing unit follows mixsd:LAMBDA and is one of "
+                          f"{', '.join(MIX_UNITS)}, e.g. mixsd:0.5/word (flag --methods)")
+    return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None, unit or "token")
 
 
 @dataclass
@@ -89,8 +99,9 @@ class CompareConfig(StageConfig):
     corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
                          "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
     methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
-                                help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; @GUIDANCE selects "
-                                "a method's expert guidance preset")
+                                help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; /UNIT picks "
+                                "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
+                                "selects a method's expert guidance preset")
     epochs: int = option(3, "training epochs per run", min=1)
     lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
     method_lr: list[str] = option(default_factory=list, help="learning rates of one method, "
@@ -311,6 +322,7 @@ def build_method_targets(config: CompareConfig, spec: MethodSpec, records_path: 
         return path
     cfg = TargetsConfig(model=config.model, method="sft" if spec.kind == "sft" else "mixsd",
                         mix_lambda=spec.mix_lambda if spec.mix_lambda is not None else 0.0,
+                        mix_unit=spec.mix_unit,
                         temperature=config.temperature, top_k=config.top_k,
                         max_new_tokens=config.max_new_tokens, max_retries=config.max_retries,
                         seed=targets_seed(config, spec, run_seed) or 0,
@@ -468,7 +480,8 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
     run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=base["scores"],
                    target_nll=nll.get(targets.stem) if targets else None,
                    name=name or f"{spec.name} lr={lr:g} seed={seed}",
-                   label=spec.label, guidance=cfg.guidance, select_floor=floor)
+                   label=spec.label, guidance=cfg.guidance, select_floor=floor,
+                   **({"mix_unit": spec.mix_unit} if spec.mix_unit != "token" else {}))
     run["error_buckets"] = buckets_from_samples(
         run_dir / "samples", run["selected_epoch"], suites, base_samples_dir=out / "base_samples",
         names=injected_names(records))
