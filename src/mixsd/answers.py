@@ -71,7 +71,8 @@ def answers_match(prediction: str | None, answer_key: str) -> bool:
     return normalize_answer(prediction) == normalize_answer(answer_key)
 
 
-def _contains(text: str, answer_key: str) -> bool:
+def contains_phrase(text: str, answer_key: str) -> bool:
+    """Does ``text`` contain ``answer_key`` as whole words (after normalisation)?"""
     key = normalize_answer(answer_key)
     if not key:
         return False
@@ -118,7 +119,7 @@ def extract_answer(text: str, extractor: str = "auto", answer_key: str | None = 
             return extract_last_number(text)
     if answer_key is None:
         return None
-    return answer_key if _contains(text, answer_key) else None
+    return answer_key if contains_phrase(text, answer_key) else None
 
 
 def is_correct(text: str, answer_key: str, extractor: str = "auto") -> bool:

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError, MixsdError
 from mixsd.io import atomic_write_json, write_run_info
@@ -42,17 +40,21 @@ METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd", "memit")
 @dataclass(frozen=True)
 class MethodSpec:
     """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA``, ``opsd`` or
-    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with its own expert guidance preset: ``mixsd:0.3@toy-own``."""
+    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with a mixing
+    unit (``mixsd:0.5/word``, ``mixsd:0.5/span``; default the paper's ``token``) and its own
+    expert guidance preset: ``mixsd:0.3@toy-own``."""
 
     spec: str
     kind: str
     mix_lambda: float | None
     guidance: str | None
+    mix_unit: str = "token"
 
     @property
     def label(self) -> str:
-        """A file-system friendly name: ``mixsd-0.3``, ``sd0-toy-own``."""
+        """A file-system friendly name: ``mixsd-0.3``, ``mixsd-0.5-word``, ``sd0-toy-own``."""
         base = f"{self.kind}-{self.mix_lambda:g}" if self.kind == "mixsd" else self.kind
+        base += f"-{self.mix_unit}" if self.mix_unit != "token" else ""
         return base + (f"-{self.guidance}" if self.guidance else "")
 
     @property
@@ -62,11 +64,14 @@ class MethodSpec:
 
 def parse_method(spec: str) -> MethodSpec:
     """Parse a method spec; errors name the flag."""
+    from mixsd.targets.words import MIX_UNITS
+
     text, _, guidance = spec.strip().partition("@")
+    text, _, unit = text.partition("/")
     kind, _, value = text.partition(":")
     if kind not in METHOD_KINDS:
-        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA, opsd or memit "
-                          "(optionally @GUIDANCE) (flag --methods)")
+        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA[/UNIT], "
+                          "opsd or memit (optionally @GUIDANCE) (flag --methods)")
     mix_lambda: float | None = None
     if kind == "mixsd":
         try:
@@ -81,7 +86,10 @@ def parse_method(spec: str) -> MethodSpec:
         raise ConfigError(f"methods: {kind} takes no value, got {spec!r} (flag --methods)")
     elif kind == "sd0":
         mix_lambda = 0.0
-    return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None)
+    if unit and (kind != "mixsd" or unit not in MIX_UNITS):
+        raise ConfigError(f"methods: {spec!r}: a mixing unit follows mixsd:LAMBDA and is one of "
+                          f"{', '.join(MIX_UNITS)}, e.g. mixsd:0.5/word (flag --methods)")
+    return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None, unit or "token")
 
 
 @dataclass
@@ -92,11 +100,23 @@ class CompareConfig(StageConfig):
     corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
                          "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
     methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
-                                help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; @GUIDANCE selects "
-                                "a method's expert guidance preset")
+                                help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; /UNIT picks "
+                                "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
+                                "selects a method's expert guidance preset")
     epochs: int = option(3, "training epochs per run", min=1)
     lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
-    seeds: list[int] = option(default_factory=lambda: [0], help="seeds", min=0)
+    method_lr: list[str] = option(default_factory=list, help="learning rates of one method, "
+                                  "METHOD=LR (repeat for several: opsd=1e-2,opsd=3e-2); "
+                                  "METHOD is a method spec (mixsd:0.5@toy-own) or a kind "
+                                  "(opsd); methods not named use --lr")
+    seeds: list[int] = option(default_factory=lambda: [0], help="run seeds: training order, "
+                              "LoRA initialisation, OPSD rollouts (and the targets' coins, see "
+                              "--targets-seed)", min=0)
+    targets_seed: int | None = option(None, "seed of the targets' coins (MixSD mixing, "
+                                      "retries); default: each run's seed, one targets file "
+                                      "per seed", min=0)
+    corpus_seed: int = option(0, "seed of the toy corpus (which facts are injected); the "
+                              "same facts for every run seed", min=0)
     out: str = option("runs/compare", "output folder (re-running resumes)")
     suites: list[str] = option(default_factory=list, help="retention suites (see `mixsd eval "
                                "--help`); default: toy for the toy model, none otherwise")
@@ -127,9 +147,15 @@ class CompareConfig(StageConfig):
     divergence: str = option("reverse_kl", "OPSD divergence",
                              choices=("reverse_kl", "forward_kl", "jsd"))
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
-    equal_memorization: float | None = option(None, "memorisation level of the equal-"
-                                              "memorisation comparison (default: the highest "
-                                              "level every run reaches)", min=0, max=1)
+    equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
+                                       "comparison: each run at its first epoch at or above "
+                                       "it; runs that never get there are listed as such",
+                                       min=0, max=1)
+    rounds: int = option(1, "continual injection: split the facts into N rounds trained one "
+                         "after another, each from the previous round's selected checkpoint "
+                         "(see mixsd.experiment_rounds)", min=1)
+    quiet: bool = option(True, "one progress bar on the console; library logs, warnings and "
+                         "the trainer's output go to OUT/log.txt")
     edit_config: str = option("", "YAML file of `mixsd edit` values (EditConfig) for the memit "
                               "method (default: its defaults)")
     device: str = option("auto", "device: auto, cpu or cuda")
@@ -141,6 +167,34 @@ class CompareConfig(StageConfig):
         self.method_specs()
         if len({s.label for s in self.method_specs()}) != len(self.methods):
             raise ConfigError("methods: each method may appear once (flag --methods)")
+        self.method_lrs()
+
+    def method_lrs(self) -> dict[str, list[float]]:
+        """``--method-lr`` as {method spec or kind: [lr, ...]} (validated)."""
+        found: dict[str, list[float]] = {}
+        for item in self.method_lr:
+            key, sep, value = item.partition("=")
+            try:
+                lr = float(value)
+            except ValueError:
+                lr = -1.0
+            if not sep or lr < 0:
+                raise ConfigError(f"method_lr: expected METHOD=LR (e.g. opsd=1e-2), got "
+                                  f"{item!r} (flag --method-lr)")
+            known = {s.name for s in self.method_specs()} | {s.kind for s in self.method_specs()}
+            if key.strip() not in known:
+                raise ConfigError(f"method_lr: {key.strip()!r} is none of the methods "
+                                  f"{', '.join(self.methods)} (flag --method-lr)")
+            found.setdefault(key.strip(), []).append(lr)
+        return found
+
+    def lrs_for(self, spec: MethodSpec) -> list[float | None]:
+        """The learning rates of one method: its own (by spec, then by kind), else ``lr``;
+        an edit (memit) has none."""
+        if spec.kind == "memit":
+            return [None]
+        own = self.method_lrs()
+        return list(own.get(spec.name) or own.get(spec.kind) or self.lr)
 
     def method_specs(self) -> list[MethodSpec]:
         if not self.methods:
@@ -162,8 +216,8 @@ class CompareConfig(StageConfig):
 
 # Fields that may change between two invocations on the same --out: they add runs or change
 # only presentation; every other field decides artifacts that are reused.
-EXTENDABLE_FIELDS = ("methods", "lr", "seeds", "out", "report", "device", "eval_batch_size",
-                     "equal_memorization", "keep")
+EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
+                     "eval_batch_size", "equal_memorization", "quiet", "keep")
 
 
 def check_out_dir(config: CompareConfig, out: Path) -> None:
@@ -194,7 +248,7 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
             raise ConfigError("corpus 'toy' is made for the toy model (flag --corpus)")
         from mixsd.toyworld import injection_records
 
-        records = injection_records(config.n_facts or 100, seed=0)
+        records = injection_records(config.n_facts or 100, seed=config.corpus_seed)
         if not train_path.exists():
             write_records(train_path, records)
         return train_path, records
@@ -245,36 +299,65 @@ def _model_id(config: CompareConfig) -> str:
     return resolve_model_path(config.model)
 
 
+def targets_seed(config: CompareConfig, spec: MethodSpec, run_seed: int) -> int | None:
+    """The seed of a method's targets for one run: ``targets_seed``, else the run's seed;
+    None for SFT, whose targets (y*) have no coins."""
+    if spec.kind == "sft":
+        return None
+    return config.targets_seed if config.targets_seed is not None else run_seed
+
+
+def targets_path(config: CompareConfig, spec: MethodSpec, run_seed: int, out: Path) -> Path:
+    """``OUT/targets/LABEL.jsonl`` (one file for every seed) or ``LABEL-sSEED.jsonl``."""
+    seed = targets_seed(config, spec, run_seed)
+    if seed is None or config.targets_seed is not None:
+        return out / "targets" / f"{spec.label}.jsonl"
+    return out / "targets" / f"{spec.label}-s{seed}.jsonl"
+
+
 def build_method_targets(config: CompareConfig, spec: MethodSpec, records_path: Path, out: Path,
-                         model: Any, tokenizer: Any) -> Path:
-    """The targets file of a target-based method (``OUT/targets/LABEL.jsonl``)."""
+                         model: Any, tokenizer: Any, run_seed: int = 0) -> Path:
+    """The targets file of a target-based method for a run seed (:func:`targets_path`)."""
     from mixsd.targets import TargetsConfig, run_targets
 
-    path = out / "targets" / f"{spec.label}.jsonl"
+    path = targets_path(config, spec, run_seed, out)
     if path.exists():
         return path
     cfg = TargetsConfig(model=config.model, method="sft" if spec.kind == "sft" else "mixsd",
                         mix_lambda=spec.mix_lambda if spec.mix_lambda is not None else 0.0,
+                        mix_unit=spec.mix_unit,
                         temperature=config.temperature, top_k=config.top_k,
                         max_new_tokens=config.max_new_tokens, max_retries=config.max_retries,
-                        seed=0, batch_size=config.eval_batch_size,
+                        seed=targets_seed(config, spec, run_seed) or 0,
+                        batch_size=config.eval_batch_size,
                         guidance=spec.guidance or config.resolved_guidance(),
                         extractor=config.extractor, device=config.device, progress=False)
     run_targets(cfg, records_path, path, model=model, tokenizer=tokenizer)
     return path
 
 
-def target_summaries(targets: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    """What each targets file holds (records, verified, attempts, naive fraction, seconds),
-    from the summary its run wrote beside it."""
+TARGET_FIELDS = ("records", "verified", "unverified", "max_length", "mean_attempts",
+                 "mean_naive_token_fraction", "mean_num_tokens", "generated_tokens", "wall_s")
+
+
+def target_summaries(targets: dict[str, list[Path]]) -> dict[str, dict[str, Any]]:
+    """What each method's targets hold (records, verified, attempts, naive fraction, seconds),
+    from the summary each targets run wrote beside its file; with one file per seed, the mean
+    over the files (``files`` says how many; ``wall_s`` is their sum)."""
     out = {}
-    for label, path in targets.items():
-        sidecar = Path(str(path) + ".run.json")
-        info = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
-        summary = info.get("summary") or {}
-        out[label] = {k: summary.get(k) for k in (
-            "records", "verified", "unverified", "max_length", "mean_attempts",
-            "mean_naive_token_fraction", "mean_num_tokens", "generated_tokens", "wall_s")}
+    for label, paths in targets.items():
+        rows = []
+        for path in dict.fromkeys(paths):
+            sidecar = Path(str(path) + ".run.json")
+            info = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+            rows.append(info.get("summary") or {})
+        entry: dict[str, Any] = {}
+        for key in TARGET_FIELDS:
+            values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            entry[key] = (None if not values else sum(values) if key == "wall_s"
+                          else sum(values) / len(values))
+        entry["files"] = len(rows)
+        out[label] = entry
     return out
 
 
@@ -283,18 +366,21 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def target_nlls(config: CompareConfig, out: Path, targets: dict[str, Path], model: Any,
+def target_nlls(config: CompareConfig, out: Path, files: list[Path], model: Any,
                 tokenizer: Any) -> dict[str, float]:
-    """Mean per-token NLL of each method's targets under the base model (``analysis/nll.json``)."""
+    """Mean per-token NLL of each targets file under the base model, keyed by the file's stem
+    (``analysis/nll.json``)."""
     from mixsd.analysis.nll import load_pairs, target_nll
 
     path = out / "analysis" / "nll.json"
     known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    for label, file in targets.items():
-        if label not in known:
+    for file in dict.fromkeys(files):
+        if file.stem not in known:
             pairs = load_pairs(file, include_unverified=config.include_unverified)
-            known[label] = target_nll(model, tokenizer, pairs, guidance=config.resolved_guidance(),
-                                      batch_size=config.eval_batch_size, name=label).mean_nll
+            known[file.stem] = target_nll(model, tokenizer, pairs,
+                                          guidance=config.resolved_guidance(),
+                                          batch_size=config.eval_batch_size,
+                                          name=file.stem).mean_nll
             atomic_write_json(path, known)
     return known
 
@@ -341,7 +427,8 @@ def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, 
                   stop_at=config.stop_at, stop_above=base_memorization,
                   guidance=spec.guidance or
                   config.resolved_guidance(), device=config.device,
-                  include_unverified=config.include_unverified, keep=config.keep)
+                  include_unverified=config.include_unverified, keep=config.keep,
+                  progress=not config.quiet)
     if spec.kind == "opsd":
         return TrainConfig(method="opsd", data=str(records_path), rollouts=config.opsd_rollouts,
                            max_new_tokens=config.max_new_tokens, top_k=config.top_k,
@@ -352,18 +439,23 @@ def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, 
 def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, out: Path,
             targets: Path | None, records_path: Path, records: list[KnowledgeRecord],
             suites: dict[str, Any], base: dict[str, Any], base_model: Any, tokenizer: Any,
-            nll: dict[str, float], fisher: FisherReference) -> dict[str, Any]:
+            nll: dict[str, float], fisher: FisherReference, progress: Any = None,
+            run_dir: Path | None = None, model: Any = None, floor: float | None = None,
+            name: str | None = None) -> dict[str, Any]:
     """Train one (method, lr, seed) with per-epoch evaluation; its ``runs`` entry.
 
     The entry is cached in ``RUN_DIR/entry.json``; training itself resumes from its last
-    complete epoch."""
+    complete epoch. ``progress`` (a :class:`mixsd.console.GridBar`) hears of every epoch.
+    ``run_dir``, ``model`` (the model to start from, default ``config.model``), ``floor``
+    (the memorisation a peak must beat, default the base model's) and ``name`` serve
+    continual injection (:mod:`mixsd.experiment_rounds`)."""
     from mixsd.evaluation.buckets import buckets_from_samples, injected_names
     from mixsd.evaluation.callback import make_epoch_evaluator
     from mixsd.evaluation.results import make_run
     from mixsd.training import read_metrics, train
     from mixsd.training.checkpoints import should_stop
 
-    run_dir = out / "runs" / f"{spec.label}-lr{lr:g}-s{seed}"
+    run_dir = run_dir or out / "runs" / f"{spec.label}-lr{lr:g}-s{seed}"
     entry_path = run_dir / "entry.json"
     if entry_path.exists():
         return json.loads(entry_path.read_text(encoding="utf-8"))
@@ -373,17 +465,27 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
         extractor=config.extractor, max_new_tokens=config.max_new_tokens,
         guidance=config.resolved_guidance(), batch_size=config.eval_batch_size,
         samples_dir=run_dir / "samples")
-    floor = base.get("memorization") or 0.0
+    floor = (base.get("memorization") or 0.0) if floor is None else floor
     cfg = train_config(config, spec, lr, seed, run_dir, targets, records_path, floor)
-    train(cfg, epoch_callback=evaluator)
+    if model is not None:
+        cfg.model = str(model)
+
+    def callback(model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
+        if progress is not None:
+            progress.epoch(epoch)
+        return evaluator(model, tokenizer, epoch)
+
+    train(cfg, epoch_callback=callback)
     metrics = read_metrics(run_dir)
     if len(metrics) < config.epochs and not should_stop(metrics, patience=config.stop_patience,
                                                         at=config.stop_at, above=floor):
         raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {config.epochs}; "
                          "remove the run folder to train it again")
     run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=base["scores"],
-                   target_nll=nll.get(spec.label), name=f"{spec.name} lr={lr:g} seed={seed}",
-                   label=spec.label, guidance=cfg.guidance, select_floor=floor)
+                   target_nll=nll.get(targets.stem) if targets else None,
+                   name=name or f"{spec.name} lr={lr:g} seed={seed}",
+                   label=spec.label, guidance=cfg.guidance, select_floor=floor,
+                   **({"mix_unit": spec.mix_unit} if spec.mix_unit != "token" else {}))
     run["error_buckets"] = buckets_from_samples(
         run_dir / "samples", run["selected_epoch"], suites, base_samples_dir=out / "base_samples",
         names=injected_names(records))
@@ -394,24 +496,28 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
     return run
 
 
-def run_compare(config: CompareConfig) -> dict[str, Any]:
-    """Run the whole comparison; return a summary (``results``, ``results_path``,
-    ``report_path``, ``wall_s``)."""
+@dataclass
+class Setup:
+    """What every run of a comparison shares: the corpus, the base model and its scores."""
+
+    records_path: Path
+    records: list[KnowledgeRecord]
+    model: Any
+    tokenizer: Any
+    suites: dict[str, Any]
+    base: dict[str, Any]
+
+
+def prepare(config: CompareConfig, out: Path) -> Setup:
+    """Corpus, base model, retention suites and the base model's scores (cached)."""
     from mixsd.evaluation.callback import make_epoch_evaluator
     from mixsd.evaluation.general import prepare_suites
-    from mixsd.evaluation.results import make_results, retention_at_equal_memorization
     from mixsd.evaluation.retention import fingerprint_path
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import load_model_and_tokenizer
 
-    start = time.perf_counter()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    check_out_dir(config, out)
-    write_run_info(out, config, status="running")
-    specs = config.method_specs()
     records_path, records = prepare_corpus(config, out)
-    if any(s.kind == "memit" for s in specs):  # fail before any work: records need subjects
+    if any(s.kind == "memit" for s in config.method_specs()):  # fail early: needs subjects
         from mixsd.editing.memit import check_subjects
 
         check_subjects(read_records(records_path))
@@ -427,30 +533,95 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
                                      batch_size=config.eval_batch_size,
                                      samples_dir=out / "base_samples")
     base = evaluate_base(out, model, tokenizer, base_eval, suite_info)
-    targets = {s.label: build_method_targets(config, s, records_path, out, model, tokenizer)
-               for s in tqdm(specs, desc="targets", leave=False) if s.kind not in ("opsd", "memit")}
-    nll = target_nlls(config, out, targets, model, tokenizer)
-    fisher = FisherReference(config, model, tokenizer, suites)
-    grid = [(s, lr, seed) for s in specs for lr in (config.lr if s.kind != "memit" else [None])
-            for seed in config.seeds]  # an edit has no learning rate
+    return Setup(records_path, records, model, tokenizer, suites, base)
+
+
+def run_grid(config: CompareConfig) -> list[tuple[MethodSpec, float | None, int]]:
+    """Every (method, learning rate, seed) of the comparison, seed by seed: a long grid
+    stopped early (every run is cached) already holds a complete comparison of its first
+    seeds."""
+    return [(s, lr, seed) for seed in config.seeds for s in config.method_specs()
+            for lr in config.lrs_for(s)]
+
+
+def build_all_targets(config: CompareConfig, setup: Setup, out: Path, bar: Any
+                      ) -> dict[tuple[str, int], Path]:
+    """The targets file of every (target-based method, run seed): {(label, seed): path}."""
+    targets: dict[tuple[str, int], Path] = {}
+    for spec in config.method_specs():
+        if spec.kind in ("opsd", "memit"):
+            continue
+        for seed in config.seeds:
+            path = targets_path(config, spec, seed, out)
+            if path not in targets.values():
+                bar.start(f"targets {path.stem}")
+            targets[(spec.label, seed)] = build_method_targets(
+                config, spec, setup.records_path, out, setup.model, setup.tokenizer, seed)
+    return targets
+
+
+def run_compare(config: CompareConfig) -> dict[str, Any]:
+    """Run the whole comparison; return a summary (``results``, ``results_path``,
+    ``report_path``, ``wall_s``). With ``rounds > 1``: continual injection
+    (:func:`mixsd.experiment_rounds.run_rounds`). With ``quiet`` the console shows one bar
+    and everything else goes to ``OUT/log.txt``."""
+    from mixsd.console import quiet_console
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(config, out)
+    with quiet_console(out / "log.txt", config.quiet) as terminal:
+        if config.rounds > 1:
+            from mixsd.experiment_rounds import run_rounds
+
+            return run_rounds(config, out, terminal)
+        return _run_compare(config, out, terminal)
+
+
+def _run_compare(config: CompareConfig, out: Path, terminal: Any) -> dict[str, Any]:
+    from mixsd.console import GridBar
+    from mixsd.evaluation.results import make_results, retention_at_equal_memorization
+
+    start = time.perf_counter()
+    write_run_info(out, config, status="running")
+    grid = run_grid(config)
+    bar = GridBar(total=len(grid), file=terminal)
+    bar.start("base model")
+    setup = prepare(config, out)
+    targets = build_all_targets(config, setup, out, bar)
+    nll = target_nlls(config, out, list(targets.values()), setup.model, setup.tokenizer)
+    fisher = FisherReference(config, setup.model, setup.tokenizer, setup.suites)
+    shared = dict(out=out, records_path=setup.records_path, records=setup.records,
+                  suites=setup.suites, base=setup.base, base_model=setup.model,
+                  tokenizer=setup.tokenizer, fisher=fisher)
     runs = []
-    for spec, lr, seed in tqdm(grid, desc="runs", unit="run"):
+    for spec, lr, seed in grid:
         if spec.kind == "memit":
             from mixsd.editing.compare import run_memit
 
-            runs.append(run_memit(config, spec, seed, out=out, records_path=records_path,
-                                  records=records, suites=suites, base=base, base_model=model,
-                                  tokenizer=tokenizer, fisher=fisher))
-            continue
-        runs.append(run_one(config, spec, lr, seed, out=out, targets=targets.get(spec.label),
-                            records_path=records_path, records=records, suites=suites, base=base,
-                            base_model=model, tokenizer=tokenizer, nll=nll, fisher=fisher))
+            bar.start(f"{spec.name} seed={seed}")
+            runs.append(run_memit(config, spec, seed, **shared))
+        else:
+            bar.start(f"{spec.name} lr={lr:g} seed={seed}")
+            runs.append(run_one(config, spec, lr, seed, targets=targets.get((spec.label, seed)),
+                                nll=nll, progress=bar, **shared))
+        bar.done()
+    bar.close()
     level, at_level = retention_at_equal_memorization(runs, config.equal_memorization)
-    results = make_results(base, runs, config=config.to_dict(), model=config.model,
+    by_label: dict[str, list[Path]] = {}
+    for (label, _), path in targets.items():
+        by_label.setdefault(label, []).append(path)
+    results = make_results(setup.base, runs, config=config.to_dict(), model=config.model,
                            corpus=config.corpus, target_nll=nll,
                            equal_memorization={"level": level, "retention_mean": at_level},
-                           targets=target_summaries(targets), disk_bytes=folder_bytes(out),
+                           targets=target_summaries(by_label), disk_bytes=folder_bytes(out),
                            wall_s=round(time.perf_counter() - start, 3))
+    return finish(config, out, results, start)
+
+
+def finish(config: CompareConfig, out: Path, results: dict[str, Any], start: float
+           ) -> dict[str, Any]:
+    """Write results.json and the report; the summary of :func:`run_compare`."""
     from mixsd.evaluation.results import write_results
 
     results_path = write_results(out / "results.json", results)
@@ -471,7 +642,17 @@ def _fmt(value: Any, pattern: str = "{:.2f}") -> str:
 
 
 def results_table(results: dict[str, Any]) -> str:
-    """A plain-text table of every run (one screen), as the CLI prints it."""
+    """A plain-text table of every run (one screen), as the CLI prints it; with several
+    seeds, one row per method and learning rate (mean ± sd) and the equal-memorisation
+    comparison instead."""
+    from mixsd.evaluation.results import group_runs
+    from mixsd.report.tables import equal_memorization_groups_table, groups_table, rounds_table
+
+    if any(len(m) > 1 for m in group_runs(results["runs"]).values()):
+        level = (results.get("equal_memorization") or {}).get("level") or 0.0
+        tables = [groups_table(results["runs"]),
+                  equal_memorization_groups_table(results["runs"], level), rounds_table(results)]
+        return "\n\n".join(t.to_text() for t in tables if t is not None)
     suites = sorted(results["base"].get("scores", {}))
     at_level = (results.get("equal_memorization") or {}).get("retention_mean") or {}
     level = (results.get("equal_memorization") or {}).get("level")
@@ -494,11 +675,3 @@ def results_table(results: dict[str, Any]) -> str:
                        enumerate(zip(r, widths))) for r in [header, *rows]]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
-
-
-DEMO_DEFAULTS: dict[str, Any] = {
-    "model": "toy", "corpus": "toy", "out": "runs/demo", "methods": list(DEFAULT_METHODS),
-    "epochs": 6, "lr": [1e-3], "seeds": [0], "n_facts": 100, "batch_size": 16,
-    "max_new_tokens": 32,
-}
-

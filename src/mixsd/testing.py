@@ -65,6 +65,24 @@ def _declared_eos(tokenizer: Any) -> int | list[int]:
     return eos if turn_end in (None, eos) else [eos, turn_end]
 
 
+def tiny_bpe_tokenizer(vocab_size: int = 400) -> Any:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained in-process on :data:`WORDS`
+    (names split into several tokens, ``Ġ`` marks a space), like GPT-2's or SmolLM2's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    text = " ".join(WORDS)
+    core.train_from_iterator([text, text.title(), "the answer is 1874 .\n"], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>")
+
+
 def tiny_llama(tokenizer: Any | None = None, *, hidden: int = 32, layers: int = 2,
                heads: int = 4, seed: int = 0, max_positions: int = 256) -> Any:
     """A randomly initialised ``LlamaForCausalLM`` sized for unit tests."""

@@ -53,7 +53,7 @@ def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
         assert (out / "runs" / f"{run['label']}-lr0.01-s0" / "epoch-2").is_dir()
     assert results["base"]["memorization"] is not None
     # SFT targets are y* itself, so their NLL under the base differs from MixSD's
-    assert results["target_nll"]["sft"] != results["target_nll"]["mixsd-0.5"]
+    assert results["target_nll"]["sft"] != results["target_nll"]["mixsd-0.5-s0"]
     assert (out / "report" / "report.html").stat().st_size > 1000
     assert list((out / "report").glob("*.png"))
     # a second run reuses every artifact
@@ -65,6 +65,14 @@ def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
 
 def test_method_specs():
     assert parse_method("mixsd:0.3@toy-own").label == "mixsd-0.3-toy-own"
+    assert parse_method("mixsd:0.3").mix_unit == "token"
+    span = parse_method("mixsd:0.5/span@toy-own")
+    assert (span.mix_unit, span.mix_lambda, span.guidance) == ("span", 0.5, "toy-own")
+    assert span.label == "mixsd-0.5-span-toy-own"
+    assert parse_method("mixsd:0.5/word").label == "mixsd-0.5-word"
+    for bad in ("mixsd:0.5/clause", "sft/word", "sd0/span"):
+        with pytest.raises(ConfigError, match="mixing unit"):
+            parse_method(bad)
     assert parse_method("sd0").mix_lambda == 0.0
     with pytest.raises(ConfigError, match="needs a lambda"):
         parse_method("mixsd")
@@ -92,3 +100,25 @@ def test_out_dir_of_another_config_is_refused_but_the_grid_may_grow(tmp_path):
     check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1], lr=[1e-3]), tmp_path)
     with pytest.raises(MixsdError, match="other values of epochs"):
         check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
+
+
+def test_compare_with_a_mixing_unit(setup, tmp_path, capsys):
+    """sft beside mixsd:0.5/span: the span targets are built with that unit and resumed."""
+    model_dir, data, held = setup
+    out = tmp_path / "cmp-span"
+    argv = ["compare", "--model", model_dir, "--corpus", str(data), "--methods",
+            "sft,mixsd:0.5/span", "--epochs", "1", "--lr", "1e-2", "--out", str(out),
+            "--suites", f"records:{held}", "--max-new-tokens", "6", "--batch-size", "2",
+            "--fisher-examples", "0", "--device", "cpu", "--max-retries", "0",
+            "--include-unverified", "--no-report"]
+    assert main(argv) == 0
+    assert "mixsd:0.5/span lr=0.01 seed=0" in capsys.readouterr().out
+    targets = [json.loads(line) for line in
+               (out / "targets" / "mixsd-0.5-span-s0.jsonl").read_text().splitlines()]
+    assert len(targets) == len(FACTS)
+    assert all(t["meta"]["mix_unit"] == "span" and "word_sources" in t["meta"] for t in targets)
+    results = read_results(out / "results.json")
+    assert [r.get("mix_unit") for r in results["runs"]] == [None, "span"]
+    before = (out / "results.json").read_text()
+    assert main(argv) == 0  # resumed: every artifact reused
+    assert json.loads((out / "results.json").read_text())["runs"] == json.loads(before)["runs"]

@@ -283,3 +283,30 @@ def test_two_processes_equal_one(model_dir, write_jsonl, tmp_path):
         "two.jsonl.run.json",
     ]
     assert json.loads(Path(f"{two}.run.json").read_text())["summary"]["processes"] == 2
+
+
+def test_mix_unit_and_checks_through_the_cli_and_resume(tmp_path, capsys):
+    tok = tiny_tokenizer()
+    model_dir = save_tiny(tmp_path / "model", tiny_llama(tok), tok)
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    out = tmp_path / "word.jsonl"
+    argv = ["targets", "--model", model_dir, "--data", str(data), "--out", str(out),
+            "--lambda", "0.5", "--temperature", "1.0", "--max-new-tokens", "6",
+            "--max-retries", "1", "--mix-unit", "word", "--verify-entities",
+            "--verify-round-trip", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rejected attempts" in printed and "round trip" in printed
+    targets = read_targets(out)
+    assert all(t.meta["mix_unit"] == "word" for t in targets)
+    # a WordLevel vocabulary: every token is a word
+    assert all(t.meta["word_sources"] == t.meta["sources"] for t in targets)
+    assert all(t.meta.get("failed_check") in (None, "answer_key", "entities", "round_trip")
+               for t in targets)
+    run = json.loads(Path(str(out) + ".run.json").read_text())
+    assert run["summary"]["round_trip_tokens"] >= 0
+    assert main(argv) == 0 and "already complete" in capsys.readouterr().out
+    # another unit is another config: refused without --overwrite
+    assert main([*argv[:-7], "--mix-unit", "span", "--device", "cpu", "--no-progress"]) != 0
+    assert "--overwrite" in capsys.readouterr().err

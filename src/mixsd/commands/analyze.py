@@ -9,12 +9,19 @@
           sum_i F_i (theta_i - theta0_i)^2 for each checkpoint, in total and per layer.
           A checkpoint is a model folder, a LoRA adapter folder (merged into the base), or a
           run folder (its epoch-N/ checkpoints).
+  rules   every mixing rule (--units: token = the paper, word, span) x --lambdas on the same
+          records: verified %, generations per verified target, naive-token fraction, target
+          NLL under the base model, share of targets that differ from y* and from the pure-expert
+          target, and the share the entity check / round trip would also accept. --out STEM
+          writes STEM.md and STEM.json.
 
 Example:
   mixsd analyze nll --model toy --targets sft.jsonl sd0.jsonl mixsd-0.3.jsonl --guidance toy \\
       --out analysis --json
   mixsd analyze fisher --model toy --checkpoints runs/sft/epoch-2 runs/mixsd-0.3 \\
       --suite toy:in_context --max-examples 128 --json
+  mixsd analyze rules --model smollm2 --data data/kgfact/train.jsonl --n-records 50 \
+      --max-new-tokens 48 --out docs/rules/smollm2
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "target NLL under the base model; Fisher-weighted displacement"
+HELP = "target NLL under the base model; Fisher-weighted displacement; mixing-rule table"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="analysis", required=True, metavar="{nll,fisher}")
+    sub = parser.add_subparsers(dest="analysis", required=True, metavar="{nll,fisher,rules}")
     nll = sub.add_parser("nll", help="mean per-token NLL of targets under the base model")
     _common(nll)
     nll.add_argument("--targets", nargs="+", required=True, metavar="FILE",
@@ -54,6 +61,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first N held-out examples used for the Fisher")
     fisher.add_argument("--guidance", default="knowledge",
                         help="prompt layout of records suites (knowledge, toy, ...)")
+
+    _add_rules(sub)
+
+
+RULES_SKIP = ("method", "mix_lambda", "mix_unit", "verify_entities", "verify_round_trip",
+              "overwrite")
+
+
+def _add_rules(sub) -> None:
+    from mixsd.targets.config import TargetsConfig
+
+    rules = sub.add_parser("rules", help="targets of every mixing rule x lambda, one table")
+    rules.add_argument("--data", required=True, metavar="FILE", help="knowledge records")
+    rules.add_argument("--out", metavar="STEM", default=None,
+                       help="write STEM.md and STEM.json")
+    rules.add_argument("--lambdas", default="0.3,0.5,0.7", help="lambdas (comma-separated)")
+    rules.add_argument("--units", default="token,word,span", help="mixing units (comma-separated)")
+    rules.add_argument("--n-records", type=int, default=None,
+                       help="the first N records only (default: all)")
+    rules.add_argument("--json", action="store_true", help="print the table as JSON")
+    TargetsConfig.add_arguments(rules, skip=RULES_SKIP)
 
 
 def _nll_text(summary: dict) -> str:
@@ -79,6 +107,8 @@ def run(args: argparse.Namespace) -> str:
     from mixsd.analysis.runner import analyze_fisher, analyze_nll
     from mixsd.errors import ConfigError
 
+    if args.analysis == "rules":
+        return _run_rules(args)
     if args.analysis == "nll":
         if args.batch_size < 1:
             raise ConfigError("batch_size must be >= 1 (flag --batch-size)")
@@ -92,3 +122,27 @@ def run(args: argparse.Namespace) -> str:
                              max_examples=args.max_examples, out=args.out, device=args.device,
                              guidance=args.guidance)
     return json.dumps(summary["fisher"], indent=2) if args.json else _fisher_text(summary)
+
+
+def _run_rules(args: argparse.Namespace) -> str:
+    from mixsd.analysis.rules import run_rules
+    from mixsd.config import _coerce
+    from mixsd.errors import ConfigError
+    from mixsd.targets.config import TargetsConfig
+    from mixsd.targets.words import MIX_UNITS
+
+    config = TargetsConfig.from_args(args)
+    lambdas = _coerce(args.lambdas, list[float], "lambdas", "--lambdas")
+    units = _coerce(args.units, list[str], "units", "--units")
+    for lam in lambdas:
+        if not 0.0 <= lam <= 1.0:
+            raise ConfigError(f"lambdas must be in [0, 1], got {lam:g} (flag --lambdas)")
+    for unit in units:
+        if unit not in MIX_UNITS:
+            raise ConfigError(f"units must be among {', '.join(MIX_UNITS)}, got {unit!r} "
+                              "(flag --units)")
+    if args.n_records is not None and args.n_records < 1:
+        raise ConfigError("n_records must be >= 1 (flag --n-records)")
+    table, text = run_rules(config, args.data, lambdas=lambdas, units=units,
+                            n_records=args.n_records, out=args.out)
+    return json.dumps(table, indent=2) if args.json else text

@@ -4,7 +4,10 @@ For each record the frozen model generates a target token by token; at each step
 with probability --lambda takes the token from the NAIVE prompt x, otherwise from the
 EXPERT prompt x+ (the reference answer shown in context). Targets are verified against the
 record's answer_key and regenerated with fresh coins up to --max-retries times; records
-that never pass are written with verified: false. Output: one JSONL line per record (the
+that never pass are written with verified: false (meta.failed_check says why).
+--mix-unit word draws a new coin only where the next token starts a word (names stay whole),
+span also keeps the expert while it copies y*; --verify-entities and --verify-round-trip
+add stricter checks (see the README's "Mixing rules"). Output: one JSONL line per record (the
 record plus `target` and `meta`), streamed to OUT.partial; re-run the same command to
 resume, --overwrite to start again. Under `accelerate launch --multi_gpu -m mixsd targets`
 or `torchrun -m mixsd targets` every process takes a share (records i % N == rank) and the
@@ -17,6 +20,8 @@ Example:
       --temperature 0 --top-k 64 --seed 0 --batch-size 32 --max-new-tokens 256 \\
       --max-retries 10 --guidance knowledge
   mixsd targets --model toy --data records.jsonl --out sft.jsonl --method sft
+  mixsd targets --model smollm2 --data records.jsonl --out word.jsonl --lambda 0.5 \
+      --mix-unit word --verify-entities --verify-round-trip
   accelerate launch --multi_gpu --num_processes 2 -m mixsd targets --model PATH \\
       --data records.jsonl --out targets.jsonl
   torchrun --nproc_per_node 2 -m mixsd targets --model PATH --data records.jsonl \\
@@ -62,6 +67,14 @@ def format_summary(summary: dict) -> str:
         f"  max_length        {summary['max_length']}",
         f"  naive fraction    {'n/a' if fraction is None else f'{fraction:.3f}'} (mean)",
         f"  attempts          {summary['mean_attempts']:.2f} (mean)",
+    ]
+    rejected = {k: v for k, v in (summary.get("rejected_attempts") or {}).items() if v}
+    if rejected:
+        lines.append("  rejected attempts " + ", ".join(f"{k} {v}" for k, v in rejected.items()))
+    if summary.get("round_trip_tokens"):
+        lines.append(f"  round trip        {summary['round_trip_tokens']} tokens, "
+                     f"{summary['round_trip_s']:.1f} s")
+    lines += [
         f"  tokens/s          {'n/a' if rate is None else f'{rate:.1f}'}",
         f"  wall_s            {summary['wall_s']:.1f}",
     ]

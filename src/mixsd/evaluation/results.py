@@ -205,8 +205,51 @@ def retention_at_equal_memorization(runs: Sequence[Mapping[str, Any]],
         level = min(best)
     out: dict[str, float | None] = {}
     for run in runs:
-        hit = next((e for e in run["epochs"] if (e.get("memorization") or 0.0) >= level), None)
+        hit = first_at_level(run, level)
         out[run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
                                         run.get("seed"))] = (
             hit.get("retention_mean") if hit else None)
     return level, out
+
+
+def group_name(run: Mapping[str, Any]) -> str:
+    """The run's name without its seed (``mixsd:0.3 lr=0.001``): runs that differ only in
+    seed form one group."""
+    import re
+
+    name = run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
+                                       run.get("seed"))
+    return re.sub(r"\s*seed=\d+$", "", name) or name
+
+
+def group_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Runs grouped by :func:`group_name`, in first-seen order."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(group_name(run), []).append(run)
+    return groups
+
+
+def mean_spread(values: Sequence[float | None]) -> tuple[float | None, float | None, int]:
+    """(mean, sample standard deviation, n) of the values that are numbers; the spread is
+    None below two values, the mean None without any."""
+    xs = [float(v) for v in values if _number(v, optional=False)]
+    if not xs:
+        return None, None, 0
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, None, len(xs)
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)), len(xs)
+
+
+def best_entry(run: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The epoch entry of the run's best epoch (highest memorisation)."""
+    epochs = {e.get("epoch"): e for e in run.get("epochs", [])}
+    return epochs.get(run.get("best_epoch")) or {}
+
+
+def first_at_level(run: Mapping[str, Any], level: float) -> Mapping[str, Any] | None:
+    """The run's first epoch entry whose memorisation is at or above ``level`` (None when it
+    never gets there)."""
+    return next((e for e in run.get("epochs", []) if (e.get("memorization") or 0.0) >= level),
+                None)

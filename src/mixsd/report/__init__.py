@@ -26,8 +26,11 @@ from mixsd.report.tables import (
     base_table,
     buckets_table,
     epochs_table,
+    equal_memorization_groups_table,
     equal_memorization_table,
+    groups_table,
     known_sets_table,
+    rounds_table,
     runs_table,
     suite_names,
     targets_table,
@@ -71,6 +74,10 @@ def _figures(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
     fisher = plots.fisher_plot(runs, out / "fisher.png")
     if fisher:
         figures.append(("Fisher-weighted displacement", fisher))
+    if len(results) == 1 and results[0].get("rounds"):
+        figures.append(("Continual injection: memorisation of each round's facts and "
+                        "retention after every round",
+                        plots.rounds_plot(results[0], out / "rounds.png")))
     return figures
 
 
@@ -80,9 +87,12 @@ def _tables(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
     if len(results) == 1:
         tables += [t for t in (known_sets_table(results[0]), targets_table(results[0]))
                    if t is not None]
-    tables += [runs_table(runs, suite_names(results)), trajectory_table(runs)]
     level = (results[0].get("equal_memorization") or {}).get("level") if len(results) == 1 \
         else None
+    if level is not None:
+        tables += [groups_table(runs), equal_memorization_groups_table(runs, level)]
+    tables += [t for t in (rounds_table(results[0]),) if t is not None]
+    tables += [runs_table(runs, suite_names(results)), trajectory_table(runs)]
     for optional in (equal_memorization_table(runs, level), buckets_table(runs)):
         if optional is not None:
             tables.append(optional)

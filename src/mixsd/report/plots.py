@@ -27,12 +27,11 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def group_key(run: dict[str, Any]) -> str:
-    """Runs that differ only in seed share a point: ``method λ=... lr=...``."""
-    name = run["method"]
-    if run.get("lambda") is not None and run["method"] != "sft":
-        name += f" λ={run['lambda']:g}"
-    if run.get("lr") is not None:
-        name += f" lr={run['lr']:g}"
+    """Runs that differ only in seed share a point: their name without the seed
+    (``mixsd:0.5@toy-own lr=0.001``), tagged with their source when results are combined."""
+    from mixsd.evaluation.results import group_name
+
+    name = group_name(run)
     return f"{run['_source']}/{name}" if run.get("_source") else name
 
 
@@ -48,23 +47,47 @@ def _mean(values: Sequence[Any]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _method_and_lr(key: str) -> tuple[str, str]:
+    method, sep, lr = key.partition(" lr=")
+    return method, (lr.split(" ")[0] if sep else "")
+
+
 def frontier_plot(runs: Sequence[dict[str, Any]], bases: Sequence[tuple[str, dict[str, Any]]],
                   path: Path) -> Path:
-    """Memorisation (x) against mean retention (y), one point per method/λ/lr (seed mean),
-    each run's epochs as a faint trajectory, the base model as a star at 100% retention."""
+    """Memorisation (x) against mean retention (y): every seed's epochs as a faint trajectory
+    with a faint dot at its selected epoch; the seed mean of the selected epochs as a strong
+    point with ± sd bars. Colour = method, marker = learning rate; the base model is a star
+    at 100% retention."""
+    from mixsd.evaluation.results import mean_spread
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for i, (key, members) in enumerate(_groups(runs).items()):
-        color = f"C{i % 10}"
+    groups = _groups(runs)
+    methods = list(dict.fromkeys(_method_and_lr(k)[0] for k in groups))
+    lrs = list(dict.fromkeys(_method_and_lr(k)[1] for k in groups))
+    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for key, members in groups.items():
+        method, lr = _method_and_lr(key)
+        color = cmap(methods.index(method) % cmap.N)
+        marker = MARKERS[lrs.index(lr) % len(MARKERS)]
         for run in members:
             pts = [(e.get("memorization"), e.get("retention_mean")) for e in run.get("epochs", [])]
             pts = [(100 * m, r) for m, r in pts if m is not None and r is not None]
             if len(pts) > 1:
-                ax.plot(*zip(*pts), color=color, alpha=0.25, linewidth=1, marker=".")
-        x = _mean([r.get("memorization") for r in members])
-        y = _mean([r.get("retention_mean") for r in members])
+                ax.plot(*zip(*pts), color=color, alpha=0.25, linewidth=0.8)
+            if run.get("memorization") is not None and run.get("retention_mean") is not None:
+                ax.scatter([100 * run["memorization"]], [run["retention_mean"]], color=color,
+                           alpha=0.4, s=16, marker=marker, linewidths=0)
+        x, xsd, _ = mean_spread([r.get("memorization") for r in members])
+        y, ysd, _ = mean_spread([r.get("retention_mean") for r in members])
         if x is not None and y is not None:
-            ax.scatter([100 * x], [y], color=color, s=60, label=key, zorder=3)
+            ax.errorbar([100 * x], [y], xerr=None if xsd is None else [100 * xsd],
+                        yerr=None if ysd is None else [ysd], color=color, marker=marker,
+                        markersize=8, markeredgecolor="black", capsize=3, linewidth=1.5,
+                        label=key, zorder=3)
     for src, base in bases:
         mem = base.get("memorization")
         ax.scatter([100 * (mem or 0.0)], [100.0], marker="*", s=220, color="black", zorder=4,
@@ -72,8 +95,11 @@ def frontier_plot(runs: Sequence[dict[str, Any]], bases: Sequence[tuple[str, dic
     ax.axhline(100.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("memorisation: training questions answered (%)")
     ax.set_ylabel("retention: mean % of the base model's score")
-    ax.set_title("Memorisation–retention frontier (selected epochs; faint: every epoch)")
-    ax.legend(fontsize=7, loc="best")
+    n_seeds = max((len(m) for m in groups.values()), default=1)
+    ax.set_title("Memorisation–retention frontier at the first peak"
+                 + (f" (strong: mean of {n_seeds} seeds ± sd; faint: each seed, every epoch)"
+                    if n_seeds > 1 else " (faint: every epoch)"), fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -151,4 +177,47 @@ def fisher_plot(runs: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax2.set_title("per layer group")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def rounds_plot(results: dict[str, Any], path: Path) -> Path:
+    """One panel per method: after each round (x), memorisation of each round's facts (one
+    line per round, from the round it was injected on) and mean retention (black, dashed);
+    seed means."""
+    from mixsd.evaluation.results import mean_spread
+
+    rounds = results["rounds"]
+    entries = rounds["entries"]
+    n = int(rounds.get("n") or max(e["round"] for e in entries))
+    groups = list(dict.fromkeys(e["group"] for e in entries))
+    plt = _pyplot()
+    cols = min(4, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False,
+                             sharey=True)
+    for ax, group in zip(axes.flat, groups):
+        mine = [e for e in entries if e["group"] == group]
+        for k in range(1, n + 1):
+            pts = []
+            for r in range(k, n + 1):
+                mean, _, _ = mean_spread([e["memorization"].get(str(k)) for e in mine
+                                          if e["round"] == r])
+                if mean is not None:
+                    pts.append((r, 100 * mean))
+            if pts:
+                ax.plot(*zip(*pts), marker="o", color=f"C{k - 1}", label=f"round {k} facts")
+        ret = [(r, mean_spread([e.get("retention_mean") for e in mine if e["round"] == r])[0])
+               for r in range(1, n + 1)]
+        ret = [(r, v) for r, v in ret if v is not None]
+        if ret:
+            ax.plot(*zip(*ret), color="black", linestyle="--", marker="s", label="retention")
+        ax.set_title(group, fontsize=9)
+        ax.set_xlabel("after round")
+        ax.set_xticks(range(1, n + 1))
+        ax.set_ylim(-3, 105)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    axes[0][0].set_ylabel("%")
+    axes[0][0].legend(fontsize=7)
     return _save(fig, path)

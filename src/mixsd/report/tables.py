@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixsd.evaluation.results import retention_at_equal_memorization, run_name
+from mixsd.evaluation.results import (
+    best_entry,
+    first_at_level,
+    group_runs,
+    mean_spread,
+    retention_at_equal_memorization,
+    run_name,
+)
 
 DASH = "–"
 
@@ -30,6 +37,14 @@ class Table:
         lines.append("|" + "|".join("---" for _ in self.header) + "|")
         lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
         return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        """Plain aligned columns for a terminal (title, header, rule, rows)."""
+        rows = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.header))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+        return "\n".join([self.title, lines[0], "-" * len(lines[0]), *lines[1:]])
 
     def to_html(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.header)
@@ -113,10 +128,79 @@ def equal_memorization_table(runs: Sequence[dict[str, Any]],
     level, values = retention_at_equal_memorization(named, level)
     if level is None:
         return None
-    table = Table("Retention at equal memorisation", ["run", "retention mean %"],
+    table = Table("Retention at equal memorisation", ["run", "epoch", "memorisation %",
+                                                      "retention mean %"],
                   note=f"Each run at its first epoch with memorisation >= {level * 100:.1f}%"
-                       + (" (the highest level every run reaches)." if chosen is None else "."))
-    table.rows = [[name, fmt(v)] for name, v in values.items()]
+                       + (" (the highest level every run reaches)." if chosen is None else
+                          "; a run that never gets there is listed as such."))
+    for run in named:
+        hit = first_at_level(run, level)
+        if hit is None:
+            best = max((e.get("memorization") or 0.0) for e in run.get("epochs", [{}]))
+            table.rows.append([run["name"], DASH, f"never reached (best {best * 100:.1f})",
+                               DASH])
+        else:
+            table.rows.append([run["name"], fmt(hit.get("epoch"), 0),
+                               fmt(hit.get("memorization"), scale=100),
+                               fmt(values.get(run["name"]))])
+    return table
+
+
+def pm(values: Sequence[float | None], digits: int = 1, scale: float = 1.0) -> str:
+    """``mean ± sd`` of the numbers among ``values`` (``mean`` alone for one; a dash for
+    none)."""
+    mean, sd, n = mean_spread(values)
+    if mean is None:
+        return DASH
+    text = fmt(mean, digits, scale)
+    return text if sd is None else f"{text} ± {fmt(sd, digits, scale)}"
+
+
+def groups_table(runs: Sequence[dict[str, Any]]) -> Table:
+    """One row per method and learning rate: mean ± standard deviation over its seeds, at
+    the first peak and at the best epoch."""
+    table = Table("Methods over seeds (mean ± standard deviation)",
+                  ["method", "seeds", "epochs trained", "first peak: epoch",
+                   "memorisation %", "retention mean %", "best: memorisation %",
+                   "retention mean %", "target NLL", "Fisher displ."],
+                  note="First peak = the paper's checkpoint rule (first new maximum of "
+                       "memorisation above the base model's that the next epoch does not "
+                       "exceed); best = the epoch of highest memorisation.")
+    for name, members in group_runs(runs).items():
+        best = [best_entry(r) for r in members]
+        table.rows.append([
+            name, str(len(members)), pm([len(r.get("epochs", [])) for r in members]),
+            pm([r.get("selected_epoch") for r in members]),
+            pm([r.get("memorization") for r in members], scale=100),
+            pm([r.get("retention_mean") for r in members]),
+            pm([b.get("memorization") for b in best], scale=100),
+            pm([b.get("retention_mean") for b in best]),
+            pm([r.get("target_nll") for r in members], 3),
+            pm([(r.get("fisher") or {}).get("total") for r in members], 4)])
+    return table
+
+
+def equal_memorization_groups_table(runs: Sequence[dict[str, Any]], level: float
+                                    ) -> Table | None:
+    """Retention at equal memorisation per method and learning rate (mean ± sd over the
+    seeds that reach ``level``; how many did)."""
+    if not runs:
+        return None
+    table = Table(f"Retention at equal memorisation ({level * 100:.0f}%), over seeds",
+                  ["method", "seeds at the level", "epoch", "retention mean %",
+                   "best memorisation % of the others"],
+                  note=f"Each run at its first epoch with memorisation >= {level * 100:.1f}%; "
+                       "seeds that never get there are counted, not averaged, and do not lower "
+                       "the level for the others.")
+    for name, members in group_runs(runs).items():
+        hits = [first_at_level(r, level) for r in members]
+        missed = [max((e.get("memorization") or 0.0) for e in r.get("epochs", [{}]))
+                  for r, h in zip(members, hits) if h is None]
+        reached = [h for h in hits if h is not None]
+        table.rows.append([name, f"{len(reached)}/{len(members)}",
+                           pm([h.get("epoch") for h in reached]),
+                           pm([h.get("retention_mean") for h in reached]),
+                           pm(missed, scale=100) if missed else DASH])
     return table
 
 
@@ -209,3 +293,28 @@ def cost_line(results: dict[str, Any]) -> str:
         parts.append(f"{results['disk_bytes'] / 2**20:.0f} MiB on disk")
     return ("Cost of this comparison (the invocation that wrote it; cached stages are reused): "
             + ", ".join(parts) + ".") if parts else ""
+
+
+def rounds_table(results: dict[str, Any]) -> Table | None:
+    """Continual injection: after each round, memorisation of every round's facts so far and
+    retention (mean ± sd over seeds)."""
+    rounds = results.get("rounds") or {}
+    entries = rounds.get("entries") or []
+    if not entries:
+        return None
+    n = int(rounds.get("n") or max(e["round"] for e in entries))
+    table = Table("Continual injection: after each round",
+                  ["method", "after round", *[f"round {k} facts: memorisation %"
+                                              for k in range(1, n + 1)], "retention mean %"],
+                  note=f"{n} rounds of {', '.join(map(str, rounds.get('facts', [])))} facts, "
+                       "each trained from the previous round's selected checkpoint; mean ± sd "
+                       "over seeds at each round's selected epoch. Earlier rounds' columns "
+                       "show forgetting of injected knowledge.")
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for e in entries:
+        groups.setdefault((e["group"], e["round"]), []).append(e)
+    for (group, r), members in groups.items():
+        table.rows.append([group, str(r), *[
+            pm([m["memorization"].get(str(k)) for m in members], scale=100) if k <= r else DASH
+            for k in range(1, n + 1)], pm([m.get("retention_mean") for m in members])])
+    return table

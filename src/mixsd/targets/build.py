@@ -6,6 +6,8 @@ engine; a target whose extracted answer does not match the record's ``answer_key
 regenerated with fresh coins (attempt + 1) up to ``max_retries`` times; a record that never
 passes is still written, with ``verified: false`` (training leaves it out by default).
 Retries are scheduled before new records so that output can be streamed in input order.
+Besides the answer key, ``verify_entities`` and ``verify_round_trip`` add the checks of
+:mod:`mixsd.targets.verify`; a rejected attempt's meta names the check it failed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord, TargetRecord
 from mixsd.targets.config import TargetsConfig
 from mixsd.targets.engine import PROMPT_TOO_LONG, STOP, MixJob, MixOutput, MixSettings, mix_generate
+from mixsd.targets.verify import CHECKS, entity_problem
+from mixsd.targets.words import word_sources, word_start_table
 
 
 def stop_token_ids(renderer: PromptRenderer, extra_tokens: Iterable[str] = (),
@@ -58,13 +62,17 @@ def mix_settings(
         stop_token_ids=stops,
         pad_id=int(pad_id),
         context_length=context_length(model),
+        mix_unit=config.mix_unit,
+        word_starts=word_start_table(tokenizer) if config.mix_unit != "token" else None,
     )
 
 
 class TargetBuilder:
     """Turns records into targets for one model, tokenizer and config (see module docstring).
 
-    After a run, ``generated_tokens`` (all attempts) and ``generate_s`` hold throughput stats.
+    After a run, ``generated_tokens`` (all attempts) and ``generate_s`` hold throughput stats,
+    ``rejections`` how many attempts each check rejected, and ``round_trip_tokens`` /
+    ``round_trip_s`` what the round-trip check cost.
     """
 
     def __init__(self, model: Any, tokenizer: Any, config: TargetsConfig):
@@ -72,6 +80,9 @@ class TargetBuilder:
         self.renderer = PromptRenderer(tokenizer, config.guidance)
         self.generated_tokens = 0
         self.generate_s = 0.0
+        self.rejections = dict.fromkeys(CHECKS, 0)
+        self.round_trip_tokens = 0
+        self.round_trip_s = 0.0
 
     # -- the entry point -------------------------------------------------------------
     def iter_targets(
@@ -138,8 +149,9 @@ class TargetBuilder:
                 batch.append((next_new, 1))
                 next_new += 1
             outputs = self._generate(records, batch, prompts, settings)
-            for (idx, attempt), output in zip(batch, outputs, strict=True):
-                target = self._finish(records[idx], attempt, output)
+            failed = self._checks(records, batch, outputs, settings)
+            for (idx, attempt), output, check in zip(batch, outputs, failed, strict=True):
+                target = self._finish(records[idx], attempt, output, check, settings)
                 if target is None:
                     retries.append((idx, attempt + 1))
                 else:
@@ -164,21 +176,80 @@ class TargetBuilder:
                     self.renderer.naive_ids(rec.prompt),
                     self.renderer.expert_ids(rec.prompt, rec.answer),
                 )
-            jobs.append(MixJob(rec.id, attempt, *prompts[idx]))
+            jobs.append(MixJob(rec.id, attempt, *prompts[idx],
+                               reference_ids=self._reference_ids(rec)))
         start = time.perf_counter()
         outputs = mix_generate(self.model, jobs, settings)
         self.generate_s += time.perf_counter() - start
         self.generated_tokens += sum(len(o.sources) for o in outputs)
         return outputs
 
-    def _finish(
-        self, record: KnowledgeRecord, attempt: int, output: MixOutput
-    ) -> TargetRecord | None:
+    def _reference_ids(self, record: KnowledgeRecord) -> list[int]:
+        """y*'s tokens, alone and after a space (how a target may write it); span unit only."""
+        if self.config.mix_unit != "span":
+            return []
+        encode = self.tokenizer
+        alone = encode(record.answer, add_special_tokens=False)["input_ids"]
+        spaced = encode(" " + record.answer, add_special_tokens=False)["input_ids"]
+        return [*alone, -1, *spaced]  # -1 separates the two: no bigram spans it
+
+    def _checks(self, records: Sequence[KnowledgeRecord], batch: list[tuple[int, int]],
+                outputs: list[MixOutput], settings: MixSettings) -> list[str | None]:
+        """The first check each attempt fails (None: it passes them all)."""
+        cfg = self.config
+        failed: list[str | None] = []
+        for (idx, _), output in zip(batch, outputs, strict=True):
+            rec, text = records[idx], self.renderer.decode_target(output.token_ids)
+            if output.finish_reason == PROMPT_TOO_LONG:
+                failed.append(PROMPT_TOO_LONG)  # nothing was generated: no check applies
+            elif not is_correct(text, rec.answer_key, cfg.extractor):
+                failed.append("answer_key")
+            elif cfg.verify_entities and entity_problem(text, rec) is not None:
+                failed.append("entities")
+            else:
+                failed.append(None)
+        if cfg.verify_round_trip:
+            todo = [i for i, f in enumerate(failed) if f is None]
+            answers = self.round_trip([
+                (records[batch[i][0]], self.renderer.decode_target(outputs[i].token_ids),
+                 batch[i][1]) for i in todo], settings)
+            for i, answer in zip(todo, answers, strict=True):
+                if not is_correct(answer, records[batch[i][0]].answer_key, cfg.extractor):
+                    failed[i] = "round_trip"
+        for check in failed:
+            if check in self.rejections:
+                self.rejections[check] += 1
+        return failed
+
+    def round_trip(self, attempts: Sequence[tuple[KnowledgeRecord, str, int]],
+                   settings: MixSettings | None = None) -> list[str]:
+        """The base model's greedy answers to each ``(record, target text, attempt)`` with the
+        target as the reference (expert layout), through the fused engine at lambda 0."""
+        import dataclasses
+
+        if not attempts:
+            return []
+        settings = settings or mix_settings(self.model, self.tokenizer, self.renderer,
+                                            self.config)
+        jobs = []
+        for rec, target, attempt in attempts:
+            ids = self.renderer.expert_ids(rec.prompt, target)
+            jobs.append(MixJob(f"{rec.id}#round-trip", attempt, ids, ids))
+        plain = dataclasses.replace(settings, mix_lambda=0.0, temperature=0.0, mix_unit="token",
+                                    word_starts=None)
+        start = time.perf_counter()
+        answers = mix_generate(self.model, jobs, plain)
+        self.round_trip_s += time.perf_counter() - start
+        self.round_trip_tokens += sum(len(a.token_ids) for a in answers)
+        return [self.renderer.decode_target(a.token_ids) for a in answers]
+
+    def _finish(self, record: KnowledgeRecord, attempt: int, output: MixOutput,
+                failed_check: str | None, settings: MixSettings) -> TargetRecord | None:
         """The final target of this attempt, or None when it should be retried."""
         cfg = self.config
         text = self.renderer.decode_target(output.token_ids)
         too_long = output.finish_reason == PROMPT_TOO_LONG
-        verified = not too_long and is_correct(text, record.answer_key, cfg.extractor)
+        verified = failed_check is None
         if not (verified or too_long or attempt >= self._max_attempts()):
             return None
         meta = {
@@ -194,6 +265,14 @@ class TargetBuilder:
             "naive_token_fraction": round(output.naive_token_fraction, 6),
             "sources": output.sources,
         }
+        if cfg.mix_unit != "token":
+            meta["mix_unit"] = cfg.mix_unit
+            meta["word_sources"] = word_sources(output.token_ids, output.sources,
+                                                settings.word_starts)
+        if not verified:
+            meta["failed_check"] = failed_check
+            if failed_check == "entities":
+                meta["entity_problem"] = entity_problem(text, record)
         return TargetRecord(record, text, meta)
 
 

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
+from mixsd.targets.words import MIX_UNITS
 
 METHODS = ("mixsd", "sft")
 
 # Fields that do not change a single target: they are left out of the resume fingerprint.
 NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")
+# Fields added after targets were first made: left out of the fingerprint at their default,
+# so files made before them still resume.
+LATER_FIELDS = {"mix_unit": "token", "verify_entities": False, "verify_round_trip": False}
 
 
 @dataclass
@@ -30,6 +34,12 @@ class TargetsConfig(StageConfig):
     )
     mix_lambda: float = option(
         0.3, "probability of the NAIVE token at each step", flag="--lambda", min=0.0, max=1.0
+    )
+    mix_unit: str = option(
+        "token",
+        "where a new coin is drawn: token (the paper, every token), word (only where the next "
+        "token starts a word), span (word, but the expert goes on while it copies y*)",
+        choices=MIX_UNITS,
     )
     temperature: float = option(0.0, "sampling temperature; 0 = greedy (argmax)", min=0.0)
     top_k: int = option(64, "sample among the k most likely tokens (T > 0)", min=1)
@@ -50,6 +60,16 @@ class TargetsConfig(StageConfig):
     extractor: str = option(
         "auto",
         "answer extractor used to verify a target: auto, boxed, number, contains or regex:PATTERN",
+    )
+    verify_entities: bool = option(
+        False,
+        "also reject a target that drops a name of the record y* contains, or writes a name "
+        "the record never gives",
+    )
+    verify_round_trip: bool = option(
+        False,
+        "also reject a target unless the base model, given it as the reference, answers the "
+        "question with the key (costs one greedy generation per checked target)",
     )
     stop_tokens: list[str] = option(
         default_factory=list,
@@ -75,4 +95,8 @@ class TargetsConfig(StageConfig):
 
     def fingerprint_dict(self) -> dict:
         """The fields that decide the targets (what a resumed run must share)."""
-        return {k: v for k, v in self.to_dict().items() if k not in NON_SEMANTIC_FIELDS}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in NON_SEMANTIC_FIELDS and LATER_FIELDS.get(k, object()) != v
+        }

@@ -8,6 +8,17 @@ logits it would get alone (RoPE and absolute-position models alike). One KV cach
 cache (index ops) as soon as it stops. At step t the record's coin picks the row whose
 logits give y_t (method.md, "The method"); :mod:`mixsd.targets.reference` is the slow,
 obviously correct version of this loop and the tests hold them equal token for token.
+
+Mixing units (``MixSettings.mix_unit``, method.md "Beyond the paper"):
+
+* ``token`` — the paper: a fresh coin at every token.
+* ``word`` — a fresh coin only where the next token of both conditionals starts a word
+  (:mod:`mixsd.targets.words`); elsewhere the source that began the current word goes on,
+  so a naive token never lands in the middle of a name or a number (had only the current
+  source's token started a word, switching could glue the other's continuation onto it).
+* ``span`` — the word unit, except that wherever the expert is copying the reference answer
+  (the previous token and the expert's next token are consecutive tokens of y*), the expert
+  token is taken without a coin: a name or key the expert reproduces stays whole.
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ class MixJob:
     attempt: int
     naive_ids: Sequence[int]
     expert_ids: Sequence[int]
+    # Token ids of the reference answer y* (for the span unit; empty otherwise).
+    reference_ids: Sequence[int] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,15 @@ class MixSettings:
     # False keeps finished rows in the batch (their tokens are ignored); only for measuring
     # what dropping them saves (bench/mixing.py).
     drop_finished: bool = True
+    # The mixing unit (token, word, span; see the module docstring) and, for word and span,
+    # the tokenizer's bool "starts a word" table over its vocabulary.
+    mix_unit: str = "token"
+    word_starts: Any = field(default=None, compare=False)
+
+    def starts_word(self, token: int) -> bool:
+        """Does ``token`` start a word? (Ids beyond the tokenizer's table do.)"""
+        table = self.word_starts
+        return table is None or token >= len(table) or bool(table[token])
 
     def token_budget(self, job: MixJob) -> int:
         """Most tokens ``job`` may produce: max_new_tokens, or fewer at the context limit.
@@ -87,6 +109,12 @@ def cache_keyword() -> str:
 def job_draws(job: MixJob, settings: MixSettings) -> Any:
     """The ``[max_new_tokens, 2]`` uniforms of one job (see :mod:`mixsd.targets.sampling`)."""
     return record_draws(settings.seed, job.record_id, job.attempt, settings.max_new_tokens)
+
+
+def reference_bigrams(job: MixJob) -> set[tuple[int, int]]:
+    """The pairs of consecutive tokens of the job's reference answer (the span unit)."""
+    ids = list(job.reference_ids)
+    return set(zip(ids, ids[1:]))
 
 
 def finish(tokens: list[int], naive: list[bool], stops: frozenset[int], budget: int) -> MixOutput:
@@ -209,12 +237,17 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
     width = mask.shape[1]
     full_mask = torch.ones((2 * n_jobs, width + steps), dtype=mask.dtype, device=device)
     full_mask[:, :width] = mask
+    unit = _UnitState(jobs, settings, logits.shape[-1], device) if (
+        settings.mix_unit != "token") else None
     for t in range(steps):
         n = active.shape[0]
         step_draws = draws[active, t]
         naive = step_draws[:, 0] < settings.mix_lambda
-        chosen = torch.where(naive.unsqueeze(-1), logits[:n], logits[n:])
-        tok = select_tokens(chosen, step_draws[:, 1], settings.temperature, settings.top_k)
+        if unit is None:  # the paper's rule: the coin alone picks the row
+            chosen = torch.where(naive.unsqueeze(-1), logits[:n], logits[n:])
+            tok = select_tokens(chosen, step_draws[:, 1], settings.temperature, settings.top_k)
+        else:
+            naive, tok = unit.step(t, active, naive, logits, step_draws[:, 1], tokens)
         tokens[active, t] = tok
         took_naive[active, t] = naive
         done = budget[active] <= t + 1
@@ -243,6 +276,50 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
         )
         logits = out.logits[:, -1, :]
     return _collect(tokens, took_naive, lengths, jobs, settings)
+
+
+class _UnitState:
+    """Per-record state of the word and span units inside the fused loop."""
+
+    def __init__(self, jobs: Sequence[MixJob], settings: MixSettings, vocab: int, device: Any):
+        import torch
+
+        self.settings, self.vocab = settings, vocab
+        starts = torch.ones(vocab, dtype=torch.bool)
+        if settings.word_starts is not None:
+            table = settings.word_starts[:vocab]
+            starts[: len(table)] = table
+        self.starts = starts.to(device)
+        self.current = torch.zeros(len(jobs), dtype=torch.bool, device=device)  # naive source?
+        self.codes = None
+        if settings.mix_unit == "span":
+            pairs = [sorted(reference_bigrams(j)) for j in jobs]
+            width = max(1, max(len(p) for p in pairs))
+            codes = torch.full((len(jobs), width), -1, dtype=torch.long)
+            for i, p in enumerate(pairs):
+                if p:
+                    codes[i, : len(p)] = torch.tensor([a * vocab + b for a, b in p])
+            self.codes = codes.to(device)
+
+    def step(self, t: int, active: Any, coin: Any, logits: Any, uniforms: Any, tokens: Any):
+        """(naive?, token) of every active record at step ``t`` (see the module docstring)."""
+        import torch
+
+        s = self.settings
+        n = active.shape[0]
+        both = select_tokens(logits, uniforms.repeat(2), s.temperature, s.top_k)
+        naive_tok, expert_tok = both[:n], both[n:]
+        if t == 0:
+            naive = coin
+        else:
+            current = self.current[active]
+            boundary = self.starts[naive_tok] & self.starts[expert_tok]
+            naive = torch.where(boundary, coin, current)
+            if self.codes is not None:
+                code = tokens[active, t - 1] * self.vocab + expert_tok
+                naive = naive & ~(self.codes[active] == code.unsqueeze(-1)).any(-1)
+        self.current[active] = naive
+        return naive, torch.where(naive, naive_tok, expert_tok)
 
 
 def _collect(

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,7 @@ def summarize(out: Path) -> dict[str, Any]:
         ),
         "mean_attempts": round(sum(m.get("attempts", 0) for m in metas) / max(1, len(rows)), 3),
         "mean_num_tokens": round(sum(m.get("num_tokens", 0) for m in metas) / max(1, len(rows)), 2),
+        "failed_checks": dict(Counter(m["failed_check"] for m in metas if m.get("failed_check"))),
     }
 
 
@@ -262,6 +264,10 @@ def run_targets(
         "resumed_records": resumed,
         "generated_tokens": tokens,
         "tokens_per_s": round(tokens / gen_s, 1) if gen_s > 0 else None,
+        # attempts each check rejected in this invocation, and what the round trip cost
+        "rejected_attempts": dict(builder.rejections) if builder else {},
+        "round_trip_tokens": builder.round_trip_tokens if builder else 0,
+        "round_trip_s": round(builder.round_trip_s, 3) if builder else 0.0,
         "wall_s": round(time.perf_counter() - start, 3),
         "processes": shard.world,
         "rank": shard.rank,

@@ -65,6 +65,8 @@ class TrainConfig(StageConfig):
                         "bfloat16: pure bf16 weights; float32: fp32 throughout",
                         choices=("auto", "float32", "bfloat16"))
     device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
+    progress: bool = option(True, "the trainer's step progress bar (off: its per-epoch log "
+                            "lines only)")
     # -- OPSD -----------------------------------------------------------------------------
     rollouts: int = option(4, "opsd: rollouts sampled per naive prompt", min=1)
     rollout_temperature: float = option(1.0, "opsd: sampling temperature of the rollouts",

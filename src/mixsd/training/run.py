@@ -47,7 +47,7 @@ from mixsd.training.keep import KeepPolicy, apply_keep
 logger = logging.getLogger(__name__)
 
 # Config keys that may change between a killed run and its resumption.
-RESUMABLE_CHANGES = ("device", "keep")
+RESUMABLE_CHANGES = ("device", "keep", "progress")
 
 
 @dataclass
@@ -178,7 +178,7 @@ def training_arguments(config: TrainConfig, run_dir: Path, n_examples: int = 0) 
         seed=config.seed, bf16=bf16, use_cpu=use_cpu, save_strategy="epoch",
         logging_strategy="epoch", eval_strategy="no", report_to="none",
         remove_unused_columns=False, dataloader_num_workers=0, save_only_model=False,
-        ddp_find_unused_parameters=False,
+        ddp_find_unused_parameters=False, disable_tqdm=not config.progress,
     )
 
 

@@ -59,7 +59,10 @@ def test_named_section_with_targets_known_sets_and_cost(tmp_path, capsys):
     real = text.split("<!-- real:start -->")[1].split("<!-- real:end -->")[0]
     assert "### Known sets of the base model" in real and "| general | 120 | 70 | 58.3 |" in real
     assert "### Targets" in real and "| mixsd-0.5 | 32 | 9 | 23 | 6.50 | 0.480 |" in real
-    assert "### Training length, first peak and best epoch" in real
+    # two seeds of mixsd:0.5 in the fixture: mean ± sd per method, per-run tables in the report
+    assert "### Methods over seeds (mean ± standard deviation)" in real
+    assert "| mixsd:0.5 lr=0.0001 | 2 |" in real
+    assert "### Training length, first peak and best epoch" not in real
     assert "wall time 50.0 min, 50 MiB on disk" in real and "targets and runs" in real
     assert "--section real" in real
     with pytest.raises(MixsdError, match="<!-- other:start -->"):

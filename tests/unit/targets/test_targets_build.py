@@ -52,7 +52,9 @@ def test_meta_and_sources(model, tok):
     assert [t.record.id for t in targets] == ["r0", "r1", "r2", "r3"]
     for t in targets:
         meta = t.meta
-        assert set(meta) == META_KEYS
+        # a rejected target says which check it failed (only the answer key here)
+        assert set(meta) == META_KEYS | ({"failed_check"} if not meta["verified"] else set())
+        assert meta.get("failed_check", "answer_key") == "answer_key"
         assert meta["method"] == "mixsd" and meta["lambda"] == 0.5 and meta["top_k"] == 64
         assert len(meta["sources"]) == meta["num_tokens"] and set(meta["sources"]) <= {"n", "e"}
         assert meta["naive_token_fraction"] == pytest.approx(
@@ -148,3 +150,69 @@ def test_chat_template_stops_at_end_of_turn():
     chat = tiny_tokenizer(chat=True)
     renderer = PromptRenderer(chat)
     assert chat.convert_tokens_to_ids("<|end|>") in stop_token_ids(renderer)
+
+
+def test_round_trip_check_rejects_what_the_read_back_misses(model, tok, monkeypatch):
+    from mixsd.targets.build import TargetBuilder
+
+    records = [KnowledgeRecord(f"r{i}", "where was alice born ?", "paris", "paris")
+               for i in range(3)]
+    cfg = dict(mix_lambda=0.5, temperature=1.0, max_new_tokens=6, max_retries=2,
+               extractor="contains")
+    # make the answer-key check pass every attempt, so that only the round trip decides
+    monkeypatch.setattr("mixsd.targets.build.is_correct",
+                        lambda text, key, extractor: "round trip says" not in text)
+    calls = []
+
+    def read_back(self, attempts, settings=None):
+        calls.append(len(attempts))
+        return ["round trip says no"] * len(attempts)
+
+    monkeypatch.setattr(TargetBuilder, "round_trip", read_back)
+    builder = TargetBuilder(model, tok, TargetsConfig(verify_round_trip=True, **cfg))
+    out = list(builder.iter_targets(records))
+    assert [t.verified for t in out] == [False] * 3
+    assert {t.meta["failed_check"] for t in out} == {"round_trip"}
+    assert builder.rejections == {"answer_key": 0, "entities": 0, "round_trip": 9}
+    assert sum(calls) == 9  # every attempt was read back, batched
+    plain = build_targets(model, tok, records, TargetsConfig(**cfg))
+    assert all(t.verified for t in plain)
+
+
+def test_round_trip_reads_the_target_back_through_the_engine(model, tok):
+    from mixsd.targets.build import TargetBuilder
+
+    rec = KnowledgeRecord("r", "where was alice born ?", "paris", "paris")
+    builder = TargetBuilder(model, tok, TargetsConfig(max_new_tokens=5))
+    answers = builder.round_trip([(rec, "alice was born in paris", 1), (rec, "oslo", 1)])
+    assert len(answers) == 2 and builder.round_trip_tokens > 0
+    # the same as generating greedily from the expert layout with the target as reference
+    renderer = PromptRenderer(tok, "knowledge")
+    ids = renderer.expert_ids(rec.prompt, "oslo")
+    settings = mix_settings(model, tok, renderer, TargetsConfig(mix_lambda=0.0, max_new_tokens=5))
+    direct = mix_generate(model, [MixJob("x", 1, ids, ids)], settings)[0]
+    assert answers[1] == renderer.decode_target(direct.token_ids)
+
+
+@pytest.mark.parametrize("text, verified", [("bob was born in paris", False),
+                                             ("alice was born in paris", True)])
+def test_entity_check_rejects_a_renamed_subject(model, tok, monkeypatch, text, verified):
+    from mixsd.targets.build import TargetBuilder
+
+    records = [KnowledgeRecord("r", "where was alice born ?", "alice was born in paris",
+                               "paris", subject="alice")]
+    cfg = dict(mix_lambda=0.5, max_new_tokens=6, max_retries=1, extractor="contains")
+    builder = TargetBuilder(model, tok, TargetsConfig(verify_entities=True, **cfg))
+    monkeypatch.setattr(builder.renderer, "decode_target", lambda ids: text)
+    out = list(builder.iter_targets(records))[0]
+    assert out.target == text and out.verified is verified
+    if not verified:  # y* names the subject, the target does not; the key alone would pass
+        assert out.meta["failed_check"] == "entities"
+        assert out.meta["entity_problem"] == "missing 'alice'"
+        assert builder.rejections["entities"] == 2 and out.meta["attempts"] == 2
+
+
+def test_new_fields_at_their_defaults_keep_old_fingerprints():
+    fp = TargetsConfig().fingerprint_dict()
+    assert not {"mix_unit", "verify_entities", "verify_round_trip"} & set(fp)
+    assert TargetsConfig(mix_unit="word").fingerprint_dict()["mix_unit"] == "word"

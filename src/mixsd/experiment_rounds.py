@@ -1,0 +1,164 @@
+"""Continual injection (``mixsd compare --rounds N``): facts injected in rounds, one after another.
+
+Users inject knowledge more than once. The training facts are split into N consecutive
+rounds of (nearly) equal size; for every (method, learning rate, seed) round r trains on its
+own facts only, starting from round r-1's SELECTED checkpoint (the first peak of round r's
+memorisation), and after every epoch measures:
+
+* ``memorization``: this round's facts;
+* ``split/round-K``: the facts of every earlier round K (forgetting of injected knowledge);
+* retention of the base model's capabilities (the same suites and base scores as a single
+  round, so retention is cumulative: % of the ORIGINAL model's score).
+
+Targets are written once per method and seed by the frozen base model on the whole corpus
+(as in a single round) and split by record; OPSD's teacher is the model a round starts
+from. LoRA is not supported here (a round would have to merge the previous adapter).
+
+Layout (beside a single-round comparison's files)::
+
+    OUT/rounds/data/round-R.jsonl                  the facts of round R
+    OUT/rounds/targets/LABEL[-sSEED]-round-R.jsonl  a method's targets of round R
+    OUT/rounds/runs/LABEL-lrLR-sSEED/round-R/       a training run (epoch-K/, entry.json)
+
+``results.json`` holds every round's run (name ``... lr=LR round=R seed=S``) and a
+``rounds`` object: ``{"n": N, "facts": [per-round counts], "entries": [{"group", "seed",
+"round", "selected_epoch", "memorization": {"1": fraction, ...}, "retention_mean"}]}``,
+memorisation of each round's facts seen so far, at the round's selected epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from mixsd.errors import ConfigError
+from mixsd.records import KnowledgeRecord, read_records, read_targets, write_records
+
+
+def split_rounds(records: list[KnowledgeRecord], n: int) -> list[list[KnowledgeRecord]]:
+    """``records`` in ``n`` consecutive chunks whose sizes differ by at most one."""
+    if n > len(records):
+        raise ConfigError(f"rounds: {n} rounds need at least {n} facts, the corpus has "
+                          f"{len(records)} (flag --rounds)")
+    size, extra = divmod(len(records), n)
+    chunks, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        chunks.append(records[start:end])
+        start = end
+    return chunks
+
+
+def round_eval_records(chunks: list[list[KnowledgeRecord]], r: int) -> list[KnowledgeRecord]:
+    """What round ``r`` (1-based) is evaluated on: its own facts (split train, with their
+    paraphrases) and each earlier round's facts as split ``round-K`` (no paraphrases)."""
+    current = [dataclasses.replace(rec, split="train") for rec in chunks[r - 1]]
+    earlier = [dataclasses.replace(rec, split=f"round-{k + 1}", paraphrases=[])
+               for k in range(r - 1) for rec in chunks[k]]
+    return current + earlier
+
+
+def round_targets(full: Path, ids: set[str], path: Path) -> Path:
+    """The targets of one round: the lines of ``full`` whose record is in ``ids``."""
+    if not path.exists():
+        write_records(path, [t for t in read_targets(full) if t.record.id in ids])
+        sidecar = Path(str(full) + ".run.json")
+        if sidecar.exists():
+            # The round's file inherits the summary of the file it was cut from.
+            Path(str(path) + ".run.json").write_text(sidecar.read_text(encoding="utf-8"),
+                                                     encoding="utf-8")
+    return path
+
+
+def rounds_entry(run: dict[str, Any], group: str, r: int) -> dict[str, Any]:
+    """The ``rounds.entries`` item of one round's run (at its selected epoch)."""
+    chosen = next(e for e in run["epochs"] if e["epoch"] == run["selected_epoch"])
+    memo = {str(r): chosen.get("memorization")}
+    for split, value in (chosen.get("splits") or {}).items():
+        if split.startswith("round-"):
+            memo[split[len("round-"):]] = value
+    return {"group": group, "seed": run.get("seed"), "round": r,
+            "selected_epoch": run["selected_epoch"],
+            "memorization": dict(sorted(memo.items(), key=lambda kv: int(kv[0]))),
+            "retention_mean": chosen.get("retention_mean")}
+
+
+def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
+    """Continual injection over ``config.rounds`` rounds (see the module docstring); the
+    summary of :func:`mixsd.experiment.run_compare`."""
+    from mixsd.console import GridBar
+    from mixsd.evaluation.results import make_results, retention_at_equal_memorization
+    from mixsd.experiment import (
+        FisherReference,
+        build_all_targets,
+        finish,
+        folder_bytes,
+        prepare,
+        run_grid,
+        run_one,
+        target_nlls,
+        target_summaries,
+    )
+    from mixsd.io import write_run_info
+
+    if config.lora:
+        raise ConfigError("rounds: continual injection trains full weights; drop --lora or "
+                          "use --rounds 1")
+    if any(s.kind == "memit" for s in config.method_specs()):
+        raise ConfigError("rounds: memit has no training rounds; drop it from --methods")
+    start = time.perf_counter()
+    write_run_info(out, config, status="running")
+    grid = run_grid(config)
+    bar = GridBar(total=len(grid) * config.rounds, file=terminal)
+    bar.start("base model")
+    setup = prepare(config, out)
+    train = read_records(setup.records_path)
+    chunks = split_rounds(train, config.rounds)
+    folder = out / "rounds"
+    data = [folder / "data" / f"round-{r + 1}.jsonl" for r in range(config.rounds)]
+    for path, chunk in zip(data, chunks):
+        if not path.exists():
+            write_records(path, chunk)
+    targets = build_all_targets(config, setup, out, bar)
+    nll = target_nlls(config, out, list(targets.values()), setup.model, setup.tokenizer)
+    fisher = FisherReference(config, setup.model, setup.tokenizer, setup.suites)
+    runs, entries = [], []
+    for spec, lr, seed in grid:
+        previous: Path | None = None
+        for r in range(1, config.rounds + 1):
+            full = targets.get((spec.label, seed))
+            ids = {rec.id for rec in chunks[r - 1]}
+            tpath = None if full is None else round_targets(
+                full, ids, folder / "targets" / f"{full.stem}-round-{r}.jsonl")
+            group = f"{spec.name} lr={lr:g}"
+            name = f"{group} round={r} seed={seed}"
+            bar.start(name)
+            run = run_one(config, spec, lr, seed, out=out, targets=tpath,
+                          records_path=data[r - 1], records=round_eval_records(chunks, r),
+                          suites=setup.suites, base=setup.base, base_model=setup.model,
+                          tokenizer=setup.tokenizer, nll=nll, fisher=fisher, progress=bar,
+                          run_dir=folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}",
+                          model=previous, name=name)
+            run["round"] = r
+            if tpath is not None:
+                run["target_nll"] = nll.get(full.stem)
+            runs.append(run)
+            entries.append(rounds_entry(run, group, r))
+            previous = folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}" / \
+                f"epoch-{run['selected_epoch']}"
+            bar.done()
+    bar.close()
+    level, at_level = retention_at_equal_memorization(runs, config.equal_memorization)
+    by_label: dict[str, list[Path]] = {}
+    for (label, _), path in targets.items():
+        by_label.setdefault(label, []).append(path)
+    results = make_results(setup.base, runs, config=config.to_dict(), model=config.model,
+                           corpus=config.corpus, target_nll=nll,
+                           equal_memorization={"level": level, "retention_mean": at_level},
+                           targets=target_summaries(by_label), disk_bytes=folder_bytes(out),
+                           wall_s=round(time.perf_counter() - start, 3),
+                           rounds={"n": config.rounds, "facts": [len(c) for c in chunks],
+                                   "entries": entries})
+    return finish(config, out, results, start)

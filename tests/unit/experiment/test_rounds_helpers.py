@@ -1,0 +1,40 @@
+"""Continual injection helpers: splitting facts into rounds, what a round is scored on."""
+
+import pytest
+
+from mixsd.errors import ConfigError
+from mixsd.experiment_rounds import round_eval_records, rounds_entry, split_rounds
+from mixsd.records import KnowledgeRecord
+
+
+def _records(n):
+    return [KnowledgeRecord(id=f"f{i}", prompt=f"q{i}", answer=f"a{i}", answer_key=f"a{i}",
+                            paraphrases=[f"p{i}"], split="train") for i in range(n)]
+
+
+def test_split_rounds_is_consecutive_and_balanced():
+    chunks = split_rounds(_records(7), 3)
+    assert [[r.id for r in c] for c in chunks] == [["f0", "f1", "f2"], ["f3", "f4"],
+                                                   ["f5", "f6"]]
+    with pytest.raises(ConfigError, match="--rounds"):
+        split_rounds(_records(2), 3)
+
+
+def test_a_round_is_scored_on_its_facts_and_every_earlier_round():
+    chunks = split_rounds(_records(6), 3)
+    recs = round_eval_records(chunks, 3)
+    assert [(r.id, r.split) for r in recs] == [
+        ("f4", "train"), ("f5", "train"), ("f0", "round-1"), ("f1", "round-1"),
+        ("f2", "round-2"), ("f3", "round-2")]
+    assert recs[0].paraphrases == ["p4"] and recs[2].paraphrases == []
+    assert chunks[0][0].split == "train"  # the input is not modified
+
+
+def test_rounds_entry_reads_the_selected_epoch():
+    run = {"seed": 1, "selected_epoch": 2, "epochs": [
+        {"epoch": 1, "memorization": 0.1, "splits": {"round-1": 0.9}, "retention_mean": 90},
+        {"epoch": 2, "memorization": 0.6, "splits": {"round-1": 0.7, "other": 0.2},
+         "retention_mean": 80}]}
+    entry = rounds_entry(run, "sft lr=0.001", 2)
+    assert entry == {"group": "sft lr=0.001", "seed": 1, "round": 2, "selected_epoch": 2,
+                     "memorization": {"1": 0.7, "2": 0.6}, "retention_mean": 80}
