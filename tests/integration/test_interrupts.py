@@ -83,7 +83,9 @@ def test_train_sigint_then_resume(model_dir, write_jsonl, tmp_path):
     rows = [{**r, "target": r["answer"], "meta": {"method": "sft", "verified": True}}
             for r in _records(12)]
     targets = write_jsonl(rows, "targets.jsonl")
-    common = ["--model", model_dir, "--targets", str(targets), "--epochs", "4", "--lr", "1e-3",
+    # 12 epochs: the ten after the signal take seconds, so the signal lands mid-run even on a
+    # loaded machine (with 4, epochs 3-4 could finish before it was handled).
+    common = ["--model", model_dir, "--targets", str(targets), "--epochs", "12", "--lr", "1e-3",
               "--batch-size", "2", "--device", "cpu", "--seed", "1"]
     straight, out = tmp_path / "straight", tmp_path / "run"
     assert main(["train", "--out", str(straight), *common]) == 0
@@ -92,10 +94,10 @@ def test_train_sigint_then_resume(model_dir, write_jsonl, tmp_path):
                                 .is_file(), signal.SIGINT)
     assert code == 130
     _one_line(err, "interrupted")
-    assert not (out / "epoch-4").exists()
+    assert not (out / "epoch-12").exists()
     assert main(args) == 0
-    a, _ = load_checkpoint(straight / "epoch-4")
-    b, _ = load_checkpoint(out / "epoch-4")
+    a, _ = load_checkpoint(straight / "epoch-12")
+    b, _ = load_checkpoint(out / "epoch-12")
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert (pa == pb).all(), name
     losses = [[r["train_loss"] for r in map(json.loads, (d / "metrics.jsonl").read_text()
