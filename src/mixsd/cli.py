@@ -18,6 +18,7 @@ import signal
 import sys
 
 from mixsd import __version__
+from mixsd.console import close_bars
 from mixsd.errors import MixsdError
 
 # verb -> one-line help (kept here so `mixsd --help` imports nothing heavy)
@@ -97,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             summary = module.run(args)
     except MixsdError as exc:
+        close_bars()
         print(f"mixsd {verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        close_bars()
         terminated = isinstance(exc, Terminated)
         print(f"mixsd {verb}: {'terminated (SIGTERM)' if terminated else 'interrupted'}; "
               "finished artifacts are kept: re-run the same command to resume", file=sys.stderr)

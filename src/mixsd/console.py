@@ -74,6 +74,16 @@ def quiet_console(log_path: str | Path | None, enabled: bool = True) -> Iterator
             log.flush()
 
 
+_OPEN_BARS: list[GridBar] = []
+
+
+def close_bars() -> None:
+    """Close every grid bar still drawn (a verb that stops on an error or a signal), so that
+    the one-line message that follows starts on its own line."""
+    for bar in list(_OPEN_BARS):
+        bar.close()
+
+
 class GridBar:
     """The one progress bar of a grid of runs: the run being trained and its epoch."""
 
@@ -82,6 +92,7 @@ class GridBar:
         self.bar = tqdm(total=total, desc=desc, unit="run", file=file or sys.stderr,
                         dynamic_ncols=True, disable=disable)
         self.label = ""
+        _OPEN_BARS.append(self)
 
     def start(self, label: str) -> None:
         """A new run (or stage) begins."""
@@ -97,5 +108,7 @@ class GridBar:
         self.bar.update(1)
 
     def close(self) -> None:
+        if self in _OPEN_BARS:
+            _OPEN_BARS.remove(self)
         self.bar.set_postfix_str("", refresh=False)
         self.bar.close()

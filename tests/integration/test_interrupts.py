@@ -35,9 +35,12 @@ def _records(n):
 
 def _interrupt_when(args, ready, sig, timeout=900):
     """Run `mixsd ARGS` in a subprocess, send ``sig`` once ``ready()`` holds; return it done."""
+    # A shell that starts the test suite in the background ignores SIGINT for it, and Python
+    # keeps an inherited SIG_IGN: give the child the default disposition, as a terminal does.
     proc = subprocess.Popen([sys.executable, "-m", "mixsd", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     while not ready():
         if proc.poll() is not None or time.time() > deadline:
