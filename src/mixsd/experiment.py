@@ -454,6 +454,7 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
     from mixsd.evaluation.results import make_run
     from mixsd.training import read_metrics, train
     from mixsd.training.checkpoints import should_stop
+    from mixsd.training.run import recorded_train_seconds
 
     run_dir = run_dir or out / "runs" / f"{spec.label}-lr{lr:g}-s{seed}"
     entry_path = run_dir / "entry.json"
@@ -475,7 +476,7 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
             progress.epoch(epoch)
         return evaluator(model, tokenizer, epoch)
 
-    train(cfg, epoch_callback=callback)
+    trained = train(cfg, epoch_callback=callback)
     metrics = read_metrics(run_dir)
     if len(metrics) < config.epochs and not should_stop(metrics, patience=config.stop_patience,
                                                         at=config.stop_at, above=floor):
@@ -491,7 +492,9 @@ def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, ou
         names=injected_names(records))
     checkpoint = run_dir / f"epoch-{run['selected_epoch']}"
     run["fisher"] = fisher.displacement(checkpoint) if checkpoint.exists() else None
-    run["seconds"] = round(time.perf_counter() - start, 3)  # this call: less when resumed
+    # This call's seconds plus the training seconds earlier calls recorded (a resumed run).
+    earlier_s = recorded_train_seconds(run_dir) - trained.wall_s
+    run["seconds"] = round(time.perf_counter() - start + max(earlier_s, 0.0), 3)
     atomic_write_json(entry_path, run)
     return run
 

@@ -30,3 +30,12 @@ def test_every_verb_has_help_with_an_example(verb, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "Example" in out and f"mixsd {verb}" in out
+
+
+@pytest.mark.parametrize("analysis", ["nll", "fisher", "rules"])
+def test_every_analysis_has_help_with_an_example(analysis, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", analysis, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example:" in out and f"mixsd analyze {analysis}" in out.split("Example:")[1]

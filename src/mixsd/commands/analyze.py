@@ -20,7 +20,7 @@ Example:
       --out analysis --json
   mixsd analyze fisher --model toy --checkpoints runs/sft/epoch-2 runs/mixsd-0.3 \\
       --suite toy:in_context --max-examples 128 --json
-  mixsd analyze rules --model smollm2 --data data/kgfact/train.jsonl --n-records 50 \
+  mixsd analyze rules --model smollm2 --data data/kgfact/train.jsonl --n-records 50 \\
       --max-new-tokens 48 --out docs/rules/smollm2
 """
 
@@ -32,6 +32,25 @@ import json
 HELP = "target NLL under the base model; Fisher-weighted displacement; mixing-rule table"
 
 
+EXAMPLES = {
+    "nll": "mixsd analyze nll --model toy --targets sft.jsonl sd0.jsonl mixsd-0.3.jsonl "
+           "--guidance toy --json",
+    "fisher": "mixsd analyze fisher --model toy --checkpoints runs/sft/epoch-2 runs/mixsd-0.3 "
+              "--suite toy:in_context --max-examples 128",
+    "rules": "mixsd analyze rules --model toy --guidance toy --data toy.jsonl "
+             "--max-new-tokens 32 --out docs/rules/toy\n"
+             "  mixsd analyze rules --model smollm2 --data data/kgfact/train.jsonl "
+             "--n-records 50 --lambdas 0.5 --out docs/rules/smollm2   # resumable",
+}
+
+
+def _parser(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with an example."""
+    return sub.add_parser(name, help=help, description=help,
+                          epilog=f"Example:\n  {EXAMPLES[name]}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="the BASE model: id, local folder, or 'toy'")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -41,7 +60,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="analysis", required=True, metavar="{nll,fisher,rules}")
-    nll = sub.add_parser("nll", help="mean per-token NLL of targets under the base model")
+    nll = _parser(sub, "nll", "mean per-token NLL of targets under the base model")
     _common(nll)
     nll.add_argument("--targets", nargs="+", required=True, metavar="FILE",
                      help="targets JSONL files (or records files: their answers are scored)")
@@ -50,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nll.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass")
     nll.add_argument("--include-unverified", action="store_true",
                      help="also score targets that failed verification (training skips them)")
-    fisher = sub.add_parser("fisher", help="Fisher-weighted displacement of checkpoints")
+    fisher = _parser(sub, "fisher", "Fisher-weighted displacement of checkpoints")
     _common(fisher)
     fisher.add_argument("--checkpoints", nargs="+", required=True, metavar="DIR",
                         help="checkpoint folders, LoRA adapters, or run folders with epoch-N/")
@@ -72,7 +91,7 @@ RULES_SKIP = ("method", "mix_lambda", "mix_unit", "verify_entities", "verify_rou
 def _add_rules(sub) -> None:
     from mixsd.targets.config import TargetsConfig
 
-    rules = sub.add_parser("rules", help="targets of every mixing rule x lambda, one table")
+    rules = _parser(sub, "rules", "targets of every mixing rule x lambda, one table")
     rules.add_argument("--data", required=True, metavar="FILE", help="knowledge records")
     rules.add_argument("--out", metavar="STEM", default=None,
                        help="write STEM.md and STEM.json")

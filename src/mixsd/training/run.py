@@ -13,6 +13,7 @@ checkpoints, resume and the epoch callback are shared. The steps, in order:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -249,6 +250,18 @@ def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s
                        wall_s=wall_s, main_process=main)
 
 
+def recorded_train_seconds(run_dir: str | Path) -> float:
+    """Training seconds that ``RUN_DIR/run.json`` records over every call that completed
+    (``wall_s_total``; ``wall_s`` for a run written before it existed), 0 when none did.
+    A call that was killed records none."""
+    path = Path(run_dir) / "run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0.0
+    return float(info.get("wall_s_total", info.get("wall_s", 0.0)) or 0.0)
+
+
 def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
           epoch_callback: EpochCallback | None = None) -> TrainResult:
     """Train ``config.model`` (or the given ``model``) and checkpoint every epoch.
@@ -284,6 +297,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                                                                             complete=False))
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
     main = trainer.args.process_index == 0
+    # Seconds recorded by the calls that trained the epochs this call resumes from.
+    earlier_s = recorded_train_seconds(run_dir) if done else 0.0
     if main:
         remove_partial_checkpoints(run_dir)
         write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="running",
@@ -298,6 +313,6 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
         write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="complete",
                        seed=config.seed, device=str(trainer.args.device),
                        world_size=trainer.args.world_size, wall_s=round(wall_s, 3),
-                       resumed_from_epoch=len(done))
+                       wall_s_total=round(earlier_s + wall_s, 3), resumed_from_epoch=len(done))
     trainer.accelerator.wait_for_everyone()
     return _result(config, run_dir, stats.to_dict(), len(done), wall_s, main)

@@ -11,6 +11,7 @@ from training_helpers import target_rows
 
 from mixsd.errors import MixsdError
 from mixsd.training import train
+from mixsd.training.run import recorded_train_seconds
 
 
 class Killed(Exception):
@@ -80,6 +81,9 @@ def test_finished_run_is_not_retrained(make_config, write_rows):
     again = train(config, epoch_callback=kill_at(1))  # would raise if training ran
     assert again.epochs == 1
     assert (again.checkpoints[-1] / "model.safetensors").stat().st_mtime_ns == stamp
+    # The call that trained recorded its seconds; compare adds them to a resumed run's cost.
+    assert again.wall_s == 0.0 and first.wall_s > 0
+    assert recorded_train_seconds(config.out) == pytest.approx(first.wall_s, abs=1e-2)
 
 
 def test_resuming_with_another_config_or_targets_is_refused(make_config, write_rows):
