@@ -3,6 +3,13 @@
 Precedence is defaults < ``--config file.yaml`` < command-line flags. Every field's help,
 choices and range live in one place (:func:`option`) and feed ``--help``, validation errors
 and the saved ``config.yaml``.
+
+A composed config (the comparison, made of the targets, train and eval stages) declares the
+fields it passes on to a stage with :func:`inherit`: help, choices, range and default come
+from the stage's field, and the field also answers to the dotted key ``STAGE.FIELD`` (YAML
+``targets.max_new_tokens: 32`` or ``targets: {max_new_tokens: 32}``, flag
+``--targets.max-new-tokens 32``) besides its flat name, which is what ``config.yaml`` and
+``results.json`` record.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import argparse
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -29,6 +36,41 @@ def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] = (),
+            **changes: Any) -> Any:
+    """Declare a field of a composed config as the field ``name`` of ``stage``'s config.
+
+    Help, choices, range and default are the stage's (one definition); ``changes`` replaces
+    some of them where the composite needs another value (``default=64``, ``min=0``), and
+    says so in one visible place. The field answers to the dotted keys ``STAGE.NAME`` (the
+    stage's :attr:`StageConfig.stage` name) and ``also`` besides its own name.
+    """
+    fields = {f.name: f for f in dataclasses.fields(stage)}
+    if name not in fields:
+        raise TypeError(f"{stage.__name__} has no field {name!r}")
+    source = fields[name]
+    meta = {k: v for k, v in source.metadata.items() if k != "aliases"}
+    meta["flag"] = None  # the composite's flag comes from its own field name
+    for key in ("help", "flag", "choices", "min", "max", "cli"):
+        if key in changes:
+            meta[key] = changes.pop(key)
+    meta["aliases"] = (f"{stage.stage}.{name}", *also)
+    default, factory = source.default, source.default_factory
+    if "default" in changes:
+        default, factory = changes.pop("default"), _MISSING
+    if "default_factory" in changes:
+        default, factory = _MISSING, changes.pop("default_factory")
+    if changes:
+        raise TypeError(f"inherit: unknown changes {', '.join(changes)}")
+    if factory is not _MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _alias_flag(alias: str) -> str:
+    return "--" + alias.replace("_", "-")
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -90,6 +132,9 @@ def _coerce(value: Any, tp: Any, key: str, flag: str) -> Any:
 class StageConfig:
     """Base class of every stage's config: validation, YAML and CLI round-trips."""
 
+    #: the stage's name in dotted keys of a composed config (``targets.max_new_tokens``)
+    stage: ClassVar[str] = ""
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -121,8 +166,48 @@ class StageConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
+    def aliases(cls) -> dict[str, str]:
+        """Dotted keys of inherited fields -> the field's name (``{"train.rollouts":
+        "opsd_rollouts", ...}``)."""
+        return {alias: f.name for f in dataclasses.fields(cls)
+                for alias in f.metadata.get("aliases", ())}
+
+    @classmethod
+    def flat_keys(cls, data: dict[str, Any], *, source: str = "config") -> dict[str, Any]:
+        """``data`` with nested stage mappings and dotted keys turned into field names.
+
+        ``{"targets": {"max_new_tokens": 32}}`` and ``{"targets.max_new_tokens": 32}`` both
+        become ``{"max_new_tokens": 32}``; two keys of one field with different values are
+        an error naming both."""
+        aliases = cls.aliases()
+        stages = {a.partition(".")[0] for a in aliases}
+        names = {f.name for f in dataclasses.fields(cls)}
+        items: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            if key in stages and key not in names and isinstance(value, dict):
+                items += [(f"{key}.{k}", v) for k, v in value.items()]
+            else:
+                items.append((key, value))
+        flat: dict[str, Any] = {}
+        given: dict[str, str] = {}
+        for key, value in items:
+            if "." in key and key not in names:
+                if key not in aliases:
+                    raise ConfigError(f"{source}: unknown key '{key}' for {cls.__name__}; "
+                                      f"dotted keys: {', '.join(aliases) or 'none'}")
+                name = aliases[key]
+            else:
+                name = key
+            if name in flat and flat[name] != value:
+                raise ConfigError(f"{source}: '{given[name]}' and '{key}' set the same value "
+                                  f"({name}) differently: {flat[name]!r} vs {value!r}")
+            flat[name], given[name] = value, key
+        return flat
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> StageConfig:
         """Build from a mapping; unknown keys are an error naming the key."""
+        data = cls.flat_keys(data, source=source)
         known = {f.name: f for f in dataclasses.fields(cls)}
         for key in data:
             if key not in known:
@@ -171,6 +256,9 @@ class StageConfig:
             help_text = f.metadata.get("help", "")
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             help_text = f"{help_text} (default: {shown})" if default not in (None, "", []) else help_text
+            aliases = f.metadata.get("aliases", ())
+            if aliases:
+                help_text += f" [also {', '.join(map(_alias_flag, aliases))}]"
             kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
             if base is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
@@ -178,15 +266,17 @@ class StageConfig:
                 kwargs["metavar"] = f.name.upper() if typing.get_origin(base) is not list else "A,B"
                 kwargs["type"] = str
             parser.add_argument(_flag(f), **kwargs)
+            for alias in aliases:  # the same value under its stage's name; one line of help
+                parser.add_argument(_alias_flag(alias), **{**kwargs, "help": argparse.SUPPRESS})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, defaults: dict[str, Any] | None = None,
                   **fixed: Any) -> StageConfig:
         """Resolve defaults (< ``defaults``, a preset) < ``--config`` YAML < flags (< ``fixed``
         values from code)."""
-        data: dict[str, Any] = dict(defaults or {})
+        data: dict[str, Any] = cls.flat_keys(dict(defaults or {}), source="preset")
         if getattr(args, "config", None):
-            data.update(cls.load_yaml(args.config))
+            data.update(cls.flat_keys(cls.load_yaml(args.config), source=args.config))
         names = {f.name for f in dataclasses.fields(cls)}
         data.update({k: v for k, v in vars(args).items() if k in names})
         data.update(fixed)
