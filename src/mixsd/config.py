@@ -8,7 +8,7 @@ A composed config (the comparison, made of the targets, train and eval stages) d
 fields it passes on to a stage with :func:`inherit`: help, choices, range and default come
 from the stage's field, and the field also answers to the dotted key ``STAGE.FIELD`` (YAML
 ``targets.max_new_tokens: 32`` or ``targets: {max_new_tokens: 32}``, flag
-``--targets.max-new-tokens 32``) besides its flat name, which is what ``config.yaml`` and
+``--targets.max-new-tokens 32`` or ``--targets.max_new_tokens 32``) besides its flat name, which is what ``config.yaml`` and
 ``results.json`` record.
 """
 
@@ -39,13 +39,14 @@ def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
 
 
 def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] = (),
-            **changes: Any) -> Any:
+            note: str = "", **changes: Any) -> Any:
     """Declare a field of a composed config as the field ``name`` of ``stage``'s config.
 
     Help, choices, range and default are the stage's (one definition); ``changes`` replaces
     some of them where the composite needs another value (``default=64``, ``min=0``), and
-    says so in one visible place. The field answers to the dotted keys ``STAGE.NAME`` (the
-    stage's :attr:`StageConfig.stage` name) and ``also`` besides its own name.
+    says so in one visible place; ``note`` is appended to the help. The field answers to the
+    dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name) and ``also``
+    besides its own name.
     """
     fields = {f.name: f for f in dataclasses.fields(stage)}
     if name not in fields:
@@ -56,6 +57,7 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
     for key in ("help", "flag", "choices", "min", "max", "cli"):
         if key in changes:
             meta[key] = changes.pop(key)
+    meta["help"] += note
     meta["aliases"] = (f"{stage.stage}.{name}", *also)
     default, factory = source.default, source.default_factory
     if "default" in changes:
@@ -258,7 +260,7 @@ class StageConfig:
             help_text = f"{help_text} (default: {shown})" if default not in (None, "", []) else help_text
             aliases = f.metadata.get("aliases", ())
             if aliases:
-                help_text += f" [also {', '.join(map(_alias_flag, aliases))}]"
+                help_text += f" [also {', '.join(aliases)}]"
             kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
             if base is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
@@ -267,7 +269,8 @@ class StageConfig:
                 kwargs["type"] = str
             parser.add_argument(_flag(f), **kwargs)
             for alias in aliases:  # the same value under its stage's name; one line of help
-                parser.add_argument(_alias_flag(alias), **{**kwargs, "help": argparse.SUPPRESS})
+                names = dict.fromkeys([_alias_flag(alias), "--" + alias])
+                parser.add_argument(*names, **{**kwargs, "help": argparse.SUPPRESS})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, defaults: dict[str, Any] | None = None,
