@@ -30,9 +30,15 @@ _MISSING = dataclasses.MISSING
 def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
            choices: typing.Sequence[Any] | None = None, min: float | None = None,
            max: float | None = None, default_factory: Any = _MISSING,
-           cli: bool = True) -> Any:
-    """Declare a config field with its help text, flag name, choices and inclusive range."""
-    meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli}
+           cli: bool = True, positional: bool = False, nargs: str | None = None,
+           metavar: str | None = None) -> Any:
+    """Declare a config field with its help text, flag name, choices and inclusive range.
+
+    ``positional`` makes the command-line form a positional argument (a verb's operands,
+    e.g. the folders of ``mixsd report``); ``nargs`` (``"+"``) lets a list take several
+    space-separated values; ``metavar`` names the value in ``--help``."""
+    meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli,
+            "positional": positional, "nargs": nargs, "metavar": metavar}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -76,6 +82,8 @@ def _alias_flag(alias: str) -> str:
 
 
 def _flag(f: dataclasses.Field) -> str:
+    if f.metadata.get("positional"):
+        return f.name.upper()  # how errors name an operand
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
@@ -257,7 +265,8 @@ class StageConfig:
                 f.default_factory() if f.default_factory is not _MISSING else None)
             help_text = f.metadata.get("help", "")
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            help_text = f"{help_text} (default: {shown})" if default not in (None, "", []) else help_text
+            if default not in (None, "", []) and not f.metadata.get("positional"):
+                help_text = f"{help_text} (default: {shown})"
             aliases = f.metadata.get("aliases", ())
             if aliases:
                 help_text += f" [also {', '.join(aliases)}]"
@@ -265,8 +274,15 @@ class StageConfig:
             if base is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
-                kwargs["metavar"] = f.name.upper() if typing.get_origin(base) is not list else "A,B"
+                kwargs["metavar"] = f.metadata.get("metavar") or (
+                    f.name.upper() if typing.get_origin(base) is not list else "A,B")
                 kwargs["type"] = str
+                if f.metadata.get("nargs"):
+                    kwargs["nargs"] = f.metadata["nargs"]
+            if f.metadata.get("positional"):
+                del kwargs["dest"]
+                parser.add_argument(f.name, **kwargs)
+                continue
             parser.add_argument(_flag(f), **kwargs)
             for alias in aliases:  # the same value under its stage's name; one line of help
                 names = dict.fromkeys([_alias_flag(alias), "--" + alias])

@@ -89,3 +89,66 @@ def test_a_bad_memit_edit_value_fails_before_any_model_loads(no_model, capsys, t
                               "--out", str(tmp_path / "out")], capsys)
     assert "cov_weight must be in [0, inf], got -1 (flag --cov-weight)" in err
     assert not (tmp_path / "out").exists()
+
+
+NEW_CASES = [
+    (["analyze", "nll", "--targets", "t.jsonl"], "model is required (flag --model)"),
+    (["analyze", "nll", "--model", "toy"], "targets is required (flag --targets)"),
+    (["analyze", "nll", "--model", "toy", "--targets", "a.jsonl", "--batch-size", "0"],
+     "batch_size must be in [1, inf], got 0 (flag --batch-size)"),
+    (["analyze", "nll", "--model", "toy", "--targets", "a.jsonl", "--guidance", "nope"],
+     "got 'nope' (flag --guidance)"),
+    (["analyze", "fisher", "--model", "toy", "--checkpoints", "c", "--suite", "nope"],
+     "unknown suite 'nope'.*(flag --suite)"),
+    (["analyze", "fisher", "--model", "toy", "--checkpoints", "c", "--suite", "toy:recall",
+      "--max-examples", "0"], "max_examples must be in [1, inf], got 0 (flag --max-examples)"),
+    (["analyze", "fisher", "--model", "toy", "--checkpoints", "c", "--suite", "toy:recall",
+      "--device", "gpu"], "got 'gpu' (flag --device)"),
+    (["analyze", "rules", "--model", "toy", "--data", "r.jsonl", "--lambdas", "0.5,2"],
+     "lambdas must be in [0, 1], got 2 (flag --lambdas)"),
+    (["analyze", "rules", "--model", "toy", "--data", "r.jsonl", "--units", "token,line"],
+     "units must be one of token, word, span, got 'line' (flag --units)"),
+    (["analyze", "rules", "--model", "toy", "--data", "r.jsonl", "--extractor", "nope"],
+     "(flag --extractor)"),
+    (["analyze", "rules", "--model", "toy"], "data is required (flag --data)"),
+    (["toy", "build", "--n-items", "0"], "n_items must be in [1, inf], got 0 (flag --n-items)"),
+    (["toy", "rebuild"], "action must be one of build, info, got 'rebuild' (flag ACTION)"),
+    (["report", "runs/x"], "out is required (flag --out)"),
+]
+
+
+@pytest.mark.parametrize(("argv", "match"), NEW_CASES, ids=[" ".join(c[0]) for c in NEW_CASES])
+def test_analyze_toy_and_report_validate_their_configs(argv, match, no_model, capsys, tmp_path,
+                                                       monkeypatch):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    err = error_of(argv, capsys)
+    pattern = re.escape(match).replace(re.escape(".*"), ".*")
+    assert re.search(pattern, err), err
+
+
+def test_analyze_rules_reads_one_config_file_for_both_configs(tmp_path):
+    from mixsd.commands.analyze import rules_configs
+
+    path = tmp_path / "rules.yaml"
+    path.write_text("model: toy\ndata: r.jsonl\nlambdas: [0.5]\nunits: [word]\nmax_new_tokens: 24\n")
+    parser, _ = cli.build_parser("analyze")
+    rules, targets = rules_configs(parser.parse_args(["rules", "--config", str(path),
+                                                      "--top-k", "8"]))
+    assert (rules.data, rules.lambdas, rules.units) == ("r.jsonl", [0.5], ["word"])
+    assert (targets.model, targets.max_new_tokens, targets.top_k) == ("toy", 24, 8)
+
+
+def test_report_and_toy_configs_come_from_yaml_and_flags(tmp_path):
+    from mixsd.report.config import ReportConfig
+    from mixsd.toyworld.config import ToyConfig
+
+    path = tmp_path / "r.yaml"
+    path.write_text("out: docs/x\nsection: real\n")
+    parser, _ = cli.build_parser("report")
+    cfg = ReportConfig.from_args(parser.parse_args(["a", "b", "--config", str(path)]))
+    assert cfg == ReportConfig(results=["a", "b"], out="docs/x", section="real")
+    parser, _ = cli.build_parser("toy")
+    cfg = ToyConfig.from_args(parser.parse_args(["build", "--threads", "1", "--force"]))
+    assert (cfg.action, cfg.threads, cfg.force, cfg.n_items) == ("build", 1, True, 200)
