@@ -243,7 +243,7 @@ class StageConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> StageConfig:
-        data = cls.load_yaml(path)
+        data = cls.flat_keys(cls.load_yaml(path), source=str(path))
         data.update(overrides)
         return cls.from_dict(data, source=str(path))
 

@@ -112,6 +112,7 @@ def test_dotted_nested_and_flat_keys_set_the_same_field(tmp_path):
     path.write_text("a:\n  max_new_tokens: 32\nmethod: sft\n")
     cfg, _ = parse_composite(["--config", str(path)])
     assert (cfg.max_new_tokens, cfg.method) == (32, "sft")
+    assert Composite.from_yaml(path, max_new_tokens=8).max_new_tokens == 8
     cfg, _ = parse_composite(["--config", str(path), "--max-new-tokens", "8"])
     assert cfg.max_new_tokens == 8  # a flag beats the file, whichever key the file used
     cfg, _ = parse_composite(["--a.max-new-tokens", "12", "--a.seeds", "3,4"])
