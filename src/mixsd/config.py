@@ -3,6 +3,13 @@
 Precedence is defaults < ``--config file.yaml`` < command-line flags. Every field's help,
 choices and range live in one place (:func:`option`) and feed ``--help``, validation errors
 and the saved ``config.yaml``.
+
+A composed config (the comparison, made of the targets, train and eval stages) declares the
+fields it passes on to a stage with :func:`inherit`: help, choices, range and default come
+from the stage's field, and the field also answers to the dotted key ``STAGE.FIELD`` (YAML
+``targets.max_new_tokens: 32`` or ``targets: {max_new_tokens: 32}``, flag
+``--targets.max-new-tokens 32`` or ``--targets.max_new_tokens 32``) besides its flat name, which is what ``config.yaml`` and
+``results.json`` record.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import argparse
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -23,15 +30,60 @@ _MISSING = dataclasses.MISSING
 def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
            choices: typing.Sequence[Any] | None = None, min: float | None = None,
            max: float | None = None, default_factory: Any = _MISSING,
-           cli: bool = True) -> Any:
-    """Declare a config field with its help text, flag name, choices and inclusive range."""
-    meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli}
+           cli: bool = True, positional: bool = False, nargs: str | None = None,
+           metavar: str | None = None) -> Any:
+    """Declare a config field with its help text, flag name, choices and inclusive range.
+
+    ``positional`` makes the command-line form a positional argument (a verb's operands,
+    e.g. the folders of ``mixsd report``); ``nargs`` (``"+"``) lets a list take several
+    space-separated values; ``metavar`` names the value in ``--help``."""
+    meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli,
+            "positional": positional, "nargs": nargs, "metavar": metavar}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
+def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] = (),
+            note: str = "", **changes: Any) -> Any:
+    """Declare a field of a composed config as the field ``name`` of ``stage``'s config.
+
+    Help, choices, range and default are the stage's (one definition); ``changes`` replaces
+    some of them where the composite needs another value (``default=64``, ``min=0``), and
+    says so in one visible place; ``note`` is appended to the help. The field answers to the
+    dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name) and ``also``
+    besides its own name.
+    """
+    fields = {f.name: f for f in dataclasses.fields(stage)}
+    if name not in fields:
+        raise TypeError(f"{stage.__name__} has no field {name!r}")
+    source = fields[name]
+    meta = {k: v for k, v in source.metadata.items() if k != "aliases"}
+    meta["flag"] = None  # the composite's flag comes from its own field name
+    for key in ("help", "flag", "choices", "min", "max", "cli"):
+        if key in changes:
+            meta[key] = changes.pop(key)
+    meta["help"] += note
+    meta["aliases"] = (f"{stage.stage}.{name}", *also)
+    default, factory = source.default, source.default_factory
+    if "default" in changes:
+        default, factory = changes.pop("default"), _MISSING
+    if "default_factory" in changes:
+        default, factory = _MISSING, changes.pop("default_factory")
+    if changes:
+        raise TypeError(f"inherit: unknown changes {', '.join(changes)}")
+    if factory is not _MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _alias_flag(alias: str) -> str:
+    return "--" + alias.replace("_", "-")
+
+
 def _flag(f: dataclasses.Field) -> str:
+    if f.metadata.get("positional"):
+        return f.name.upper()  # how errors name an operand
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
@@ -90,6 +142,9 @@ def _coerce(value: Any, tp: Any, key: str, flag: str) -> Any:
 class StageConfig:
     """Base class of every stage's config: validation, YAML and CLI round-trips."""
 
+    #: the stage's name in dotted keys of a composed config (``targets.max_new_tokens``)
+    stage: ClassVar[str] = ""
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -121,8 +176,48 @@ class StageConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
+    def aliases(cls) -> dict[str, str]:
+        """Dotted keys of inherited fields -> the field's name (``{"train.rollouts":
+        "opsd_rollouts", ...}``)."""
+        return {alias: f.name for f in dataclasses.fields(cls)
+                for alias in f.metadata.get("aliases", ())}
+
+    @classmethod
+    def flat_keys(cls, data: dict[str, Any], *, source: str = "config") -> dict[str, Any]:
+        """``data`` with nested stage mappings and dotted keys turned into field names.
+
+        ``{"targets": {"max_new_tokens": 32}}`` and ``{"targets.max_new_tokens": 32}`` both
+        become ``{"max_new_tokens": 32}``; two keys of one field with different values are
+        an error naming both."""
+        aliases = cls.aliases()
+        stages = {a.partition(".")[0] for a in aliases}
+        names = {f.name for f in dataclasses.fields(cls)}
+        items: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            if key in stages and key not in names and isinstance(value, dict):
+                items += [(f"{key}.{k}", v) for k, v in value.items()]
+            else:
+                items.append((key, value))
+        flat: dict[str, Any] = {}
+        given: dict[str, str] = {}
+        for key, value in items:
+            if "." in key and key not in names:
+                if key not in aliases:
+                    raise ConfigError(f"{source}: unknown key '{key}' for {cls.__name__}; "
+                                      f"dotted keys: {', '.join(aliases) or 'none'}")
+                name = aliases[key]
+            else:
+                name = key
+            if name in flat and flat[name] != value:
+                raise ConfigError(f"{source}: '{given[name]}' and '{key}' set the same value "
+                                  f"({name}) differently: {flat[name]!r} vs {value!r}")
+            flat[name], given[name] = value, key
+        return flat
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> StageConfig:
         """Build from a mapping; unknown keys are an error naming the key."""
+        data = cls.flat_keys(data, source=source)
         known = {f.name: f for f in dataclasses.fields(cls)}
         for key in data:
             if key not in known:
@@ -148,7 +243,7 @@ class StageConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> StageConfig:
-        data = cls.load_yaml(path)
+        data = cls.flat_keys(cls.load_yaml(path), source=str(path))
         data.update(overrides)
         return cls.from_dict(data, source=str(path))
 
@@ -170,23 +265,37 @@ class StageConfig:
                 f.default_factory() if f.default_factory is not _MISSING else None)
             help_text = f.metadata.get("help", "")
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            help_text = f"{help_text} (default: {shown})" if default not in (None, "", []) else help_text
+            if default not in (None, "", []) and not f.metadata.get("positional"):
+                help_text = f"{help_text} (default: {shown})"
+            aliases = f.metadata.get("aliases", ())
+            if aliases:
+                help_text += f" [also {', '.join(aliases)}]"
             kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
             if base is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
-                kwargs["metavar"] = f.name.upper() if typing.get_origin(base) is not list else "A,B"
+                kwargs["metavar"] = f.metadata.get("metavar") or (
+                    f.name.upper() if typing.get_origin(base) is not list else "A,B")
                 kwargs["type"] = str
+                if f.metadata.get("nargs"):
+                    kwargs["nargs"] = f.metadata["nargs"]
+            if f.metadata.get("positional"):
+                del kwargs["dest"]
+                parser.add_argument(f.name, **kwargs)
+                continue
             parser.add_argument(_flag(f), **kwargs)
+            for alias in aliases:  # the same value under its stage's name; one line of help
+                names = dict.fromkeys([_alias_flag(alias), "--" + alias])
+                parser.add_argument(*names, **{**kwargs, "help": argparse.SUPPRESS})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, defaults: dict[str, Any] | None = None,
                   **fixed: Any) -> StageConfig:
         """Resolve defaults (< ``defaults``, a preset) < ``--config`` YAML < flags (< ``fixed``
         values from code)."""
-        data: dict[str, Any] = dict(defaults or {})
+        data: dict[str, Any] = cls.flat_keys(dict(defaults or {}), source="preset")
         if getattr(args, "config", None):
-            data.update(cls.load_yaml(args.config))
+            data.update(cls.flat_keys(cls.load_yaml(args.config), source=args.config))
         names = {f.name for f in dataclasses.fields(cls)}
         data.update({k: v for k, v in vars(args).items() if k in names})
         data.update(fixed)

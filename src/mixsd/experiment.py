@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mixsd.config import StageConfig, option
+from mixsd.config import StageConfig, inherit, option
 from mixsd.errors import ConfigError, MixsdError
+from mixsd.evaluation.runner import EvalConfig
 from mixsd.io import atomic_write_json, write_run_info
 from mixsd.records import KnowledgeRecord, read_records, write_records
-from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
+from mixsd.targets.config import TargetsConfig
+from mixsd.training.config import TrainConfig
+from mixsd.training.keep import KeepPolicy
 
 DEFAULT_METHODS = ("sft", "sd0", "mixsd:0.3", "mixsd:0.5", "mixsd:0.7", "opsd")
 METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd", "memit")
@@ -94,16 +97,20 @@ def parse_method(spec: str) -> MethodSpec:
 
 @dataclass
 class CompareConfig(StageConfig):
-    """The grid of a comparison: methods x learning rates x seeds on one model and corpus."""
+    """The grid of a comparison: methods x learning rates x seeds on one model and corpus.
 
-    model: str = option("toy", "base model: hub id, local folder, or 'toy'")
+    A field passed on to a stage is that stage's field (:func:`mixsd.config.inherit`: its
+    help, range and default, and a dotted key such as ``targets.max_new_tokens``); where the
+    comparison's default differs, the ``default=`` below says so."""
+
+    model: str = inherit(TrainConfig, "model", default="toy", also=("targets.model", "eval.model"))
     corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
                          "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
     methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
                                 help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; /UNIT picks "
                                 "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
                                 "selects a method's expert guidance preset")
-    epochs: int = option(3, "training epochs per run", min=1)
+    epochs: int = inherit(TrainConfig, "epochs", note=" of every run")
     lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
     method_lr: list[str] = option(default_factory=list, help="learning rates of one method, "
                                   "METHOD=LR (repeat for several: opsd=1e-2,opsd=3e-2); "
@@ -118,34 +125,41 @@ class CompareConfig(StageConfig):
     corpus_seed: int = option(0, "seed of the toy corpus (which facts are injected); the "
                               "same facts for every run seed", min=0)
     out: str = option("runs/compare", "output folder (re-running resumes)")
-    suites: list[str] = option(default_factory=list, help="retention suites (see `mixsd eval "
-                               "--help`); default: toy for the toy model, none otherwise")
-    guidance: str = option("auto", "guidance preset of the prompts (auto: toy for the toy model, "
-                           "knowledge otherwise)")
-    extractor: str = option("auto", "answer extractor of verification and evaluation")
+    # The comparison's default: the model's own suites (toy for the toy model, else none).
+    suites: list[str] = inherit(EvalConfig, "suite", default_factory=list,
+                                note="; default: toy for the toy model, none otherwise")
+    guidance: str = inherit(TargetsConfig, "guidance", default="auto",
+                            also=("train.guidance", "eval.guidance"),
+                            note="; auto: toy for the toy model, knowledge otherwise")
+    extractor: str = inherit(TargetsConfig, "extractor", also=("eval.extractor",),
+                             note="; also scores the answers of evaluation")
     n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
                                  "or the first N training records of a records corpus "
                                  "(default: all)", min=1)
-    eval_items: int = option(200, "items per toy retention suite", min=1)
-    batch_size: int = option(16, "training batch size", min=1)
-    eval_batch_size: int = option(64, "generation batch size of targets and evaluation", min=1)
-    max_new_tokens: int = option(64, "longest target, answer and OPSD rollout in tokens", min=1)
-    max_retries: int = option(10, "target regenerations after a failed verification", min=0)
-    temperature: float = option(0.0, "target sampling temperature (0 = greedy)", min=0)
-    top_k: int = option(64, "top-k of target sampling and of the OPSD loss", min=1)
-    lora: bool = option(False, "train LoRA adapters instead of all weights")
-    include_unverified: bool = option(False, "also train on targets that failed verification "
-                                      "(kept out by default)")
-    warmup_steps: int = option(0, "warm-up steps of every run (0: the trainer's warm-up "
-                               "ratio, so tiny target sets are not all warm-up)", min=0)
-    keep: str = option(DEFAULT_KEEP, KEEP_HELP)
-    stop_patience: int = option(0, "stop a run once memorisation has not exceeded its best "
-                                "for this many epochs (0 = train every epoch)", min=0)
-    stop_at: float | None = option(None, "stop a run once memorisation reaches this level "
-                                   "(e.g. 1.0)", min=0, max=1)
-    opsd_rollouts: int = option(2, "OPSD rollouts per prompt", min=1)
-    divergence: str = option("reverse_kl", "OPSD divergence",
-                             choices=("reverse_kl", "forward_kl", "jsd"))
+    eval_items: int = inherit(EvalConfig, "toy_items")
+    batch_size: int = inherit(TrainConfig, "batch_size")
+    # Generation is batched wider than training: one batch of targets and of evaluation.
+    eval_batch_size: int = inherit(EvalConfig, "batch_size", default=64,
+                                   also=("targets.batch_size",),
+                                   note="; also the records advanced together by targets")
+    # Short facts: 64 tokens holds every answer of the toy world and of the shipped corpora.
+    max_new_tokens: int = inherit(TargetsConfig, "max_new_tokens", default=64,
+                                  also=("train.max_new_tokens", "eval.max_new_tokens"),
+                                  note="; also of answers and OPSD rollouts")
+    max_retries: int = inherit(TargetsConfig, "max_retries")
+    temperature: float = inherit(TargetsConfig, "temperature")
+    top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
+                         note="; also opsd's loss: the teacher's top-k tokens")
+    lora: bool = inherit(TrainConfig, "lora")
+    include_unverified: bool = inherit(TrainConfig, "include_unverified")
+    warmup_steps: int = inherit(TrainConfig, "warmup_steps")
+    keep: str = inherit(TrainConfig, "keep")
+    stop_patience: int = inherit(TrainConfig, "stop_patience",
+                                 note="; the comparison's stop_metric is memorization")
+    stop_at: float | None = inherit(TrainConfig, "stop_at", min=0, max=1)
+    # Two rollouts per prompt: OPSD's cost at the toy world's calibrated learning rate.
+    opsd_rollouts: int = inherit(TrainConfig, "rollouts", default=2)
+    divergence: str = inherit(TrainConfig, "divergence")
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
     equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
                                        "comparison: each run at its first epoch at or above "
@@ -158,16 +172,32 @@ class CompareConfig(StageConfig):
                          "the trainer's output go to OUT/log.txt")
     edit_config: str = option("", "YAML file of `mixsd edit` values (EditConfig) for the memit "
                               "method (default: its defaults)")
-    device: str = option("auto", "device: auto, cpu or cuda")
+    device: str = inherit(TrainConfig, "device", also=("targets.device", "eval.device"))
     report: bool = option(True, "write the Markdown/HTML report")
 
     def validate(self) -> None:
+        """Every value, before any model loads: the stage values by the stages' own checks,
+        the methods (and their @GUIDANCE), the suites and the memit method's edit config."""
+        from mixsd.answers import check_extractor
+        from mixsd.evaluation.suites import check_suites
+        from mixsd.prompts import check_guidance
+
         super().validate()
         KeepPolicy.parse(self.keep)
-        self.method_specs()
-        if len({s.label for s in self.method_specs()}) != len(self.methods):
+        check_extractor(self.extractor)
+        check_guidance(self.guidance)
+        specs = self.method_specs()
+        if len({s.label for s in specs}) != len(self.methods):
             raise ConfigError("methods: each method may appear once (flag --methods)")
+        for spec in specs:
+            check_guidance(spec.guidance, key=f"methods: {spec.name}: guidance", flag="--methods")
         self.method_lrs()
+        if self.suites:
+            check_suites(self.suites, flag="--suites")
+        if any(s.kind == "memit" for s in specs):
+            from mixsd.editing.compare import memit_config
+
+            memit_config(self, 0)
 
     def method_lrs(self) -> dict[str, list[float]]:
         """``--method-lr`` as {method spec or kind: [lr, ...]} (validated)."""

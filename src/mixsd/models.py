@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mixsd.errors import MixsdError
+from mixsd.errors import ConfigError, MixsdError
 from mixsd.io import atomic_output, atomic_write_json, file_lock, file_sha256, mixsd_home
 
 TOY_MODEL = "toy"
@@ -148,6 +149,28 @@ def _convert_into(path: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+# dtype names -> torch attribute; auto is resolved by the device (resolve_dtype)
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}
+
+
+def check_device(device: str, *, flag: str = "--device") -> str:
+    """Validate a device name (auto, cpu, mps, cuda, cuda:N) before any model loads."""
+    if not _DEVICE.fullmatch(str(device)):
+        raise ConfigError(f"device must be auto, cpu, mps, cuda or cuda:N, got {device!r} "
+                          f"(flag {flag})")
+    return device
+
+
+def check_dtype(dtype: str, *, flag: str = "--dtype") -> str:
+    """Validate a dtype name (auto, float32, bfloat16, float16 or fp32, bf16, fp16)."""
+    if dtype != "auto" and dtype not in DTYPES:
+        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r} "
+                          f"(flag {flag})")
+    return dtype
+
+
 def resolve_device(device: str | None = None) -> Any:
     import torch
 
@@ -164,11 +187,7 @@ def resolve_dtype(dtype: str | None, device: Any) -> Any:
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
-    try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
-    except KeyError:
-        raise MixsdError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}") from None
+    return getattr(torch, DTYPES[check_dtype(dtype)])
 
 
 def load_tokenizer(name_or_path: str) -> Any:

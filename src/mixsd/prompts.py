@@ -108,6 +108,22 @@ def resolve_guidance_name(guidance: str | None, model: str | None) -> str:
     return "toy" if model == "toy" else "knowledge"
 
 
+def check_guidance(guidance: str | None, *, flag: str = "--guidance",
+                   key: str = "guidance") -> str | None:
+    """Validate a preset name before any model loads (``auto`` and nothing pass: they are
+    resolved by :func:`resolve_guidance_name`); return it unchanged."""
+    if guidance in (None, "auto"):
+        return guidance
+    if not str(guidance).strip():
+        raise ConfigError(f"{key} must not be empty (flag {flag})")
+    try:
+        get_guidance(guidance)
+    except ConfigError:
+        raise ConfigError(f"{key} must be one of auto, {', '.join(sorted(GUIDANCE_PRESETS))}, "
+                          f"got {guidance!r} (flag {flag})") from None
+    return guidance
+
+
 def register_guidance(preset: GuidancePreset) -> GuidancePreset:
     """Make ``preset`` selectable by name (``--guidance NAME``)."""
     GUIDANCE_PRESETS[preset.name] = preset

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 HELP = "target NLL under the base model; Fisher-weighted displacement; mixing-rule table"
 
@@ -51,36 +52,16 @@ def _parser(sub, name: str, help: str) -> argparse.ArgumentParser:
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="the BASE model: id, local folder, or 'toy'")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--out", metavar="DIR", default=None, help="folder for the JSON (and plots)")
-    p.add_argument("--device", default="auto", help="device: auto, cpu, cuda, ...")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mixsd.analysis.config import FisherConfig, NLLConfig
+
     sub = parser.add_subparsers(dest="analysis", required=True, metavar="{nll,fisher,rules}")
     nll = _parser(sub, "nll", "mean per-token NLL of targets under the base model")
-    _common(nll)
-    nll.add_argument("--targets", nargs="+", required=True, metavar="FILE",
-                     help="targets JSONL files (or records files: their answers are scored)")
-    nll.add_argument("--guidance", default="knowledge",
-                     help="preset whose naive prompt layout training used (knowledge, toy, ...)")
-    nll.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass")
-    nll.add_argument("--include-unverified", action="store_true",
-                     help="also score targets that failed verification (training skips them)")
+    nll.add_argument("--json", action="store_true", help="print the result as JSON")
+    NLLConfig.add_arguments(nll)
     fisher = _parser(sub, "fisher", "Fisher-weighted displacement of checkpoints")
-    _common(fisher)
-    fisher.add_argument("--checkpoints", nargs="+", required=True, metavar="DIR",
-                        help="checkpoint folders, LoRA adapters, or run folders with epoch-N/")
-    fisher.add_argument("--suite", required=True,
-                        help="held-out suite(s) with reference answers: toy:NAME, "
-                        "records:F.jsonl, math:F.jsonl, mcq:F.jsonl (comma-separated)")
-    fisher.add_argument("--max-examples", type=int, default=256,
-                        help="first N held-out examples used for the Fisher")
-    fisher.add_argument("--guidance", default="knowledge",
-                        help="prompt layout of records suites (knowledge, toy, ...)")
-
+    fisher.add_argument("--json", action="store_true", help="print the result as JSON")
+    FisherConfig.add_arguments(fisher)
     _add_rules(sub)
 
 
@@ -89,18 +70,27 @@ RULES_SKIP = ("method", "mix_lambda", "mix_unit", "verify_entities", "verify_rou
 
 
 def _add_rules(sub) -> None:
+    from mixsd.analysis.config import RulesConfig
     from mixsd.targets.config import TargetsConfig
 
     rules = _parser(sub, "rules", "targets of every mixing rule x lambda, one table")
-    rules.add_argument("--data", required=True, metavar="FILE", help="knowledge records")
-    rules.add_argument("--out", metavar="STEM", default=None,
-                       help="write STEM.md and STEM.json")
-    rules.add_argument("--lambdas", default="0.3,0.5,0.7", help="lambdas (comma-separated)")
-    rules.add_argument("--units", default="token,word,span", help="mixing units (comma-separated)")
-    rules.add_argument("--n-records", type=int, default=None,
-                       help="the first N records only (default: all)")
     rules.add_argument("--json", action="store_true", help="print the table as JSON")
+    RulesConfig.add_arguments(rules)
     TargetsConfig.add_arguments(rules, skip=RULES_SKIP)
+
+
+def rules_configs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The (RulesConfig, TargetsConfig) of `analyze rules`: one --config file holds the keys
+    of both; each takes its own."""
+    from mixsd.analysis.config import RulesConfig
+    from mixsd.config import StageConfig
+    from mixsd.targets.config import TargetsConfig
+
+    data = StageConfig.load_yaml(args.config) if getattr(args, "config", None) else {}
+    own = {f: data.pop(f) for f in list(data) if f in RulesConfig.__dataclass_fields__}
+    flags = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "config"})
+    return (RulesConfig.from_args(flags, defaults=own),
+            TargetsConfig.from_args(flags, defaults=data))
 
 
 def _nll_text(summary: dict) -> str:
@@ -123,45 +113,28 @@ def _fisher_text(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> str:
+    from mixsd.analysis.config import FisherConfig, NLLConfig
     from mixsd.analysis.runner import analyze_fisher, analyze_nll
-    from mixsd.errors import ConfigError
 
     if args.analysis == "rules":
         return _run_rules(args)
     if args.analysis == "nll":
-        if args.batch_size < 1:
-            raise ConfigError("batch_size must be >= 1 (flag --batch-size)")
-        summary = analyze_nll(args.model, args.targets, guidance=args.guidance,
-                              batch_size=args.batch_size, out=args.out, device=args.device,
-                              include_unverified=args.include_unverified)
+        nll = NLLConfig.from_args(args)
+        summary = analyze_nll(nll.model, nll.targets, guidance=nll.guidance,
+                              batch_size=nll.batch_size, out=nll.out, device=nll.device,
+                              include_unverified=nll.include_unverified)
         return json.dumps(summary["nll"], indent=2) if args.json else _nll_text(summary)
-    if args.max_examples < 1:
-        raise ConfigError("max_examples must be >= 1 (flag --max-examples)")
-    summary = analyze_fisher(args.model, args.checkpoints, args.suite,
-                             max_examples=args.max_examples, out=args.out, device=args.device,
-                             guidance=args.guidance)
+    fisher = FisherConfig.from_args(args)
+    summary = analyze_fisher(fisher.model, fisher.checkpoints, fisher.suite,
+                             max_examples=fisher.max_examples, out=fisher.out,
+                             device=fisher.device, guidance=fisher.guidance)
     return json.dumps(summary["fisher"], indent=2) if args.json else _fisher_text(summary)
 
 
 def _run_rules(args: argparse.Namespace) -> str:
     from mixsd.analysis.rules import run_rules
-    from mixsd.config import _coerce
-    from mixsd.errors import ConfigError
-    from mixsd.targets.config import TargetsConfig
-    from mixsd.targets.words import MIX_UNITS
 
-    config = TargetsConfig.from_args(args)
-    lambdas = _coerce(args.lambdas, list[float], "lambdas", "--lambdas")
-    units = _coerce(args.units, list[str], "units", "--units")
-    for lam in lambdas:
-        if not 0.0 <= lam <= 1.0:
-            raise ConfigError(f"lambdas must be in [0, 1], got {lam:g} (flag --lambdas)")
-    for unit in units:
-        if unit not in MIX_UNITS:
-            raise ConfigError(f"units must be among {', '.join(MIX_UNITS)}, got {unit!r} "
-                              "(flag --units)")
-    if args.n_records is not None and args.n_records < 1:
-        raise ConfigError("n_records must be >= 1 (flag --n-records)")
-    table, text = run_rules(config, args.data, lambdas=lambdas, units=units,
-                            n_records=args.n_records, out=args.out)
+    rules, config = rules_configs(args)
+    table, text = run_rules(config, rules.data, lambdas=rules.lambdas, units=rules.units,
+                            n_records=rules.n_records, out=rules.out)
     return json.dumps(table, indent=2) if args.json else text

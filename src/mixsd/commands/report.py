@@ -19,29 +19,26 @@ HELP = "Markdown/HTML report with plots from results.json files"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RUN_DIR",
-                        help="folders holding results.json (or results.json files)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the report")
-    parser.add_argument("--readme", metavar="FILE.md", default=None,
-                        help="also rewrite the results section of this Markdown file (between "
-                        "<!-- results:start --> and <!-- results:end -->) from the first results")
-    parser.add_argument("--section", default="results", metavar="NAME",
-                        help="which marked section --readme rewrites: <!-- NAME:start --> ... "
-                        "<!-- NAME:end --> (default: results; the SmolLM2 comparison is 'real')")
+    from mixsd.report.config import ReportConfig
+
+    ReportConfig.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> str:
     from mixsd.report import write_report
+    from mixsd.report.config import ReportConfig
 
-    html = write_report(args.results, args.out)
+    config = ReportConfig.from_args(args)
+    html = write_report(config.results, config.out)
     lines = [f"report: {html}", f"markdown: {html.with_name('report.md')}"]
-    if args.readme:
+    if config.readme:
         from mixsd.report.readme import update_readme
 
-        command = f"mixsd report {' '.join(args.results)} --out {args.out} --readme {args.readme}"
-        if args.section != "results":
-            command += f" --section {args.section}"
-        path = update_readme(args.readme, args.results[0], args.out, command,
-                             section=args.section)
+        command = (f"mixsd report {' '.join(config.results)} --out {config.out} "
+                   f"--readme {config.readme}")
+        if config.section != "results":
+            command += f" --section {config.section}"
+        path = update_readme(config.readme, config.results[0], config.out, command,
+                             section=config.section)
         lines.append(f"readme: {path}")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.editing.config import EditConfig
+from mixsd.errors import ConfigError
 from mixsd.io import atomic_write_json, atomic_write_text
 from mixsd.records import read_records
 
@@ -27,7 +28,10 @@ from mixsd.records import read_records
 def memit_config(config: Any, seed: int) -> EditConfig:
     """EditConfig defaults < the compare's ``edit_config`` YAML < the compare's model,
     guidance, device and seed."""
-    data = EditConfig.load_yaml(config.edit_config) if config.edit_config else {}
+    try:
+        data = EditConfig.load_yaml(config.edit_config) if config.edit_config else {}
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (flag --edit-config)") from None
     data.update(model=config.model, guidance=config.resolved_guidance(), device=config.device,
                 seed=seed)
     return EditConfig.from_dict(data, source=config.edit_config or "edit_config")

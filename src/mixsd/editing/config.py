@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
+from mixsd.models import check_device
+from mixsd.prompts import check_guidance
 
 COV_SOURCES = ("auto", "toy", "generations")
 TARGETS = ("answer_key", "answer")
@@ -19,6 +21,8 @@ TARGETS = ("answer_key", "answer")
 class EditConfig(StageConfig):
     """MEMIT (Meng et al., 2022): write many facts at once into the MLP down-projections of a
     range of layers, with the closed form dW = R K^T (cov_weight * C + K K^T)^-1."""
+
+    stage = "edit"
 
     model: str = option("toy", "base model: hub id, local folder, or 'toy'")
     data: str = option("", "records JSONL of the facts to write (each needs a subject)")
@@ -65,6 +69,8 @@ class EditConfig(StageConfig):
                                   "(flag --kl-prompts)")
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError("layers: each layer may appear once (flag --layers)")
+        check_guidance(self.guidance)
+        check_device(self.device)
 
     @property
     def is_toy(self) -> bool:

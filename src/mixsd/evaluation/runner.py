@@ -11,12 +11,15 @@ from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.io import atomic_write_json, atomic_write_jsonl, write_run_info
-from mixsd.prompts import resolve_guidance_name
+from mixsd.models import check_device, check_dtype
+from mixsd.prompts import check_guidance, resolve_guidance_name
 
 
 @dataclass
 class EvalConfig(StageConfig):
     """What ``mixsd eval`` scores, and how."""
+
+    stage = "eval"
 
     model: str | None = option(None, "model id, local folder, or 'toy'")
     suite: list[str] = option(default_factory=lambda: ["toy"], help="suites, comma-separated: "
@@ -50,6 +53,12 @@ class EvalConfig(StageConfig):
         check_extractor(self.extractor)
         if not self.model:
             raise ConfigError("model must be given (flag --model)")
+        check_guidance(self.guidance)
+        check_device(self.device)
+        check_dtype(self.dtype)
+        from mixsd.evaluation.suites import check_suites
+
+        check_suites(self.suite)
 
     def suite_options(self) -> dict[str, Any]:
         return {"extractor": self.extractor, "max_new_tokens": self.max_new_tokens,

@@ -218,6 +218,39 @@ _BUILDERS = {"toy": _toy, "general": _general, "instruct": _instruct, "records":
              "mcq": _mcq, "lmeval": _lmeval}
 
 
+# kinds whose argument is a file or folder that must exist (``general`` and ``instruct``
+# take one optionally: ``general:N`` is a count)
+_PATH_KINDS = ("records", "paraphrase", "math", "mcq")
+
+
+def check_suites(names: str | Iterable[str], *, flag: str = "--suite") -> list[str]:
+    """Validate suite specs before any model loads: the kind, a name where the kind needs
+    one, a toy probe's name and that a suite's file exists; return the flat list of specs."""
+    specs = split_specs(names)
+    for spec in specs:
+        kind, _, rest = spec.partition(":")
+        if kind not in _BUILDERS:
+            raise ConfigError(f"unknown suite {spec!r}; a suite is one of "
+                              f"{', '.join(k if k in ('toy', 'general', 'instruct') else k + ':...' for k in KINDS)} "
+                              f"(flag {flag})")
+        path = rest.partition("@")[0] if kind == "records" else rest
+        if kind in _PATH_KINDS or (kind in ("general", "instruct") and rest
+                                   and not rest.isdigit()):
+            if not path:
+                raise ConfigError(f"suite {spec!r} needs a file: {kind}:PATH.jsonl (flag {flag})")
+            if not Path(path).exists():
+                raise ConfigError(f"suite {spec!r}: file not found: {path} (flag {flag})")
+        if kind == "lmeval" and not rest:
+            raise ConfigError(f"suite 'lmeval:' needs a task name: lmeval:TASK (flag {flag})")
+        if kind == "toy" and rest:
+            from mixsd.toyworld.suites import SUITE_NAMES
+
+            if rest not in SUITE_NAMES:
+                raise ConfigError(f"unknown toy suite {rest!r}; choose from "
+                                  f"{', '.join('toy:' + n for n in SUITE_NAMES)} (flag {flag})")
+    return specs
+
+
 def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
     """Resolve suite specs (see the module docstring) into ``{spec: suite}``.
 
@@ -228,12 +261,8 @@ def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
     ``instruct_max_new_tokens`` (default 48).
     """
     suites: dict[str, Suite] = {}
-    for spec in split_specs(names):
+    for spec in check_suites(names):
         kind, _, rest = spec.partition(":")
-        if kind not in _BUILDERS:
-            raise ConfigError(f"unknown suite {spec!r}; a suite is one of "
-                              f"{', '.join(k if k in ('toy', 'general', 'instruct') else k + ':...' for k in KINDS)} "
-                              "(flag --suite)")
         suites.update(_BUILDERS[kind](spec, rest, opts))
     return suites
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
-from mixsd.errors import ConfigError
+from mixsd.models import check_device, check_dtype
+from mixsd.prompts import check_guidance
 from mixsd.targets.words import MIX_UNITS
 
 METHODS = ("mixsd", "sft")
@@ -25,6 +26,8 @@ class TargetsConfig(StageConfig):
     ``mix_lambda`` is the probability of taking the NAIVE token at each step: 0 is pure
     expert (offline self-distillation), 1 is the base model's own greedy answer.
     """
+
+    stage = "targets"
 
     model: str | None = option(None, "model id, local folder, or 'toy' (the embedded default)")
     method: str = option(
@@ -86,8 +89,9 @@ class TargetsConfig(StageConfig):
     def validate(self) -> None:
         super().validate()
         check_extractor(self.extractor)
-        if not self.guidance.strip():
-            raise ConfigError("guidance must not be empty (flag --guidance)")
+        check_guidance(self.guidance)
+        check_device(self.device)
+        check_dtype(self.dtype)
 
     @property
     def max_attempts(self) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
+from mixsd.prompts import check_guidance
 from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
 METHODS = ("nll", "opsd")
@@ -20,6 +21,8 @@ class TrainConfig(StageConfig):
     self-distillation (lambda = 0) and MixSD alike, which differ only in the targets file.
     ``method=opsd`` is on-policy self-distillation on a records file.
     """
+
+    stage = "train"
 
     model: str = option("", "base model: hub id, local folder or 'toy'")
     method: str = option("nll", "nll: NLL on a targets file (SFT, MixSD, lambda=0); opsd: "
@@ -83,6 +86,7 @@ class TrainConfig(StageConfig):
     def validate(self) -> None:
         super().validate()
         KeepPolicy.parse(self.keep)
+        check_guidance(self.guidance)
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
 

@@ -73,7 +73,7 @@ def test_registry_errors_name_the_flag(corpus):
         get_suites("math:")
     with pytest.raises(MixsdError, match="split 'nosuch'"):
         get_suites(f"records:{corpus}@nosuch")
-    with pytest.raises(RecordError, match="file not found"):
+    with pytest.raises(ConfigError, match=r"file not found: /nonexistent.jsonl \(flag --suite\)"):
         get_suites("records:/nonexistent.jsonl")
 
 

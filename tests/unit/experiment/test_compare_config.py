@@ -47,3 +47,46 @@ def test_the_toy_corpus_follows_corpus_seed(tmp_path):
     _, a = prepare_corpus(CompareConfig(n_facts=5, corpus_seed=0), tmp_path / "a")
     _, b = prepare_corpus(CompareConfig(n_facts=5, corpus_seed=1), tmp_path / "b")
     assert [r.id for r in a] != [r.id for r in b] or [r.answer for r in a] != [r.answer for r in b]
+
+
+# What config.yaml and results.json record of a comparison made with the defaults (before the
+# fields passed on to the stages were inherited from them): unchanged, key for key.
+RECORDED_DEFAULTS = {'model': 'toy', 'corpus': 'toy', 'methods': ['sft', 'sd0', 'mixsd:0.3', 'mixsd:0.5', 'mixsd:0.7', 'opsd'], 'epochs': 3, 'lr': [1e-05], 'method_lr': [], 'seeds': [0], 'targets_seed': None, 'corpus_seed': 0, 'out': 'runs/compare', 'suites': [], 'guidance': 'auto', 'extractor': 'auto', 'n_facts': None, 'eval_items': 200, 'batch_size': 16, 'eval_batch_size': 64, 'max_new_tokens': 64, 'max_retries': 10, 'temperature': 0.0, 'top_k': 64, 'lora': False, 'include_unverified': False, 'warmup_steps': 0, 'keep': 'selected,last', 'stop_patience': 0, 'stop_at': None, 'opsd_rollouts': 2, 'divergence': 'reverse_kl', 'fisher_examples': 200, 'equal_memorization': 0.8, 'rounds': 1, 'quiet': True, 'edit_config': '', 'device': 'auto', 'report': True}
+
+
+def test_inherited_fields_keep_the_recorded_config():
+    assert CompareConfig().to_dict() == RECORDED_DEFAULTS
+    assert list(CompareConfig().to_dict()) == list(RECORDED_DEFAULTS)
+
+
+def test_fields_passed_on_to_a_stage_are_the_stages_definition():
+    import dataclasses
+
+    from mixsd.evaluation.runner import EvalConfig
+    from mixsd.targets.config import TargetsConfig
+    from mixsd.training.config import TrainConfig
+
+    stages = {"targets": TargetsConfig, "train": TrainConfig, "eval": EvalConfig}
+    inherited = 0
+    for f in dataclasses.fields(CompareConfig):
+        for alias in f.metadata.get("aliases", ())[:1]:
+            stage, _, name = alias.partition(".")
+            source = {g.name: g for g in dataclasses.fields(stages[stage])}[name]
+            assert f.metadata["help"].startswith(source.metadata["help"]), f.name
+            assert f.metadata["choices"] == source.metadata["choices"], f.name
+            inherited += 1
+    assert inherited >= 20
+    # where the comparison's default differs from the stage's, on purpose
+    assert (CompareConfig().max_new_tokens, TargetsConfig().max_new_tokens) == (64, 256)
+    assert (CompareConfig().opsd_rollouts, TrainConfig().rollouts) == (2, 4)
+    assert CompareConfig().top_k == TargetsConfig().top_k
+
+
+def test_stage_keys_set_the_comparisons_fields(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("targets:\n  max_new_tokens: 32\ntrain.rollouts: 3\neval:\n  toy_items: 50\n")
+    cfg = CompareConfig.from_yaml(path)
+    assert (cfg.max_new_tokens, cfg.opsd_rollouts, cfg.eval_items) == (32, 3, 50)
+    assert "targets.max_new_tokens" not in cfg.to_dict()
+    with pytest.raises(ConfigError, match="'max_new_tokens' and 'eval.max_new_tokens' set"):
+        CompareConfig.from_dict({"max_new_tokens": 32, "eval.max_new_tokens": 48})
