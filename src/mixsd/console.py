@@ -78,10 +78,16 @@ _OPEN_BARS: list[GridBar] = []
 
 
 def close_bars() -> None:
-    """Close every grid bar still drawn (a verb that stops on an error or a signal), so that
-    the one-line message that follows starts on its own line."""
+    """Close every progress bar still drawn (a verb that stops on an error or a signal), so
+    that the one-line message that follows starts on its own line."""
     for bar in list(_OPEN_BARS):
         bar.close()
+    # Bars of the libraries underneath (the Trainer's step bar, a generation bar) as well.
+    for other in list(getattr(tqdm, "_instances", ())):
+        try:
+            other.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the message
+            pass
 
 
 class GridBar:
