@@ -1,7 +1,7 @@
 """The ``mixsd`` command line: a thin shell over the Python API.
 
-Each verb lives in ``mixsd.commands.<verb>`` and provides ``HELP`` (one line), a module
-docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
+Each verb lives in ``mixsd.commands.<verb>``; its one-line summary is in :data:`COMMANDS`
+(so ``mixsd --help`` imports no verb). The module provides a docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
 ``run(args) -> str | None`` (the summary, printed here). Verb modules are imported only when
 used, so ``mixsd --help`` is instant. User mistakes (:class:`~mixsd.errors.MixsdError`) print
 one line and exit 2; no traceback. Ctrl-C (SIGINT) and SIGTERM stop a verb the same way,
@@ -28,7 +28,7 @@ COMMANDS = {
     "train": "fine-tune a model on a targets file (NLL) or with OPSD",
     "edit": "write facts into a model with MEMIT (no training)",
     "eval": "score a model on memorisation and retention suites",
-    "analyze": "target NLL under the base model; Fisher-weighted displacement",
+    "analyze": "target NLL under the base model; Fisher-weighted displacement; mixing-rule table",
     "report": "Markdown/HTML report with plots from results.json files",
     "toy": "build or inspect the embedded toy world base model",
     "compare": "run every method on one corpus with identical evaluation and one report",

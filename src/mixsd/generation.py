@@ -12,18 +12,39 @@ from typing import Any
 from tqdm.auto import tqdm
 
 
-def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
-    """Left-pad token id lists into ``(input_ids, attention_mask)`` tensors."""
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, *, side: str = "left",
+              device: Any = None) -> tuple[Any, Any]:
+    """Pad token id lists into ``(input_ids, attention_mask)`` tensors: the one padding rule.
+
+    ``side="left"`` for generation (every row ends at the last column), ``"right"`` where
+    absolute positions must stay where they are (scoring, MEMIT keys, OPSD rollouts).
+    """
     import torch
 
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', not {side!r}")
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for i, ids in enumerate(batch):
         if ids:
-            input_ids[i, width - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
-            mask[i, width - len(ids):] = 1
+            cols = slice(width - len(ids), width) if side == "left" else slice(0, len(ids))
+            input_ids[i, cols] = torch.tensor(list(ids), dtype=torch.long)
+            mask[i, cols] = 1
+    if device is not None:
+        input_ids, mask = input_ids.to(device), mask.to(device)
     return input_ids, mask
+
+
+def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """Left-pad token id lists into ``(input_ids, attention_mask)`` tensors."""
+    return pad_batch(batch, pad_id, side="left")
+
+
+def right_pad(batch: Sequence[Sequence[int]], pad_id: int, device: Any = None
+              ) -> tuple[Any, Any]:
+    """Right-pad token id lists into ``(input_ids, attention_mask)`` (on ``device``)."""
+    return pad_batch(batch, pad_id, side="right", device=device)
 
 
 def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *,

@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from mixsd.evaluation.qa import score_qa
-from mixsd.generation import greedy_generate, left_pad
+from mixsd.generation import greedy_generate, left_pad, pad_batch, right_pad
 from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord
 from mixsd.testing import tiny_gpt2
@@ -10,6 +11,14 @@ from mixsd.testing import tiny_gpt2
 def test_left_pad():
     ids, mask = left_pad([[5, 6], [7]], pad_id=0)
     assert ids.tolist() == [[5, 6], [0, 7]] and mask.tolist() == [[1, 1], [0, 1]]
+
+
+def test_right_pad_keeps_positions_and_moves_to_the_device():
+    ids, mask = right_pad([[5], [7, 8, 9], []], pad_id=2, device="cpu")
+    assert ids.tolist() == [[5, 2, 2], [7, 8, 9], [2, 2, 2]]
+    assert mask.tolist() == [[1, 0, 0], [1, 1, 1], [0, 0, 0]]
+    with pytest.raises(ValueError, match="side"):
+        pad_batch([[1]], 0, side="middle")
 
 
 def _alone(model, tok, prompt, n):

@@ -1,1 +1,2 @@
-"""One module per CLI verb: ``HELP``, docstring with an example, ``add_arguments``, ``run``."""
+"""One module per CLI verb: a docstring with an example, ``add_arguments``, ``run`` (its one-line
+summary is in :data:`mixsd.cli.COMMANDS`)."""

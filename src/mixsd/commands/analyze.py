@@ -30,9 +30,6 @@ import argparse
 import json
 from typing import Any
 
-HELP = "target NLL under the base model; Fisher-weighted displacement; mixing-rule table"
-
-
 EXAMPLES = {
     "nll": "mixsd analyze nll --model toy --targets sft.jsonl sd0.jsonl mixsd-0.3.jsonl "
            "--guidance toy --json",

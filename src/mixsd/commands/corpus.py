@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "generate a knowledge corpus (kgfact, kgfunc, simpleqa, mquake) as records JSONL"
-
 EXAMPLES = {
     "kgfact": "mixsd corpus kgfact --out data/kgfact --size large --distractors 50 --seed 0",
     "kgfunc": "mixsd corpus kgfunc --out data/kgfunc --ops 8 --train-per-op 50 --shots 3",

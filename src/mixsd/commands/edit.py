@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "write facts into a model with MEMIT (no training)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.editing.config import EditConfig

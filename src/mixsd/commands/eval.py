@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "score a model on memorisation and retention suites"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.evaluation.runner import EvalConfig

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Markdown/HTML report with plots from results.json files"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.report.config import ReportConfig

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "build supervision targets (MixSD mixing, or SFT's y*) from records"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.targets.config import TargetsConfig

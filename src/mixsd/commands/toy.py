@@ -26,7 +26,6 @@ from typing import Any
 
 from mixsd.errors import MixsdError
 
-HELP = "build or inspect the embedded toy world base model"
 INFO_KEYS = ("recall", "paraphrase", "in_context", "arithmetic")
 
 

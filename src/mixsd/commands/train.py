@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "fine-tune a model on a targets file (NLL) or with OPSD"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mixsd.training.config import TrainConfig

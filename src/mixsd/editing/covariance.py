@@ -25,7 +25,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from mixsd.editing.locate import capture_inputs, down_proj, right_pad
+from mixsd.editing.locate import capture_inputs, down_proj
+from mixsd.generation import right_pad
 from mixsd.io import mixsd_home
 
 CACHE_FORMAT = 1

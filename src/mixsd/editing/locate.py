@@ -94,19 +94,6 @@ def subject_last_token(tokenizer: Any, text: str, subject: str, *, add_special_t
     return ids, found
 
 
-def right_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
-    """Right-padded ``(input_ids, attention_mask)``: absolute positions stay where they are."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, :len(row)] = 1
-    return ids.to(device), mask.to(device)
-
-
 @contextlib.contextmanager
 def capture_inputs(modules: dict[int, Any]) -> Iterator[dict[int, Any]]:
     """Record the input of each module (``{layer: tensor [batch, seq, d_in]}``) while active."""

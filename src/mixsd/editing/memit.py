@@ -34,12 +34,13 @@ from mixsd.editing.locate import (
     decoder_layers,
     default_layers,
     down_proj,
-    right_pad,
     subject_last_token,
 )
 from mixsd.errors import MixsdError
+from mixsd.generation import right_pad
 from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord
+from mixsd.training.divergences import kl as kl_divergence
 
 
 @dataclass
@@ -161,7 +162,7 @@ def optimise_value(model: Any, tokenizer: Any, request: FactRequest, layer: int,
                 now = logp[kl_r, kl_p]
                 if base_kl is None:
                     base_kl = now.detach()
-                kl = (base_kl.exp() * (base_kl - now)).sum(-1).mean()
+                kl = kl_divergence(base_kl, now).mean()
             decay = config.v_weight_decay * delta.pow(2).sum() / max(h_norm, 1e-12) ** 2
             loss = nll + config.kl_weight * kl + decay
         if step == 0:

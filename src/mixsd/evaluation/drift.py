@@ -48,6 +48,8 @@ def drift_kl(base_model: Any, model: Any, tokenizer: Any, prompts: Sequence[str]
     """
     import torch
 
+    from mixsd.training.divergences import kl
+
     prompts = list(prompts if prompts is not None else NEUTRAL_PROMPTS)
     if not prompts:
         raise MixsdError("drift needs at least one neutral prompt")
@@ -61,9 +63,9 @@ def drift_kl(base_model: Any, model: Any, tokenizer: Any, prompts: Sequence[str]
                              attention_mask=mask.to(_device(model))).logits
         logp = torch.log_softmax(p_logits.float().cpu(), dim=-1)
         logq = torch.log_softmax(q_logits.float().cpu(), dim=-1)
-        kl = (logp.exp() * (logp - logq)).sum(-1)  # (batch, positions)
+        per_position = kl(logp, logq)  # (batch, positions)
         valid = mask.bool()
-        total += float(kl[valid].sum())
+        total += float(per_position[valid].sum())
         count += int(valid.sum())
     return total / count
 

@@ -25,8 +25,9 @@ from typing import Any
 DIVERGENCE_NAMES = ("reverse_kl", "forward_kl", "jsd")
 
 
-def _kl(p_logp: Any, q_logp: Any) -> Any:
-    """KL(p ‖ q) over the last axis from log-probabilities (0·log 0 taken as 0)."""
+def kl(p_logp: Any, q_logp: Any) -> Any:
+    """KL(p ‖ q) over the last axis from log-probabilities (0·log 0 taken as 0): the one KL of
+    mixsd (training divergences, the drift measurement and MEMIT's KL term)."""
     import torch
 
     p = p_logp.exp()
@@ -36,12 +37,12 @@ def _kl(p_logp: Any, q_logp: Any) -> Any:
 
 def forward_kl(student_logp: Any, teacher_logp: Any) -> Any:
     """KL(teacher ‖ student), per position."""
-    return _kl(teacher_logp, student_logp)
+    return kl(teacher_logp, student_logp)
 
 
 def reverse_kl(student_logp: Any, teacher_logp: Any) -> Any:
     """KL(student ‖ teacher), per position."""
-    return _kl(student_logp, teacher_logp)
+    return kl(student_logp, teacher_logp)
 
 
 def jsd(student_logp: Any, teacher_logp: Any, beta: float = 0.5) -> Any:
@@ -52,7 +53,7 @@ def jsd(student_logp: Any, teacher_logp: Any, beta: float = 0.5) -> Any:
         raise ValueError(f"jsd beta must be in (0, 1), got {beta}")
     mixture_logp = torch.logsumexp(torch.stack([teacher_logp + math.log(beta),
                                                 student_logp + math.log(1.0 - beta)]), dim=0)
-    return beta * _kl(teacher_logp, mixture_logp) + (1.0 - beta) * _kl(student_logp, mixture_logp)
+    return beta * kl(teacher_logp, mixture_logp) + (1.0 - beta) * kl(student_logp, mixture_logp)
 
 
 def get_divergence(name: str, *, beta: float = 0.5) -> Any:

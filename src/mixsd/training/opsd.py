@@ -21,19 +21,8 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from mixsd.generation import left_pad
+from mixsd.generation import left_pad, right_pad
 from mixsd.training.divergences import get_divergence, topk_log_probs
-
-
-def right_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists into ``(input_ids, attention_mask)``."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(list(s), dtype=torch.long)
-        mask[i, :len(s)] = 1
-    return ids, mask
 
 
 def rollout_logits(model: Any, prompts: Sequence[Sequence[int]],
