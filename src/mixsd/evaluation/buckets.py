@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mixsd.answers import _as_number, extract_answer, extract_boxed, extract_last_number
+from mixsd.answers import as_number, extract_answer, extract_boxed, extract_last_number
 from mixsd.evaluation.samples import read_sample_log
 from mixsd.records import KnowledgeRecord
 
@@ -39,7 +39,7 @@ def has_parseable_answer(text: str, extractor: str = "auto", answer_key: str | N
     if extractor == "auto":
         if extract_boxed(text) is not None:
             return True
-        if answer_key is not None and _as_number(answer_key) is not None:
+        if answer_key is not None and as_number(answer_key) is not None:
             return extract_last_number(text) is not None
     return bool(text.strip())
 
@@ -50,7 +50,7 @@ def injected_names(records: Iterable[KnowledgeRecord], min_chars: int = 3) -> se
     names = set()
     for rec in records:
         for name in (rec.subject, rec.answer_key):
-            if name and len(name.strip()) >= min_chars and _as_number(name) is None:
+            if name and len(name.strip()) >= min_chars and as_number(name) is None:
                 names.add(name.strip())
     return names
 
