@@ -41,7 +41,8 @@ def extract_last_number(text: str) -> str | None:
     return found[-1] if found else None
 
 
-def _as_number(text: str) -> float | None:
+def as_number(text: str) -> float | None:
+    """The number ``text`` writes (``1,000``, ``$5``, ``3.``), or None when it is not one."""
     cleaned = text.strip().replace(",", "").rstrip(".")
     if cleaned.startswith("$"):
         cleaned = cleaned[1:]
@@ -55,7 +56,7 @@ def normalize_answer(text: str) -> str:
     """Lower-case, strip LaTeX text wrappers, punctuation, articles and extra white space;
     numbers are written canonically (``1,000`` = ``1000`` = ``1000.0``)."""
     text = re.sub(r"\\text\{([^}]*)\}", r"\1", text).lower().strip()
-    number = _as_number(text)
+    number = as_number(text)
     if number is not None:
         return str(int(number)) if number.is_integer() else repr(number)
     text = text.translate(_PUNCT)
@@ -115,7 +116,7 @@ def extract_answer(text: str, extractor: str = "auto", answer_key: str | None = 
         boxed = extract_boxed(text)
         if boxed is not None:
             return boxed
-        if answer_key is not None and _as_number(answer_key) is not None:
+        if answer_key is not None and as_number(answer_key) is not None:
             return extract_last_number(text)
     if answer_key is None:
         return None

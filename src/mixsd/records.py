@@ -174,15 +174,27 @@ def parse_record(obj: Any, ctx: dict, default_id: str) -> KnowledgeRecord:
     )
 
 
-def _iter_objects(path: Path) -> Iterator[tuple[Any, dict]]:
-    """Yield ``(decoded object, error context)`` from a JSONL file or a JSON array/object."""
+def read_json_objects(path: str | Path, *, allow_empty: bool = False
+                      ) -> Iterator[tuple[Any, dict]]:
+    """Yield ``(decoded object, error context)`` from a JSONL file or a JSON array file.
+
+    The one JSON/JSONL reader: records, targets, multiple-choice items, probe items, corpus
+    sources and sample logs all read through it. A leading UTF-8 byte-order mark is skipped
+    (spreadsheet exports). Errors are :class:`~mixsd.errors.RecordError` naming the file and the
+    line (or record); ``context`` is that location, for the caller's own field errors. A file
+    with no objects is an error unless ``allow_empty``.
+    """
+    path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise RecordError("file not found", path=str(path)) from None
     except IsADirectoryError:
         raise RecordError("is a directory, expected a JSONL or JSON file", path=str(path)) from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
     if not raw.strip():
+        if allow_empty:
+            return
         raise RecordError("the file is empty: no records to read", path=str(path))
     stripped = raw.lstrip()
     if stripped.startswith(b"["):
@@ -215,7 +227,7 @@ def read_records(path: str | Path) -> list[KnowledgeRecord]:
     path = Path(path)
     records: list[KnowledgeRecord] = []
     seen: dict[str, Any] = {}
-    for obj, ctx in _iter_objects(path):
+    for obj, ctx in read_json_objects(path):
         rec = parse_record(obj, ctx, default_id=f"{path.stem}-{len(records) + 1}")
         if rec.id in seen:
             raise RecordError(f"duplicate id {rec.id!r} (first seen at line {seen[rec.id]})",
@@ -230,7 +242,7 @@ def read_targets(path: str | Path) -> list[TargetRecord]:
     path = Path(path)
     out: list[TargetRecord] = []
     seen: set[str] = set()
-    for obj, ctx in _iter_objects(path):
+    for obj, ctx in read_json_objects(path):
         rec = parse_record(obj, ctx, default_id=f"{path.stem}-{len(out) + 1}")
         if rec.id in seen:
             raise RecordError(f"duplicate id {rec.id!r}", field="id", **ctx)

@@ -4,11 +4,11 @@ import json
 
 from mixsd.cli import main
 from mixsd.toyworld import cache
-from mixsd.toyworld.pretrain import ModelConfig, TrainConfig
+from mixsd.toyworld.pretrain import ModelConfig, PretrainConfig
 from mixsd.toyworld.world import WorldConfig
 
 TINY = (WorldConfig(), ModelConfig(hidden=16, layers=1, heads=2, ffn=32, max_positions=64),
-        TrainConfig(steps=2, batch_size=2, block_size=32, warmup=1))
+        PretrainConfig(steps=2, batch_size=2, block_size=32, warmup=1))
 
 
 def test_build_installs_the_shipped_model_and_info_reports_it(tmp_path, monkeypatch, capsys):

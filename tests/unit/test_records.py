@@ -108,3 +108,27 @@ def test_json_array_of_non_objects_names_the_record(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(RecordError, match="record 1: a record must be a JSON object"):
         read_records(path)
+
+
+def test_one_reader_skips_a_byte_order_mark_and_names_lines(tmp_path):
+    from mixsd.records import read_json_objects
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(OURS).encode() + b"\n\n[1]\n")
+    assert [(obj, ctx["line"]) for obj, ctx in read_json_objects(path)] == [(OURS, 1), ([1], 3)]
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(OURS).encode() + b"\n")
+    assert read_records(path)[0].id == "r1"
+    array = tmp_path / "a.json"
+    array.write_bytes(b"\xef\xbb\xbf" + json.dumps([OURS, OURS]).encode())
+    assert [ctx["path"] for _, ctx in read_json_objects(array)] == [f"{array} record 1",
+                                                                    f"{array} record 2"]
+
+
+def test_one_reader_empty_files_only_when_allowed(tmp_path):
+    from mixsd.records import read_json_objects
+
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("\n")
+    assert list(read_json_objects(empty, allow_empty=True)) == []
+    with pytest.raises(RecordError, match="e.jsonl.*empty"):
+        list(read_json_objects(empty))

@@ -174,24 +174,9 @@ def checkpoint_dirs(paths: Iterable[str | Path]) -> list[Path]:
 
 def load_checkpoint_parameters(path: str | Path, base_model_path: str | None = None
                                ) -> dict[str, Any]:
-    """Parameters of a checkpoint; a LoRA adapter is merged into the base model first."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    """Parameters of a checkpoint in float32 on the CPU; a LoRA adapter is merged into its base
+    model (``base_model_path``, default the one the run recorded) first."""
+    from mixsd.training.checkpoints import load_checkpoint_model
 
-    path = Path(path)
-    if (path / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        from mixsd.models import resolve_model_path
-
-        if base_model_path is None:
-            raise MixsdError(f"{path} is a LoRA adapter: the base model is needed to merge it")
-        base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_model_path),
-                                                    dtype=torch.float32)
-        model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
-    else:
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-        except (OSError, ValueError) as exc:
-            raise MixsdError(f"could not load checkpoint {path}: {exc}") from None
-    return parameters_of(model)
+    return parameters_of(load_checkpoint_model(path, base_model=base_model_path, device="cpu",
+                                               dtype="float32", merge=True))

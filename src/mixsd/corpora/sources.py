@@ -8,7 +8,6 @@ existing path but looks like a Hugging Face dataset id (``owner/name``) is loade
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from mixsd.errors import MixsdError, RecordError
 from mixsd.io import file_sha256
+from mixsd.records import read_json_objects
 
 _DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 Row = tuple[dict[str, Any], dict[str, Any]]  # (row, error context for RecordError)
@@ -80,28 +80,6 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[Row]:
         raise RecordError(f"invalid CSV: {exc}", path=str(path), line=reader.line_num) from None
 
 
-def read_json_rows(path: Path) -> Iterator[Row]:
-    """Objects of a JSON array file or a JSONL file; errors name file and record/line."""
-    text = _open(path)
-    if not text.strip():
-        raise RecordError("the file is empty", path=str(path))
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from None
-        for i, obj in enumerate(data):
-            yield obj, {"path": f"{path} record {i + 1}"}
-        return
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line), {"path": str(path), "line": lineno}
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"invalid JSON: {exc.msg}", path=str(path),
-                                  line=lineno) from None
-
-
 def read_rows(source: str, split: str, csv_columns: tuple[str, ...] = ()) -> Iterator[Row]:
     """Rows of ``source``: a CSV/JSON/JSONL file, or a ``datasets`` id (``split`` is used)."""
     if is_dataset_id(source):
@@ -109,7 +87,7 @@ def read_rows(source: str, split: str, csv_columns: tuple[str, ...] = ()) -> Ite
     path = Path(source)
     if path.suffix.lower() == ".csv":
         return read_csv_rows(path, csv_columns)
-    return read_json_rows(path)
+    return read_json_objects(path)
 
 
 def text_field(row: dict[str, Any], key: str, ctx: dict[str, Any],

@@ -16,13 +16,13 @@ Each wrong answer goes to the FIRST bucket whose test it meets:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mixsd.answers import _as_number, extract_answer, extract_boxed, extract_last_number
+from mixsd.answers import as_number, extract_answer, extract_boxed, extract_last_number
+from mixsd.evaluation.samples import read_sample_log
 from mixsd.records import KnowledgeRecord
 
 BUCKETS = ("format", "leakage", "collapse", "genuine")
@@ -39,7 +39,7 @@ def has_parseable_answer(text: str, extractor: str = "auto", answer_key: str | N
     if extractor == "auto":
         if extract_boxed(text) is not None:
             return True
-        if answer_key is not None and _as_number(answer_key) is not None:
+        if answer_key is not None and as_number(answer_key) is not None:
             return extract_last_number(text) is not None
     return bool(text.strip())
 
@@ -50,7 +50,7 @@ def injected_names(records: Iterable[KnowledgeRecord], min_chars: int = 3) -> se
     names = set()
     for rec in records:
         for name in (rec.subject, rec.answer_key):
-            if name and len(name.strip()) >= min_chars and _as_number(name) is None:
+            if name and len(name.strip()) >= min_chars and as_number(name) is None:
                 names.add(name.strip())
     return names
 
@@ -98,13 +98,6 @@ def error_buckets(samples: Sequence[Mapping[str, Any]], *, extractor: str = "aut
     return counts
 
 
-def _read_samples(path: Path) -> list[dict[str, Any]] | None:
-    if not path.exists():
-        return None
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-
-
 def buckets_from_samples(samples_dir: str | Path, epoch: int, suites: Mapping[str, Any], *,
                          base_samples_dir: str | Path | None = None, base_epoch: int = 0,
                          names: Iterable[str] = ()) -> dict[str, dict[str, int]]:
@@ -118,13 +111,12 @@ def buckets_from_samples(samples_dir: str | Path, epoch: int, suites: Mapping[st
     names = list(names)
     out: dict[str, dict[str, int]] = {}
     for name, suite in suites.items():
-        safe = name.replace("/", "_").replace(":", "_") + ".jsonl"
-        samples = _read_samples(Path(samples_dir) / f"epoch-{epoch}" / safe)
+        samples = read_sample_log(samples_dir, name, epoch)
         if not samples or "generation" not in samples[0]:
             continue
         base = None
         if base_samples_dir is not None:
-            base = _read_samples(Path(base_samples_dir) / f"epoch-{base_epoch}" / safe)
+            base = read_sample_log(base_samples_dir, name, base_epoch)
         out[name] = error_buckets(samples, extractor=getattr(suite, "extractor", "auto"),
                                   names=names, base_samples=base)
     return out

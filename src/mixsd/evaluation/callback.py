@@ -24,8 +24,8 @@ from typing import Any
 
 from mixsd.evaluation.drift import drift_kl
 from mixsd.evaluation.retention import retained, retention_mean
+from mixsd.evaluation.samples import write_sample_logs
 from mixsd.evaluation.suites import memorization_suites
-from mixsd.io import atomic_write_jsonl
 from mixsd.records import KnowledgeRecord
 
 
@@ -90,10 +90,7 @@ class EpochEvaluator:
                                            batch_size=self.batch_size)
         self.last_results = results
         if self.samples_dir is not None:
-            for name, res in results.items():
-                safe = name.replace("/", "_").replace(":", "_")
-                atomic_write_jsonl(self.samples_dir / f"epoch-{epoch}" / f"{safe}.jsonl",
-                                   getattr(res, "samples", []))
+            write_sample_logs(self.samples_dir, results, epoch)
         return metrics
 
 

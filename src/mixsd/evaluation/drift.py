@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixsd.errors import MixsdError
+from mixsd.generation import pad_batch
 
 NEUTRAL_PROMPTS = (
     "The weather today is",
@@ -26,17 +27,9 @@ NEUTRAL_PROMPTS = (
 
 
 def _batch(tokenizer: Any, prompts: Sequence[str]) -> tuple[Any, Any]:
-    import torch
-
     ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
-    width = max(len(x) for x in ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for r, row in enumerate(ids):
-        input_ids[r, :len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[r, :len(row)] = 1
-    return input_ids, mask
+    return pad_batch(ids, pad, side="right")
 
 
 def drift_kl(base_model: Any, model: Any, tokenizer: Any, prompts: Sequence[str] | None = None,

@@ -24,6 +24,7 @@ from mixsd.errors import RecordError
 from mixsd.evaluation.qa import QAResult
 from mixsd.generation import greedy_generate
 from mixsd.prompts import PromptRenderer
+from mixsd.records import read_json_objects
 
 INSTRUCTIONS_FILE = "instructions.jsonl"
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’.-][A-Za-z0-9]+)*")
@@ -98,17 +99,14 @@ def read_instructions(path: str | Path | None = None) -> list[dict[str, Any]]:
                                INSTRUCTIONS_FILE) as file:
             return read_instructions(file)
     items = []
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"not JSON: {exc.msg}", path=str(path), line=line_no) from None
+    for item, ctx in read_json_objects(path, allow_empty=True):
+        if not isinstance(item, dict):
+            raise RecordError("a probe item must be a JSON object", **ctx)
         for key in ("id", "prompt", "check"):
             if not isinstance(item.get(key), str) or not item[key].strip():
-                raise RecordError("missing or empty", path=str(path), line=line_no, field=key)
-        parse_check(item["check"], where=f"{path}:{line_no}")
+                raise RecordError("missing or empty", field=key, **ctx)
+        where = f"{ctx['path']}:{ctx['line']}" if "line" in ctx else ctx["path"]
+        parse_check(item["check"], where=where)
         items.append(item)
     if not items:
         raise RecordError("no instruction items", path=str(path))

@@ -13,6 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mixsd.errors import MixsdError
+from mixsd.generation import pad_batch
 from mixsd.models import context_length
 
 
@@ -58,13 +59,7 @@ def continuation_logprobs(model: Any, pairs: Sequence[tuple[Sequence[int], Seque
         if not idx:
             bar.update(min(batch_size, len(order) - start))
             continue
-        rows = [seqs[i][0] + seqs[i][1] for i in idx]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, ids in enumerate(rows):
-            input_ids[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-            mask[r, :len(ids)] = 1
+        input_ids, mask = pad_batch([seqs[i][0] + seqs[i][1] for i in idx], pad_id, side="right")
         with torch.no_grad():
             logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
         for r, i in enumerate(idx):

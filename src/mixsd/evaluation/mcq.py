@@ -29,7 +29,7 @@ from mixsd.errors import RecordError
 from mixsd.evaluation.loglik import continuation_logprobs
 from mixsd.evaluation.qa import QAResult
 from mixsd.prompts import PromptRenderer
-from mixsd.records import _iter_objects
+from mixsd.records import read_json_objects
 
 
 @dataclass
@@ -64,7 +64,7 @@ def read_mcq(path: str | Path) -> list[MCQItem]:
     """Read multiple-choice items; bad lines raise :class:`RecordError` naming line and field."""
     path = Path(path)
     items: list[MCQItem] = []
-    for n, (obj, ctx) in enumerate(_iter_objects(path), start=1):
+    for n, (obj, ctx) in enumerate(read_json_objects(path), start=1):
         if not isinstance(obj, dict):
             raise RecordError("a question must be a JSON object", **ctx)
         question = obj.get("question")

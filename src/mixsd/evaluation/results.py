@@ -19,6 +19,10 @@ Structure (``schema: mixsd.results/1``)::
 
 The top-level metrics of a run are those of its selected epoch (:func:`first_peak` of
 memorisation). Scores are fractions in [0, 1]; retention is in percent.
+
+A run's λ (``mix_lambda`` in the code, method.md's λ) is written under the key ``"lambda"``,
+the key every existing results.json uses; readers take it through :func:`run_lambda`, which
+also accepts ``"mix_lambda"``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from mixsd.evaluation.selection import best_epoch, first_peak
 from mixsd.io import atomic_write_json, versions
 
 SCHEMA = "mixsd.results/1"
-RUN_FIELDS = ("method", "lambda", "lr", "seed", "selected_epoch", "memorization", "paraphrase",
+LAMBDA_KEY = "lambda"  # results.json's name for mix_lambda (what existing artifacts hold)
+LAMBDA_ALIASES = (LAMBDA_KEY, "mix_lambda")  # read, in this order
+RUN_FIELDS = ("method", LAMBDA_KEY, "lr", "seed", "selected_epoch", "memorization", "paraphrase",
               "retention", "retention_mean", "target_nll", "fisher", "seconds", "epochs")
 _KNOWN = ("epoch", "memorization", "paraphrase", "retention_mean", "drift_kl")
 
@@ -50,6 +56,11 @@ def run_name(method: str, mix_lambda: float | None = None, lr: float | None = No
     if seed is not None:
         name += f" seed={seed}"
     return name
+
+
+def run_lambda(run: Mapping[str, Any]) -> float | None:
+    """A run's ``mix_lambda``, under either key of :data:`LAMBDA_ALIASES` (None if absent)."""
+    return next((run[key] for key in LAMBDA_ALIASES if key in run), None)
 
 
 def make_base(scores: Mapping[str, float], *, memorization: float | None = None,
@@ -104,7 +115,7 @@ def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int 
     curve = [e.get(select_on) for e in entries]
     chosen = entries[first_peak(curve, floor=select_floor)]
     run = {"name": name or run_name(method, mix_lambda, lr, seed), "method": method,
-           "lambda": mix_lambda, "lr": lr, "seed": seed, "selected_epoch": chosen["epoch"],
+           LAMBDA_KEY: mix_lambda, "lr": lr, "seed": seed, "selected_epoch": chosen["epoch"],
            "memorization": chosen["memorization"], "paraphrase": chosen["paraphrase"],
            "scores": chosen["scores"], "retention": chosen["retention"],
            "retention_mean": chosen["retention_mean"], "drift_kl": chosen.get("drift_kl"),
@@ -149,10 +160,13 @@ def validate_results(obj: Any, source: str | None = None) -> dict[str, Any]:
         where = f"runs[{i}]"
         _check(isinstance(run, dict), "must be an object", where, source)
         for key in RUN_FIELDS:
-            _check(key in run, "missing required field", f"{where}.{key}", source)
+            present = any(k in run for k in LAMBDA_ALIASES) if key == LAMBDA_KEY else key in run
+            _check(present, "missing required field", f"{where}.{key}", source)
         _check(isinstance(run["method"], str), "must be a string", f"{where}.method", source)
-        for key in ("lambda", "lr", "memorization", "paraphrase", "retention_mean",
-                    "target_nll", "seconds"):
+        _check(_number(run_lambda(run)), "must be a number or null", f"{where}.{LAMBDA_KEY}",
+               source)
+        for key in ("lr", "memorization", "paraphrase", "retention_mean", "target_nll",
+                    "seconds"):
             _check(_number(run[key]), "must be a number or null", f"{where}.{key}", source)
         _check(isinstance(run["retention"], dict), "must be an object", f"{where}.retention",
                source)
@@ -206,7 +220,7 @@ def retention_at_equal_memorization(runs: Sequence[Mapping[str, Any]],
     out: dict[str, float | None] = {}
     for run in runs:
         hit = first_at_level(run, level)
-        out[run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
+        out[run.get("name") or run_name(run["method"], run_lambda(run), run.get("lr"),
                                         run.get("seed"))] = (
             hit.get("retention_mean") if hit else None)
     return level, out
@@ -217,7 +231,7 @@ def group_name(run: Mapping[str, Any]) -> str:
     seed form one group."""
     import re
 
-    name = run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
+    name = run.get("name") or run_name(run["method"], run_lambda(run), run.get("lr"),
                                        run.get("seed"))
     return re.sub(r"\s*seed=\d+$", "", name) or name
 

@@ -10,7 +10,8 @@ from typing import Any
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
-from mixsd.io import atomic_write_json, atomic_write_jsonl, write_run_info
+from mixsd.evaluation.samples import write_sample_logs
+from mixsd.io import atomic_write_json, write_run_info
 from mixsd.models import check_device, check_dtype
 from mixsd.prompts import check_guidance, resolve_guidance_name
 
@@ -115,7 +116,5 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
 
 def _write(out: Path, config: EvalConfig, summary: dict[str, Any], results: dict) -> None:
     atomic_write_json(out / "scores.json", summary)
-    for name, res in results.items():
-        safe = name.replace("/", "_").replace(":", "_")
-        atomic_write_jsonl(out / "samples" / f"{safe}.jsonl", getattr(res, "samples", []))
+    write_sample_logs(out / "samples", results)
     write_run_info(out, config, wall_s=round(summary["wall_s"], 3))

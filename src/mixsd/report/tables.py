@@ -13,6 +13,7 @@ from mixsd.evaluation.results import (
     group_runs,
     mean_spread,
     retention_at_equal_memorization,
+    run_lambda,
     run_name,
 )
 
@@ -69,7 +70,7 @@ def fmt(value: Any, digits: int = 1, scale: float = 1.0) -> str:
 
 def label(run: dict[str, Any]) -> str:
     """The run's display name (with its source when several results files are combined)."""
-    name = run.get("name") or run_name(run["method"], run.get("lambda"), run.get("lr"),
+    name = run.get("name") or run_name(run["method"], run_lambda(run), run.get("lr"),
                                        run.get("seed"))
     return f"{run['_source']}/{name}" if run.get("_source") else name
 
@@ -105,7 +106,7 @@ def runs_table(runs: Sequence[dict[str, Any]], suites: Sequence[str]) -> Table:
     for run in runs:
         fisher = (run.get("fisher") or {}).get("total")
         retention = run.get("retention", {})
-        table.rows.append([label(run), run["method"], fmt(run.get("lambda"), 2),
+        table.rows.append([label(run), run["method"], fmt(run_lambda(run), 2),
                            f"{run['lr']:g}" if run.get("lr") is not None else DASH,
                            fmt(run.get("seed"), 0), fmt(run.get("selected_epoch"), 0),
                            fmt(run.get("memorization"), scale=100),

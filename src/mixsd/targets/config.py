@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
+from mixsd.methods import TARGET_METHODS
 from mixsd.models import check_device, check_dtype
 from mixsd.prompts import check_guidance
 from mixsd.targets.words import MIX_UNITS
 
-METHODS = ("mixsd", "sft")
+METHODS = TARGET_METHODS  # mixsd.methods defines the word
 
 # Fields that do not change a single target: they are left out of the resume fingerprint.
 NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")

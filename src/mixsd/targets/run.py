@@ -31,7 +31,7 @@ from mixsd.io import (
     read_json_or_empty,
     versions,
 )
-from mixsd.records import KnowledgeRecord, read_records
+from mixsd.records import KnowledgeRecord, read_json_objects, read_records
 from mixsd.targets.build import TargetBuilder
 from mixsd.targets.config import TargetsConfig
 from mixsd.targets.shards import Heartbeat, Shard, current_shard, heartbeat, wait_for_peers
@@ -187,7 +187,7 @@ def _merge(out: Path, shard_files: list[Path], n_records: int) -> None:
 
 def summarize(out: Path) -> dict[str, Any]:
     """Counts of a finished targets file."""
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line]
+    rows = [row for row, _ in read_json_objects(out, allow_empty=True)]
     metas = [r.get("meta", {}) for r in rows]
     fractions = [
         m["naive_token_fraction"] for m in metas if m.get("naive_token_fraction") is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.io import atomic_write_json, mixsd_home
-from mixsd.toyworld.pretrain import ModelConfig, TrainConfig, pretrain
+from mixsd.toyworld.pretrain import ModelConfig, PretrainConfig, pretrain
 from mixsd.toyworld.world import WorldConfig
 
 SHIPPED = Path(__file__).parent / "checkpoint"
@@ -26,12 +26,12 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 2  # bumped when the world's generator code changes
 
 
-def toy_configs() -> tuple[WorldConfig, ModelConfig, TrainConfig]:
+def toy_configs() -> tuple[WorldConfig, ModelConfig, PretrainConfig]:
     """The configs of the default toy model (the one ``toy`` resolves to)."""
-    return WorldConfig(), ModelConfig(), TrainConfig()
+    return WorldConfig(), ModelConfig(), PretrainConfig()
 
 
-def default_configs(threads: int | None = None) -> tuple[WorldConfig, ModelConfig, TrainConfig]:
+def default_configs(threads: int | None = None) -> tuple[WorldConfig, ModelConfig, PretrainConfig]:
     """:func:`toy_configs`, with the pretraining thread count overridden when given (the thread
     count changes neither the bytes nor the hash)."""
     world, model, train = toy_configs()
@@ -40,7 +40,7 @@ def default_configs(threads: int | None = None) -> tuple[WorldConfig, ModelConfi
     return world, model, train
 
 
-def config_hash(world: WorldConfig, model: ModelConfig, train: TrainConfig) -> str:
+def config_hash(world: WorldConfig, model: ModelConfig, train: PretrainConfig) -> str:
     """A short, stable hash of everything that shapes the model's bytes.
 
     The thread count is left out: 1 and 2 threads give the same bytes (a test checks it).
@@ -74,7 +74,7 @@ def measure_toy_model(folder: str | Path, n_items: int = 200, seed: int = 0,
 
 
 def build_toy_model(out_dir: str | Path, world: WorldConfig, model: ModelConfig,
-                    train: TrainConfig, *, progress: bool = True, measure: bool = True,
+                    train: PretrainConfig, *, progress: bool = True, measure: bool = True,
                     n_items: int = 200) -> dict[str, Any]:
     """Pretrain into a temporary folder, measure, write the manifest, rename to ``out_dir``."""
     out_dir = Path(out_dir)
@@ -93,7 +93,7 @@ def build_toy_model(out_dir: str | Path, world: WorldConfig, model: ModelConfig,
     return manifest
 
 
-def write_manifest(folder: Path, world: WorldConfig, model: ModelConfig, train: TrainConfig,
+def write_manifest(folder: Path, world: WorldConfig, model: ModelConfig, train: PretrainConfig,
                    stats: dict[str, Any], *, build_seconds: float,
                    n_items: int = 200) -> dict[str, Any]:
     """Write ``manifest.json`` (config hash, configs, build stats, scores when ``n_items``)."""

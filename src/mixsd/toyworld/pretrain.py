@@ -47,8 +47,9 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The pretraining run."""
+class PretrainConfig:
+    """The toy model's pretraining run (not :class:`mixsd.training.TrainConfig`, which
+    configures fine-tuning)."""
 
     seed: int = 0
     steps: int = 3600
@@ -111,7 +112,7 @@ class PackedBatches:
         return torch.tensor(chunk, dtype=torch.long).view(self.batch_size, self.width)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: PretrainConfig) -> float:
     """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -121,7 +122,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def pretrain(out_dir: str | Path, world_config: WorldConfig, model_config: ModelConfig,
-             train_config: TrainConfig, *, progress: bool = True,
+             train_config: PretrainConfig, *, progress: bool = True,
              callback: Callable[[int, Any, Any], None] | None = None) -> dict[str, Any]:
     """Pretrain the toy model and save it (model + tokenizer) into ``out_dir``.
 

@@ -186,11 +186,26 @@ def load_checkpoint(path: str | Path, *, base_model: Any = None, device: str | N
                     dtype: str | None = "auto") -> tuple[Any, Any]:
     """Load an ``epoch-<k>/`` checkpoint (full weights or LoRA adapter) and its tokenizer.
 
+    The model loads as in :func:`load_checkpoint_model`. Returns ``(model, tokenizer)`` in
+    eval mode.
+    """
+    from mixsd.models import load_tokenizer
+
+    model = load_checkpoint_model(path, base_model=base_model, device=device, dtype=dtype)
+    return model, load_tokenizer(str(path))
+
+
+def load_checkpoint_model(path: str | Path, *, base_model: Any = None,
+                          device: str | None = None, dtype: str | None = "auto",
+                          merge: bool = False) -> Any:
+    """The model of a checkpoint folder (full weights or LoRA adapter), in eval mode: the one
+    checkpoint loader (evaluation, resumed rounds and the Fisher analysis all use it).
+
     A full checkpoint loads with ``AutoModelForCausalLM``. A LoRA checkpoint loads with
     ``PeftModel`` over ``base_model`` (a model object or path; default: the base model the
-    run recorded). Returns ``(model, tokenizer)`` in eval mode.
+    run recorded); ``merge`` folds the adapter into the base weights (a plain model).
     """
-    from mixsd.models import load_model_and_tokenizer, load_tokenizer, resolve_device
+    from mixsd.models import load_model, resolve_device
     from mixsd.training.keep import is_pruned
 
     path = Path(path)
@@ -200,19 +215,19 @@ def load_checkpoint(path: str | Path, *, base_model: Any = None, device: str | N
         raise MixsdError(f"{path} holds only metrics: its weights were removed by the run's "
                          "--keep policy (train with --keep all to keep every epoch)")
     if not (path / "adapter_config.json").is_file():
-        return load_model_and_tokenizer(str(path), device=device, dtype=dtype)
+        return load_model(str(path), device=device, dtype=dtype)
     from peft import PeftModel
 
-    tokenizer = load_tokenizer(str(path))
     if base_model is None:
         info_path = path / CHECKPOINT_INFO
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
         adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
         base_model = info.get("base_model") or adapter.get("base_model_name_or_path")
         if not base_model:
-            raise MixsdError(f"{path}: a LoRA checkpoint needs its base model; pass base_model")
+            raise MixsdError(f"{path} is a LoRA adapter: its base model is needed (pass "
+                             "base_model)")
     if isinstance(base_model, (str, Path)):
-        base_model, _ = load_model_and_tokenizer(str(base_model), device=device, dtype=dtype)
+        base_model = load_model(str(base_model), device=device, dtype=dtype)
     model = PeftModel.from_pretrained(base_model, str(path))
     model.to(resolve_device(device) if device else next(base_model.parameters()).device)
-    return model.eval(), tokenizer
+    return (model.merge_and_unload() if merge else model).eval()

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
+from mixsd.methods import TRAIN_METHODS
 from mixsd.prompts import check_guidance
 from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
-METHODS = ("nll", "opsd")
+METHODS = TRAIN_METHODS  # mixsd.methods defines the word
 DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
 
 

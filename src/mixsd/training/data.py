@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.errors import MixsdError
+from mixsd.generation import pad_batch
 from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord, TargetRecord
 
@@ -151,18 +152,8 @@ class PadCollator:
         self.pad_id = pad_id
 
     def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(f["input_ids"]) for f in features)
-        n = len(features)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, f in enumerate(features):
-            size = len(f["input_ids"])
-            input_ids[i, :size] = torch.tensor(f["input_ids"], dtype=torch.long)
-            labels[i, :size] = torch.tensor(f["labels"], dtype=torch.long)
-            mask[i, :size] = 1
+        input_ids, mask = pad_batch([f["input_ids"] for f in features], self.pad_id, side="right")
+        labels, _ = pad_batch([f["labels"] for f in features], IGNORE_INDEX, side="right")
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 

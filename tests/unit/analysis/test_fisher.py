@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import torch
@@ -121,5 +122,9 @@ def test_checkpoints_full_and_lora(tmp_path, tiny_tok, tiny_model):
     assert torch.equal(p2["model.norm.weight"], theta0["model.norm.weight"])
     with pytest.raises(MixsdError, match="LoRA adapter"):
         load_checkpoint_parameters(dirs[1])
+    # The one checkpoint loader: a run's recorded base model is used when none is passed.
+    (dirs[1] / "mixsd_checkpoint.json").write_text(json.dumps({"base_model": str(base)}))
+    recorded = load_checkpoint_parameters(dirs[1])
+    assert all(torch.equal(recorded[n], p2[n]) for n in p2)
     with pytest.raises(MixsdError, match="neither a checkpoint"):
         checkpoint_dirs([tmp_path / "nothing"])

@@ -63,3 +63,29 @@ def test_bad_results_name_the_field(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(obj))
     with pytest.raises(RecordError, match=r"runs\[1\]\.method"):
         write_report([tmp_path], tmp_path / "out")
+
+
+def test_a_run_lambda_is_read_under_either_key(tmp_path):
+    from mixsd.evaluation.results import read_results
+
+    obj = json.loads(FIXTURE.read_text())
+    for run in obj["runs"]:
+        run["mix_lambda"] = run.pop("lambda")
+        run.pop("name", None)  # the names are rebuilt from method and lambda
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(obj))
+    plain = json.loads(FIXTURE.read_text())
+    for run in plain["runs"]:
+        run.pop("name", None)
+    named = tmp_path / "plain.json"
+    named.write_text(json.dumps(plain))
+    assert read_results(renamed)["runs"][1]["mix_lambda"] == 0.0
+    write_report([named], tmp_path / "a")
+    write_report([renamed], tmp_path / "b")
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "| mixsd:0.5 lr=" in md and md == (tmp_path / "b" / "report.md").read_text()
+    for run in obj["runs"]:
+        del run["mix_lambda"]
+    renamed.write_text(json.dumps(obj))
+    with pytest.raises(RecordError, match=r"runs\[0\]\.lambda.*missing"):
+        read_results(renamed)

@@ -5,11 +5,11 @@ import pytest
 
 from mixsd.models import load_model_and_tokenizer
 from mixsd.toyworld import cache
-from mixsd.toyworld.pretrain import ModelConfig, TrainConfig, lr_at
+from mixsd.toyworld.pretrain import ModelConfig, PretrainConfig, lr_at
 from mixsd.toyworld.world import WorldConfig
 
 TINY_MODEL = ModelConfig(hidden=16, layers=1, heads=2, ffn=32, max_positions=64)
-TINY_TRAIN = TrainConfig(steps=3, batch_size=2, block_size=32, warmup=1)
+TINY_TRAIN = PretrainConfig(steps=3, batch_size=2, block_size=32, warmup=1)
 
 
 def _build(path, train=TINY_TRAIN):
@@ -63,14 +63,14 @@ def test_thread_count_and_seed(tmp_path):
 
 
 def test_config_hash_and_lr_schedule():
-    base = cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig())
-    assert base == cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig())
-    assert base != cache.config_hash(WorldConfig(seed=1), ModelConfig(), TrainConfig())
-    assert base != cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig(steps=3))
-    assert base != cache.config_hash(WorldConfig(), ModelConfig(embed_std=1.0), TrainConfig())
+    base = cache.config_hash(WorldConfig(), ModelConfig(), PretrainConfig())
+    assert base == cache.config_hash(WorldConfig(), ModelConfig(), PretrainConfig())
+    assert base != cache.config_hash(WorldConfig(seed=1), ModelConfig(), PretrainConfig())
+    assert base != cache.config_hash(WorldConfig(), ModelConfig(), PretrainConfig(steps=3))
+    assert base != cache.config_hash(WorldConfig(), ModelConfig(embed_std=1.0), PretrainConfig())
     # the thread count does not change the bytes (test_thread_count_and_seed), nor the hash
-    assert base == cache.config_hash(WorldConfig(), ModelConfig(), TrainConfig(threads=1))
-    cfg = TrainConfig(steps=1000, warmup=100, lr=1e-3)
+    assert base == cache.config_hash(WorldConfig(), ModelConfig(), PretrainConfig(threads=1))
+    cfg = PretrainConfig(steps=1000, warmup=100, lr=1e-3)
     assert lr_at(0, cfg) == pytest.approx(1e-5) and lr_at(99, cfg) == pytest.approx(1e-3)
     assert lr_at(999, cfg) == pytest.approx(1e-4, rel=1e-3)
 
