@@ -89,18 +89,7 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
     """Continual injection over ``config.rounds`` rounds (see the module docstring); the
     summary of :func:`mixsd.experiment.run_compare`."""
     from mixsd.console import GridBar
-    from mixsd.evaluation.results import make_results, retention_at_equal_memorization
-    from mixsd.experiment import (
-        FisherReference,
-        build_all_targets,
-        finish,
-        folder_bytes,
-        prepare,
-        run_grid,
-        run_one,
-        target_nlls,
-        target_summaries,
-    )
+    from mixsd.experiment import collect_results, finish, prepare, run_one
     from mixsd.io import write_run_info
 
     if config.lora:
@@ -110,55 +99,38 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
         raise ConfigError("rounds: memit has no training rounds; drop it from --methods")
     start = time.perf_counter()
     write_run_info(out, config, status="running")
-    grid = run_grid(config)
+    grid = config.grid()
     bar = GridBar(total=len(grid) * config.rounds, file=terminal)
-    bar.start("base model")
-    setup = prepare(config, out)
-    train = read_records(setup.records_path)
-    chunks = split_rounds(train, config.rounds)
+    cmp = prepare(config, out, bar)
+    chunks = split_rounds(read_records(cmp.records_path), config.rounds)
     folder = out / "rounds"
     data = [folder / "data" / f"round-{r + 1}.jsonl" for r in range(config.rounds)]
     for path, chunk in zip(data, chunks):
         if not path.exists():
             write_records(path, chunk)
-    targets = build_all_targets(config, setup, out, bar)
-    nll = target_nlls(config, out, list(targets.values()), setup.model, setup.tokenizer)
-    fisher = FisherReference(config, setup.model, setup.tokenizer, setup.suites)
     runs, entries = [], []
     for spec, lr, seed in grid:
         previous: Path | None = None
+        full = cmp.targets.get((spec.label, seed))
         for r in range(1, config.rounds + 1):
-            full = targets.get((spec.label, seed))
             ids = {rec.id for rec in chunks[r - 1]}
             tpath = None if full is None else round_targets(
                 full, ids, folder / "targets" / f"{full.stem}-round-{r}.jsonl")
             group = f"{spec.name} lr={lr:g}"
             name = f"{group} round={r} seed={seed}"
+            run_dir = folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}"
             bar.start(name)
-            run = run_one(config, spec, lr, seed, out=out, targets=tpath,
+            run = run_one(cmp, spec, lr, seed, progress=bar, targets=tpath,
                           records_path=data[r - 1], records=round_eval_records(chunks, r),
-                          suites=setup.suites, base=setup.base, base_model=setup.model,
-                          tokenizer=setup.tokenizer, nll=nll, fisher=fisher, progress=bar,
-                          run_dir=folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}",
-                          model=previous, name=name)
+                          run_dir=run_dir, model=previous, name=name)
             run["round"] = r
             if tpath is not None:
-                run["target_nll"] = nll.get(full.stem)
+                run["target_nll"] = cmp.nll.get(full.stem)
             runs.append(run)
             entries.append(rounds_entry(run, group, r))
-            previous = folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}" / \
-                f"epoch-{run['selected_epoch']}"
+            previous = run_dir / f"epoch-{run['selected_epoch']}"
             bar.done()
     bar.close()
-    level, at_level = retention_at_equal_memorization(runs, config.equal_memorization)
-    by_label: dict[str, list[Path]] = {}
-    for (label, _), path in targets.items():
-        by_label.setdefault(label, []).append(path)
-    results = make_results(setup.base, runs, config=config.to_dict(), model=config.model,
-                           corpus=config.corpus, target_nll=nll,
-                           equal_memorization={"level": level, "retention_mean": at_level},
-                           targets=target_summaries(by_label), disk_bytes=folder_bytes(out),
-                           wall_s=round(time.perf_counter() - start, 3),
-                           rounds={"n": config.rounds, "facts": [len(c) for c in chunks],
-                                   "entries": entries})
+    results = collect_results(cmp, runs, start, rounds={
+        "n": config.rounds, "facts": [len(c) for c in chunks], "entries": entries})
     return finish(config, out, results, start)

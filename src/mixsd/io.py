@@ -127,6 +127,11 @@ def mixsd_home() -> Path:
     return Path(os.environ.get("MIXSD_HOME") or Path.home() / ".cache" / "mixsd")
 
 
+
+def folder_bytes(folder: str | Path) -> int:
+    """Bytes on disk under ``folder`` (what a run leaves behind)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in chunks (recorded in run.json and manifests)."""
     import hashlib

@@ -180,3 +180,30 @@ def load_checkpoint_parameters(path: str | Path, base_model_path: str | None = N
 
     return parameters_of(load_checkpoint_model(path, base_model=base_model_path, device="cpu",
                                                dtype="float32", merge=True))
+
+
+class FisherReference:
+    """The base model's diagonal Fisher and weights, computed once when first needed; the
+    displacement of each checkpoint of a comparison from them (:func:`fisher_displacement`).
+
+    ``suites`` are the held-out suites the Fisher is estimated on (``max_examples`` of their
+    examples; 0, or no suites, turns the measurement off: :meth:`displacement` returns None)."""
+
+    def __init__(self, model: Any, tokenizer: Any, suites: Mapping[str, Any], *,
+                 max_examples: int, base_model_path: str | None = None):
+        self.model, self.tokenizer, self.suites = model, tokenizer, suites
+        self.max_examples, self.base_model_path = max_examples, base_model_path
+        self._fisher: dict[str, Any] | None = None
+        self._theta0: dict[str, Any] | None = None
+
+    def displacement(self, checkpoint: str | Path) -> dict[str, Any] | None:
+        """The Fisher displacement of ``checkpoint`` (a LoRA adapter is merged into
+        ``base_model_path`` first)."""
+        if self.max_examples == 0 or not self.suites:
+            return None
+        if self._fisher is None:
+            examples = suite_examples(self.suites, self.tokenizer, max_examples=self.max_examples)
+            self._fisher = empirical_fisher(self.model, examples)
+            self._theta0 = parameters_of(self.model)
+        theta = load_checkpoint_parameters(checkpoint, self.base_model_path)
+        return fisher_displacement(self._fisher, self._theta0, theta)

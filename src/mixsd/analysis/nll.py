@@ -81,6 +81,25 @@ def nll_of_files(model: Any, tokenizer: Any, paths: Sequence[str | Path], *,
             for p in paths}
 
 
+
+def cached_target_nlls(cache: str | Path, files: Sequence[str | Path], model: Any, tokenizer: Any,
+                       *, guidance: str = "knowledge", include_unverified: bool = False,
+                       batch_size: int = 8) -> dict[str, float]:
+    """Mean per-token NLL of each targets file under ``model``, keyed by the file's stem, kept
+    in the JSON file ``cache`` (a comparison's ``OUT/analysis/nll.json``): a file already
+    there is not scored again, and the cache is rewritten after each new file."""
+    from mixsd.io import atomic_write_json, read_json_or_empty
+
+    cache = Path(cache)
+    known = read_json_or_empty(cache)
+    for file in dict.fromkeys(Path(f) for f in files):
+        if file.stem not in known:
+            pairs = load_pairs(file, include_unverified=include_unverified)
+            known[file.stem] = target_nll(model, tokenizer, pairs, guidance=guidance,
+                                          batch_size=batch_size, name=file.stem).mean_nll
+            atomic_write_json(cache, known)
+    return known
+
 def plot_nll_histogram(results: dict[str, NLLResult], out_path: str | Path) -> Path:
     """Overlaid histograms of per-target mean NLL, one per file, with each file's mean marked."""
     import matplotlib

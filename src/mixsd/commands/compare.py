@@ -35,7 +35,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mixsd.experiment import CompareConfig, results_table, run_compare
+from mixsd.experiment import CompareConfig, run_compare
+from mixsd.report.tables import results_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def summarize(summary: dict[str, Any]) -> str:
-    lines = [results_table(summary["results"]), "",
+    lines = [results_text(summary["results"]), "",
              f"results: {summary['results_path']}"]
     if summary.get("report_path"):
         lines.append(f"report:  {summary['report_path']}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from mixsd.editing.config import EditConfig
@@ -37,48 +36,38 @@ def memit_config(config: Any, seed: int) -> EditConfig:
     return EditConfig.from_dict(data, source=config.edit_config or "edit_config")
 
 
-def run_memit(config: Any, spec: Any, seed: int, *, out: Path, records_path: Path,
-              records: list, suites: dict[str, Any], base: dict[str, Any], base_model: Any,
-              tokenizer: Any, fisher: Any) -> dict[str, Any]:
-    """Edit, evaluate and describe one memit run (cached in ``RUN_DIR/entry.json``)."""
+def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
+    """Edit, evaluate and describe one memit run of a comparison (a
+    :class:`mixsd.experiment.Comparison`), cached in ``RUN_DIR/entry.json``."""
     from mixsd.editing.run import edit_model
-    from mixsd.evaluation.buckets import buckets_from_samples, injected_names
-    from mixsd.evaluation.callback import make_epoch_evaluator
     from mixsd.evaluation.results import make_run
 
-    run_dir = out / "runs" / f"{spec.label}-s{seed}"
+    config, tokenizer = cmp.config, cmp.tokenizer
+    run_dir = cmp.out / "runs" / f"{spec.label}-s{seed}"
     entry_path = run_dir / "entry.json"
     if entry_path.exists():
         return json.loads(entry_path.read_text(encoding="utf-8"))
     start = time.perf_counter()
     edit_cfg = memit_config(config, seed)
     atomic_write_text(run_dir / "edit-config.yaml", edit_cfg.to_yaml())
-    edited = copy.deepcopy(base_model)
-    stats = edit_model(edited, tokenizer, read_records(records_path), edit_cfg)
+    edited = copy.deepcopy(cmp.model)
+    stats = edit_model(edited, tokenizer, read_records(cmp.records_path), edit_cfg)
     edit_s = time.perf_counter() - start
     checkpoint = run_dir / "epoch-1"
     edited.save_pretrained(checkpoint)
     tokenizer.save_pretrained(checkpoint)
     atomic_write_json(run_dir / "edit.json", stats)
-    evaluator = make_epoch_evaluator(
-        suites, records, base_scores=base["scores"], base_model=base_model,
-        extractor=config.extractor, max_new_tokens=config.max_new_tokens,
-        guidance=config.resolved_guidance(), batch_size=config.eval_batch_size,
-        samples_dir=run_dir / "samples")
-    metrics = evaluator(edited, tokenizer, 1)
+    metrics = cmp.evaluator(run_dir / "samples")(edited, tokenizer, 1)
     facts = stats["facts"]
     metrics.update(edit_s=edit_s, target_nll_before=sum(f["nll_before"] for f in facts)
                    / len(facts), target_nll_after=sum(f["nll_after"] for f in facts)
                    / len(facts))
-    run = make_run(spec.kind, None, None, seed, [metrics], base_scores=base["scores"],
+    run = make_run(spec.kind, None, None, seed, [metrics], base_scores=cmp.base["scores"],
                    name=f"{spec.name} seed={seed}", label=spec.label,
                    guidance=edit_cfg.resolved_guidance(), edit={
                        "layers": stats["layers"], "per_layer": stats["per_layer"],
                        "target": edit_cfg.target, "cov_weight": edit_cfg.cov_weight})
-    run["error_buckets"] = buckets_from_samples(
-        run_dir / "samples", 1, suites, base_samples_dir=out / "base_samples",
-        names=injected_names(records))
-    run["fisher"] = fisher.displacement(checkpoint)
+    cmp.describe(run, run_dir)
     run["seconds"] = round(time.perf_counter() - start, 3)
     atomic_write_json(entry_path, run)
     return run

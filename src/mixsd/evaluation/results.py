@@ -136,6 +136,28 @@ def make_results(base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], *,
     return validate_results(obj)
 
 
+
+TARGET_FIELDS = ("records", "verified", "unverified", "max_length", "mean_attempts",
+                 "mean_naive_token_fraction", "mean_num_tokens", "generated_tokens", "wall_s")
+
+
+def target_summaries(summaries: Mapping[str, Sequence[Mapping[str, Any]]]
+                     ) -> dict[str, dict[str, Any]]:
+    """results.json's ``targets``: what each method's targets hold (records, verified,
+    attempts, naive fraction, seconds) from the summaries of its targets runs
+    (``{label: [summary, ...]}``, one per targets file); with several files, the mean over
+    them (``files`` says how many; ``wall_s`` is their sum)."""
+    out = {}
+    for label, rows in summaries.items():
+        entry: dict[str, Any] = {}
+        for key in TARGET_FIELDS:
+            values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            entry[key] = (None if not values else sum(values) if key == "wall_s"
+                          else sum(values) / len(values))
+        entry["files"] = len(rows)
+        out[label] = entry
+    return out
+
 def _number(value: Any, optional: bool = True) -> bool:
     if value is None:
         return optional

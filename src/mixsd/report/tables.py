@@ -40,12 +40,13 @@ class Table:
         return "\n".join(lines) + "\n"
 
     def to_text(self) -> str:
-        """Plain aligned columns for a terminal (title, header, rule, rows)."""
+        """Plain aligned columns for a terminal (title if any, header, rule, rows)."""
         rows = [self.header, *self.rows]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.header))]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                            for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-        return "\n".join([self.title, lines[0], "-" * len(lines[0]), *lines[1:]])
+        title = [self.title] if self.title else []
+        return "\n".join([*title, lines[0], "-" * len(lines[0]), *lines[1:]])
 
     def to_html(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.header)
@@ -319,3 +320,36 @@ def rounds_table(results: dict[str, Any]) -> Table | None:
             pm([m["memorization"].get(str(k)) for m in members], scale=100) if k <= r else DASH
             for k in range(1, n + 1)], pm([m.get("retention_mean") for m in members])])
     return table
+
+
+def _cell(value: Any, pattern: str = "{:.2f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def results_text(results: dict[str, Any]) -> str:
+    """A plain-text table of every run (one screen), as ``mixsd compare`` prints it; with
+    several seeds, one row per method and learning rate (mean ± sd) and the
+    equal-memorisation comparison instead."""
+    equal = results.get("equal_memorization") or {}
+    if any(len(m) > 1 for m in group_runs(results["runs"]).values()):
+        tables = [groups_table(results["runs"]),
+                  equal_memorization_groups_table(results["runs"], equal.get("level") or 0.0),
+                  rounds_table(results)]
+        return "\n\n".join(t.to_text() for t in tables if t is not None)
+    suites = sorted(results["base"].get("scores", {}))
+    at_level = equal.get("retention_mean") or {}
+    header = ["run", "ep", "memo", "para", *[f"{s.split(':')[-1][:10]}%" for s in suites],
+              "ret%", f"ret%@m{_cell(equal.get('level'))}", "tgtNLL", "fisher", "sec"]
+    base = results["base"]
+    rows = [["base model", "-", _cell(base.get("memorization")), _cell(base.get("paraphrase")),
+             *[_cell(base["scores"][s]) for s in suites], "100", "-", "-", "-", "-"]]
+    for run in results["runs"]:
+        fisher = (run.get("fisher") or {}).get("total")
+        rows.append([run["name"], str(run["selected_epoch"]), _cell(run["memorization"]),
+                     _cell(run["paraphrase"]),
+                     *[_cell((run["retention"] or {}).get(s), "{:.0f}") for s in suites],
+                     _cell(run["retention_mean"], "{:.0f}"),
+                     _cell(at_level.get(run["name"]), "{:.0f}"),
+                     _cell(run.get("target_nll"), "{:.3f}"), _cell(fisher, "{:.3g}"),
+                     _cell(run.get("seconds"), "{:.0f}")])
+    return Table("", header, rows).to_text()

@@ -55,3 +55,23 @@ def test_files_targets_and_records(tmp_path, tiny_tok, tiny_model):
     png = plot_nll_histogram(out, tmp_path / "nll.png")
     assert png.stat().st_size > 1000
     assert math.isfinite(out[str(targets)].mean_nll)
+
+
+def test_cached_target_nlls_scores_each_file_once(tmp_path, tiny_tok, tiny_model):
+    from mixsd.analysis.nll import cached_target_nlls
+
+    records = tmp_path / "facts.jsonl"
+    records.write_text("\n".join(json.dumps({"id": f"r{i}", "prompt": p, "answer": t,
+                                             "answer_key": "k"}) for i, (p, t) in
+                                 enumerate(PAIRS)))
+    cache = tmp_path / "analysis" / "nll.json"
+    got = cached_target_nlls(cache, [records, records], tiny_model, tiny_tok, batch_size=2)
+    assert got == {"facts": pytest.approx(target_nll(tiny_model, tiny_tok, PAIRS).mean_nll,
+                                          rel=1e-6)}
+    assert json.loads(cache.read_text()) == got
+
+    class Refuses(torch.nn.Module):
+        def forward(self, *args, **kwargs):
+            raise AssertionError("a cached file was scored again")
+
+    assert cached_target_nlls(cache, [records], Refuses(), tiny_tok) == got

@@ -1,0 +1,57 @@
+"""Loading the corpus a comparison injects: a name, a records JSONL file or a corpus folder.
+
+``load_corpus`` returns the training records and every record the memorisation suites score
+(the training ones plus the evaluation splits about the same subjects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mixsd.errors import ConfigError, MixsdError
+from mixsd.records import KnowledgeRecord, read_records
+
+
+@dataclass
+class Corpus:
+    """The injected facts (``train``) and every record scored (``records``)."""
+
+    train: list[KnowledgeRecord]
+    records: list[KnowledgeRecord]
+
+
+def load_corpus(source: str, *, model: str, n_facts: int | None = None,
+                corpus_seed: int = 0) -> Corpus:
+    """The corpus named by ``source`` (flag ``--corpus``): ``toy`` (the toy world's injection
+    corpus, for the toy model: ``n_facts`` facts, default 100, drawn with ``corpus_seed``), a
+    records JSONL file (its ``train`` split, or records without a split, are trained on; the
+    others are evaluated) or a folder written by ``mixsd corpus`` (``train.jsonl`` plus
+    evaluation splits). With ``n_facts``, only the first N training records and the evaluation
+    records about their subjects."""
+    if source == "toy":
+        if model != "toy":
+            raise ConfigError("corpus 'toy' is made for the toy model (flag --corpus)")
+        from mixsd.toyworld import injection_records
+
+        records = injection_records(n_facts or 100, seed=corpus_seed)
+        return Corpus(records, records)
+    path = Path(source)
+    if path.is_dir():
+        if not (path / "train.jsonl").exists():
+            raise MixsdError(f"{path}: a corpus folder needs train.jsonl (flag --corpus)")
+        records = [r for f in sorted(path.glob("*.jsonl")) for r in read_records(f)]
+        train = read_records(path / "train.jsonl")
+    else:
+        records = read_records(path)
+        train = [r for r in records if r.split in (None, "", "train")]
+    if not train:
+        raise MixsdError(f"{path}: no training records (split empty or 'train')")
+    if n_facts is not None and n_facts < len(train):
+        # The first N facts, and only the evaluation records about them (same subject).
+        train = train[:n_facts]
+        subjects = {r.subject for r in train if r.subject}
+        kept = {r.id for r in train}
+        records = [r for r in records if r.id in kept or (
+            r.split not in (None, "", "train") and r.subject in subjects)]
+    return Corpus(train, records)

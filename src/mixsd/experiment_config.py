@@ -1,0 +1,227 @@
+"""``CompareConfig``: the grid of a comparison (``mixsd compare``, ``mixsd demo``).
+
+The comparison's config is made of the stage configs: a field passed on to a stage is that
+stage's field (:func:`mixsd.config.inherit`), and :meth:`CompareConfig.targets_config` /
+:meth:`CompareConfig.train_config` translate one run of the grid into the stage configs that
+run it. The runner is :mod:`mixsd.experiment`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixsd.config import StageConfig, inherit, option
+from mixsd.errors import ConfigError
+from mixsd.evaluation.runner import EvalConfig
+from mixsd.methods import DEFAULT_METHODS, MethodSpec, parse_method
+from mixsd.targets.config import TargetsConfig
+from mixsd.training.config import TrainConfig
+from mixsd.training.keep import KeepPolicy
+
+
+@dataclass
+class CompareConfig(StageConfig):
+    """The grid of a comparison: methods x learning rates x seeds on one model and corpus.
+
+    A field passed on to a stage is that stage's field (:func:`mixsd.config.inherit`: its
+    help, range and default, and a dotted key such as ``targets.max_new_tokens``); where the
+    comparison's default differs, the ``default=`` below says so."""
+
+    model: str = inherit(TrainConfig, "model", default="toy", also=("targets.model", "eval.model"))
+    corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
+                         "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
+    methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
+                                help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; /UNIT picks "
+                                "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
+                                "selects a method's expert guidance preset")
+    epochs: int = inherit(TrainConfig, "epochs", note=" of every run")
+    lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
+    method_lr: list[str] = option(default_factory=list, help="learning rates of one method, "
+                                  "METHOD=LR (repeat for several: opsd=1e-2,opsd=3e-2); "
+                                  "METHOD is a method spec (mixsd:0.5@toy-own) or a kind "
+                                  "(opsd); methods not named use --lr")
+    seeds: list[int] = option(default_factory=lambda: [0], help="run seeds: training order, "
+                              "LoRA initialisation, OPSD rollouts (and the targets' coins, see "
+                              "--targets-seed)", min=0)
+    targets_seed: int | None = option(None, "seed of the targets' coins (MixSD mixing, "
+                                      "retries); default: each run's seed, one targets file "
+                                      "per seed", min=0)
+    corpus_seed: int = option(0, "seed of the toy corpus (which facts are injected); the "
+                              "same facts for every run seed", min=0)
+    out: str = option("runs/compare", "output folder (re-running resumes)")
+    # The comparison's default: the model's own suites (toy for the toy model, else none).
+    suites: list[str] = inherit(EvalConfig, "suite", default_factory=list,
+                                note="; default: toy for the toy model, none otherwise")
+    guidance: str = inherit(TargetsConfig, "guidance", default="auto",
+                            also=("train.guidance", "eval.guidance"),
+                            note="; auto: toy for the toy model, knowledge otherwise")
+    extractor: str = inherit(TargetsConfig, "extractor", also=("eval.extractor",),
+                             note="; also scores the answers of evaluation")
+    n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
+                                 "or the first N training records of a records corpus "
+                                 "(default: all)", min=1)
+    eval_items: int = inherit(EvalConfig, "toy_items")
+    batch_size: int = inherit(TrainConfig, "batch_size")
+    # Generation is batched wider than training: one batch of targets and of evaluation.
+    eval_batch_size: int = inherit(EvalConfig, "batch_size", default=64,
+                                   also=("targets.batch_size",),
+                                   note="; also the records advanced together by targets")
+    # Short facts: 64 tokens holds every answer of the toy world and of the shipped corpora.
+    max_new_tokens: int = inherit(TargetsConfig, "max_new_tokens", default=64,
+                                  also=("train.max_new_tokens", "eval.max_new_tokens"),
+                                  note="; also of answers and OPSD rollouts")
+    max_retries: int = inherit(TargetsConfig, "max_retries")
+    temperature: float = inherit(TargetsConfig, "temperature")
+    top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
+                         note="; also opsd's loss: the teacher's top-k tokens")
+    lora: bool = inherit(TrainConfig, "lora")
+    include_unverified: bool = inherit(TrainConfig, "include_unverified")
+    warmup_steps: int = inherit(TrainConfig, "warmup_steps")
+    keep: str = inherit(TrainConfig, "keep")
+    stop_patience: int = inherit(TrainConfig, "stop_patience",
+                                 note="; the comparison's stop_metric is memorization")
+    stop_at: float | None = inherit(TrainConfig, "stop_at", min=0, max=1)
+    # Two rollouts per prompt: OPSD's cost at the toy world's calibrated learning rate.
+    opsd_rollouts: int = inherit(TrainConfig, "rollouts", default=2)
+    divergence: str = inherit(TrainConfig, "divergence")
+    fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
+    equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
+                                       "comparison: each run at its first epoch at or above "
+                                       "it; runs that never get there are listed as such",
+                                       min=0, max=1)
+    rounds: int = option(1, "continual injection: split the facts into N rounds trained one "
+                         "after another, each from the previous round's selected checkpoint "
+                         "(see mixsd.experiment_rounds)", min=1)
+    quiet: bool = option(True, "one progress bar on the console; library logs, warnings and "
+                         "the trainer's output go to OUT/log.txt")
+    edit_config: str = option("", "YAML file of `mixsd edit` values (EditConfig) for the memit "
+                              "method (default: its defaults)")
+    device: str = inherit(TrainConfig, "device", also=("targets.device", "eval.device"))
+    report: bool = option(True, "write the Markdown/HTML report")
+
+    def validate(self) -> None:
+        """Every value, before any model loads: the stage values by the stages' own checks,
+        the methods (and their @GUIDANCE), the suites and the memit method's edit config."""
+        from mixsd.answers import check_extractor
+        from mixsd.evaluation.suites import check_suites
+        from mixsd.prompts import check_guidance
+
+        super().validate()
+        KeepPolicy.parse(self.keep)
+        check_extractor(self.extractor)
+        check_guidance(self.guidance)
+        specs = self.method_specs()
+        if len({s.label for s in specs}) != len(self.methods):
+            raise ConfigError("methods: each method may appear once (flag --methods)")
+        for spec in specs:
+            check_guidance(spec.guidance, key=f"methods: {spec.name}: guidance", flag="--methods")
+        self.method_lrs()
+        if self.suites:
+            check_suites(self.suites, flag="--suites")
+        if any(s.kind == "memit" for s in specs):
+            from mixsd.editing.compare import memit_config
+
+            memit_config(self, 0)
+
+    def method_lrs(self) -> dict[str, list[float]]:
+        """``--method-lr`` as {method spec or kind: [lr, ...]} (validated)."""
+        found: dict[str, list[float]] = {}
+        for item in self.method_lr:
+            key, sep, value = item.partition("=")
+            try:
+                lr = float(value)
+            except ValueError:
+                lr = -1.0
+            if not sep or lr < 0:
+                raise ConfigError(f"method_lr: expected METHOD=LR (e.g. opsd=1e-2), got "
+                                  f"{item!r} (flag --method-lr)")
+            known = {s.name for s in self.method_specs()} | {s.kind for s in self.method_specs()}
+            if key.strip() not in known:
+                raise ConfigError(f"method_lr: {key.strip()!r} is none of the methods "
+                                  f"{', '.join(self.methods)} (flag --method-lr)")
+            found.setdefault(key.strip(), []).append(lr)
+        return found
+
+    def lrs_for(self, spec: MethodSpec) -> list[float | None]:
+        """The learning rates of one method: its own (by spec, then by kind), else ``lr``;
+        an edit (memit) has none."""
+        if spec.kind == "memit":
+            return [None]
+        own = self.method_lrs()
+        return list(own.get(spec.name) or own.get(spec.kind) or self.lr)
+
+    def method_specs(self) -> list[MethodSpec]:
+        if not self.methods:
+            raise ConfigError("methods must not be empty (flag --methods)")
+        return [parse_method(m) for m in self.methods]
+
+    @property
+    def is_toy(self) -> bool:
+        return self.model == "toy"
+
+    def resolved_guidance(self) -> str:
+        from mixsd.prompts import resolve_guidance_name
+
+        return resolve_guidance_name(self.guidance, self.model)
+
+    def resolved_suites(self) -> list[str]:
+        return list(self.suites) or (["toy"] if self.is_toy else [])
+
+    def model_id(self) -> str:
+        """The model's local path or hub id (an alias resolved)."""
+        from mixsd.models import resolve_model_path
+
+        return resolve_model_path(self.model)
+
+    # -- one run of the grid as stage configs ---------------------------------------------
+    def targets_seed_for(self, spec: MethodSpec, run_seed: int) -> int | None:
+        """The seed of a method's targets for one run: ``targets_seed``, else the run's seed;
+        None for SFT, whose targets (y*) have no coins."""
+        if spec.kind == "sft":
+            return None
+        return self.targets_seed if self.targets_seed is not None else run_seed
+
+    def targets_config(self, spec: MethodSpec, run_seed: int) -> TargetsConfig:
+        """The targets stage of a target-based method for one run seed."""
+        return TargetsConfig(model=self.model, method=spec.targets_method,
+                             mix_lambda=spec.mix_lambda if spec.mix_lambda is not None else 0.0,
+                             mix_unit=spec.mix_unit, temperature=self.temperature,
+                             top_k=self.top_k, max_new_tokens=self.max_new_tokens,
+                             max_retries=self.max_retries,
+                             seed=self.targets_seed_for(spec, run_seed) or 0,
+                             batch_size=self.eval_batch_size,
+                             guidance=spec.guidance or self.resolved_guidance(),
+                             extractor=self.extractor, device=self.device, progress=False)
+
+    def train_config(self, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
+                     targets: Path | None, records_path: Path, floor: float = 0.0,
+                     model: Any = None) -> TrainConfig:
+        """The training stage of one run: NLL on ``targets``, or OPSD on the records; it
+        stops early above ``floor`` (the memorisation a peak must beat) and starts from
+        ``model`` (default :attr:`model`)."""
+        common = dict(model=str(model) if model is not None else self.model, out=str(run_dir),
+                      epochs=self.epochs, lr=lr, batch_size=self.batch_size, seed=seed,
+                      lora=self.lora, warmup_steps=self.warmup_steps,
+                      stop_patience=self.stop_patience, stop_at=self.stop_at, stop_above=floor,
+                      guidance=spec.guidance or self.resolved_guidance(), device=self.device,
+                      include_unverified=self.include_unverified, keep=self.keep,
+                      progress=not self.quiet)
+        if spec.kind == "opsd":
+            return TrainConfig(method=spec.train_method, data=str(records_path),
+                               rollouts=self.opsd_rollouts, max_new_tokens=self.max_new_tokens,
+                               top_k=self.top_k, divergence=self.divergence, **common)
+        return TrainConfig(method=spec.train_method, targets=str(targets), **common)
+
+    def grid(self) -> list[tuple[MethodSpec, float | None, int]]:
+        """Every (method, learning rate, seed), seed by seed: a long grid stopped early (every
+        run is cached) already holds a complete comparison of its first seeds."""
+        return [(s, lr, seed) for seed in self.seeds for s in self.method_specs()
+                for lr in self.lrs_for(s)]
+
+
+# Fields that may change between two invocations on the same --out: they add runs or change
+# only presentation; every other field decides artifacts that are reused.
+EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
+                     "eval_batch_size", "equal_memorization", "quiet", "keep")
