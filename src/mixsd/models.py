@@ -217,13 +217,34 @@ def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
     return load_model(name_or_path, device=device, dtype=dtype), tokenizer
 
 
-def load_model(name_or_path: str, *, device: str | None = None,
-               dtype: str | None = "auto") -> Any:
-    """Load a causal LM alone (no tokenizer), in eval mode, on ``device``; names as in
-    :func:`load_model_and_tokenizer`."""
+CHECKPOINT_INFO = "mixsd_checkpoint.json"  # what training records in a checkpoint folder
+
+
+def checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """What training recorded in a checkpoint folder (``{}`` for any other folder): its base
+    model, and ``pruned`` when ``--keep`` removed its weights."""
+    from mixsd.io import read_json_or_empty
+
+    return read_json_or_empty(Path(path) / CHECKPOINT_INFO)
+
+
+def load_model(name_or_path: str, *, device: str | None = None, dtype: str | None = "auto",
+               base_model: Any = None, merge: bool = False) -> Any:
+    """Load a causal LM alone (no tokenizer), in eval mode, on ``device``: the one model
+    loader. Names as in :func:`load_model_and_tokenizer`; a checkpoint folder of a training
+    run holds full weights or a LoRA adapter. An adapter loads with ``PeftModel`` over
+    ``base_model`` (a model object or a name; default: the base model the run recorded);
+    ``merge`` folds it into the base weights (a plain model)."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
+    if Path(path).is_dir():
+        if checkpoint_info(path).get("pruned"):
+            raise MixsdError(f"{path} holds only metrics: its weights were removed by the "
+                             "run's --keep policy (train with --keep all to keep every epoch)")
+        if (Path(path) / "adapter_config.json").is_file():
+            return _load_adapter(Path(path), base_model, device=device, dtype=dtype,
+                                 merge=merge)
     dev = resolve_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev))
@@ -231,6 +252,27 @@ def load_model(name_or_path: str, *, device: str | None = None,
         raise MixsdError(f"could not load model {name_or_path!r}: {exc}") from None
     model.to(dev).eval()
     return model
+
+
+def _load_adapter(path: Path, base_model: Any, *, device: str | None, dtype: str | None,
+                  merge: bool) -> Any:
+    """A LoRA adapter folder over its base model (see :func:`load_model`)."""
+    import json
+
+    from peft import PeftModel
+
+    if base_model is None:
+        adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+        base_model = (checkpoint_info(path).get("base_model")
+                      or adapter.get("base_model_name_or_path"))
+        if not base_model:
+            raise MixsdError(f"{path} is a LoRA adapter: its base model is needed (pass "
+                             "base_model)")
+    if isinstance(base_model, (str, Path)):
+        base_model = load_model(str(base_model), device=device, dtype=dtype)
+    model = PeftModel.from_pretrained(base_model, str(path))
+    model.to(resolve_device(device) if device else next(base_model.parameters()).device)
+    return (model.merge_and_unload() if merge else model).eval()
 
 
 def context_length(model: Any) -> int | None:

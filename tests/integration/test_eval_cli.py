@@ -67,3 +67,36 @@ def test_help_renders_with_an_example(argv, capsys):
         main([*argv, "--help"])
     assert exc.value.code == 0
     assert "mixsd" in capsys.readouterr().out
+
+
+def test_eval_loads_a_lora_checkpoint_through_the_one_loader(model_dir, files, tmp_path, capsys):
+    import torch
+
+    from mixsd.models import load_model
+    from mixsd.training import TrainConfig, train
+    from mixsd.training.checkpoints import load_checkpoint_model
+
+    targets = tmp_path / "targets.jsonl"
+    targets.write_text("".join(json.dumps({
+        "id": f"t{i}", "prompt": f"where is person{i} born ?", "answer": "paris",
+        "answer_key": "paris", "target": "paris", "meta": {"verified": True}}) + "\n"
+        for i in range(4)))
+    run = train(TrainConfig(model=model_dir, targets=str(targets), out=str(tmp_path / "run"),
+                            epochs=1, lr=5e-2, batch_size=2, lora=True, lora_r=2,
+                            device="cpu", warmup_ratio=0.0, progress=False))
+    ckpt = run.checkpoints[-1]
+    ids = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        adapter = load_model(str(ckpt))(input_ids=ids).logits
+        merged = load_checkpoint_model(ckpt, merge=True)(input_ids=ids).logits
+        base = load_model(model_dir)(input_ids=ids).logits
+    assert torch.allclose(adapter, merged, atol=1e-5)
+    assert not torch.allclose(adapter, base, atol=1e-4)  # the adapter was applied
+    _, mcq = files
+    capsys.readouterr()  # the trainer's log lines
+    assert main(["eval", "--model", str(ckpt), "--suite", f"mcq:{mcq}", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["scores"]) == {f"mcq:{mcq}"}
+    info = ckpt / "mixsd_checkpoint.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "pruned": True}))
+    assert main(["eval", "--model", str(ckpt), "--suite", f"mcq:{mcq}"]) == 2
+    assert "--keep" in capsys.readouterr().err

@@ -27,10 +27,10 @@ from transformers import TrainerCallback
 
 from mixsd.errors import MixsdError
 from mixsd.io import atomic_write_json, atomic_write_jsonl
+from mixsd.models import CHECKPOINT_INFO
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_INFO = "mixsd_checkpoint.json"
 EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
 EpochCallback = Callable[[Any, Any, int], "dict[str, float] | None"]
 
@@ -198,36 +198,15 @@ def load_checkpoint(path: str | Path, *, base_model: Any = None, device: str | N
 def load_checkpoint_model(path: str | Path, *, base_model: Any = None,
                           device: str | None = None, dtype: str | None = "auto",
                           merge: bool = False) -> Any:
-    """The model of a checkpoint folder (full weights or LoRA adapter), in eval mode: the one
-    checkpoint loader (evaluation, resumed rounds and the Fisher analysis all use it).
-
-    A full checkpoint loads with ``AutoModelForCausalLM``. A LoRA checkpoint loads with
-    ``PeftModel`` over ``base_model`` (a model object or path; default: the base model the
-    run recorded); ``merge`` folds the adapter into the base weights (a plain model).
-    """
-    from mixsd.models import load_model, resolve_device
-    from mixsd.training.keep import is_pruned
+    """The model of a checkpoint folder (full weights or LoRA adapter), in eval mode, through
+    the one model loader (:func:`mixsd.models.load_model`, which ``mixsd eval``, targets and
+    training use too): a LoRA checkpoint loads with ``PeftModel`` over ``base_model`` (a model
+    object or path; default: the base model the run recorded); ``merge`` folds the adapter
+    into the base weights (a plain model). A missing folder or a pruned epoch is refused."""
+    from mixsd.models import load_model
 
     path = Path(path)
     if not path.is_dir():
         raise MixsdError(f"checkpoint not found: {path}")
-    if is_pruned(path):
-        raise MixsdError(f"{path} holds only metrics: its weights were removed by the run's "
-                         "--keep policy (train with --keep all to keep every epoch)")
-    if not (path / "adapter_config.json").is_file():
-        return load_model(str(path), device=device, dtype=dtype)
-    from peft import PeftModel
-
-    if base_model is None:
-        info_path = path / CHECKPOINT_INFO
-        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
-        adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-        base_model = info.get("base_model") or adapter.get("base_model_name_or_path")
-        if not base_model:
-            raise MixsdError(f"{path} is a LoRA adapter: its base model is needed (pass "
-                             "base_model)")
-    if isinstance(base_model, (str, Path)):
-        base_model = load_model(str(base_model), device=device, dtype=dtype)
-    model = PeftModel.from_pretrained(base_model, str(path))
-    model.to(resolve_device(device) if device else next(base_model.parameters()).device)
-    return (model.merge_and_unload() if merge else model).eval()
+    return load_model(str(path), base_model=base_model, device=device, dtype=dtype,
+                      merge=merge)

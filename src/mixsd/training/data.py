@@ -132,19 +132,6 @@ def opsd_examples(records: Sequence[KnowledgeRecord], renderer: PromptRenderer, 
     return examples, stats
 
 
-class ListDataset:
-    """A map-style dataset over a list of dicts (what ``Trainer`` needs: len and getitem)."""
-
-    def __init__(self, items: list[dict[str, Any]]):
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.items[i]
-
-
 class PadCollator:
     """Right-pad ``input_ids`` with ``pad_id`` and ``labels`` with -100; add the attention mask."""
 

@@ -81,11 +81,9 @@ def selected_epoch(metrics: Sequence[dict[str, Any]], metric: str = "memorizatio
 
 def is_pruned(checkpoint: str | Path) -> bool:
     """Whether ``checkpoint`` is a stub whose weights ``--keep`` removed."""
-    info = Path(checkpoint) / "mixsd_checkpoint.json"
-    try:
-        return bool(json.loads(info.read_text(encoding="utf-8")).get("pruned"))
-    except (OSError, ValueError):
-        return False
+    from mixsd.models import checkpoint_info
+
+    return bool(checkpoint_info(checkpoint).get("pruned"))
 
 
 def _to_stub(checkpoint: Path) -> None:

@@ -36,7 +36,6 @@ from mixsd.training.checkpoints import (
 from mixsd.training.config import TrainConfig
 from mixsd.training.data import (
     DataStats,
-    ListDataset,
     PadCollator,
     PromptCollator,
     check_guidance,
@@ -125,8 +124,9 @@ def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, A
 
 
 def build_dataset(config: TrainConfig, renderer: PromptRenderer, model: Any
-                  ) -> tuple[ListDataset, DataStats]:
-    """NLL examples from the targets file, or OPSD prompts from the records file."""
+                  ) -> tuple[Any, DataStats]:
+    """NLL examples from the targets file, or OPSD prompts from the records file, as a
+    ``datasets.Dataset`` (in memory, in file order)."""
     from mixsd.models import context_length
     from mixsd.records import read_records, read_targets
 
@@ -144,7 +144,9 @@ def build_dataset(config: TrainConfig, renderer: PromptRenderer, model: Any
         raise MixsdError(f"no training examples left in {config.targets or config.data} "
                          f"({stats.n_skipped_unverified} unverified, {stats.n_skipped_too_long} "
                          "too long)")
-    return ListDataset(examples), stats
+    from datasets import Dataset
+
+    return Dataset.from_list(examples), stats
 
 
 def apply_lora(model: Any, config: TrainConfig) -> Any:
@@ -183,7 +185,7 @@ def training_arguments(config: TrainConfig, run_dir: Path, n_examples: int = 0) 
     )
 
 
-def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: ListDataset,
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
                   renderer: PromptRenderer, callback: EpochCheckpointCallback) -> Any:
     """The NLL ``Trainer`` or the OPSD trainer, with the epoch-checkpoint callback."""
     args = training_arguments(config, Path(config.out), len(dataset))
