@@ -218,15 +218,22 @@ def model_defaults(model: str | None) -> ModelDefaults:
 
 
 @contextlib.contextmanager
-def isolated() -> Iterator[Registries]:
-    """Within the block, registrations (and plug-ins loaded) are undone afterwards: for
-    tests of plug-ins."""
+def isolated(*, reload: bool = False) -> Iterator[Registries]:
+    """Within the block, registrations are undone afterwards: for tests of plug-ins. With
+    ``reload`` the registries start empty and the next read loads every plug-in again
+    (entry points included)."""
     load_plugins()
     saved = [(reg, dict(reg._items)) for reg in REGISTRIES.all()]
     default = REGISTRIES.default_model
+    if reload:
+        for reg in REGISTRIES.all():
+            reg._items = {}
+        REGISTRIES.default_model = ""
+        _state["loaded"] = False
     try:
         yield REGISTRIES
     finally:
         for reg, items in saved:
             reg._items = items
         REGISTRIES.default_model = default
+        _state["loaded"] = True
