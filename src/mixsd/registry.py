@@ -99,7 +99,7 @@ class SuiteKind:
 
 
 @dataclass(frozen=True)
-class Corpus:
+class CorpusSource:
     """A corpus known by name (``--corpus NAME``): ``records(n_facts, seed)`` returns the
     records (``n_facts`` None: its default size); ``model``, when set, is the only model
     alias it is made for."""
@@ -148,7 +148,7 @@ class Registries:
         default_factory=lambda: Registry("guidance preset", "--guidance"))
     suite_kinds: Registry[SuiteKind] = field(
         default_factory=lambda: Registry("suite kind", "--suite"))
-    corpora: Registry[Corpus] = field(default_factory=lambda: Registry("corpus", "--corpus"))
+    corpora: Registry[CorpusSource] = field(default_factory=lambda: Registry("corpus", "--corpus"))
     model_defaults: Registry[ModelDefaults] = field(
         default_factory=lambda: Registry("model", "--model"))
     text_sources: Registry[TextSource] = field(

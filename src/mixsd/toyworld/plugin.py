@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixsd.errors import ConfigError
-from mixsd.registry import Corpus, ModelDefaults, Registries, SuiteKind, TextSource, Verb
+from mixsd.registry import CorpusSource, ModelDefaults, Registries, SuiteKind, TextSource, Verb
 from mixsd.toyworld import TOY_GUIDANCE, TOY_OWN_GUIDANCE
 
 NAME = "toy"
@@ -81,7 +81,7 @@ def register(r: Registries) -> None:
     r.guidance.register(TOY_GUIDANCE.name, TOY_GUIDANCE)
     r.guidance.register(TOY_OWN_GUIDANCE.name, TOY_OWN_GUIDANCE)
     r.suite_kinds.register(NAME, SuiteKind(build_suites, check_suite, usage=NAME))
-    r.corpora.register(NAME, Corpus(corpus_records, model=NAME))
+    r.corpora.register(NAME, CorpusSource(corpus_records, model=NAME))
     r.model_defaults.register(NAME, ModelDefaults(guidance=TOY_GUIDANCE.name, suites=(NAME,),
                                                   corpus=NAME, text_source=NAME))
     r.text_sources.register(NAME, TextSource(_texts, _prefixes))
