@@ -44,3 +44,12 @@ def write_jsonl(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def registries():
+    """mixsd's registries (plug-ins loaded); what a test registers is undone after it."""
+    from mixsd.registry import isolated
+
+    with isolated() as found:
+        yield found

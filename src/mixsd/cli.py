@@ -1,7 +1,8 @@
 """The ``mixsd`` command line: a thin shell over the Python API.
 
 Each verb lives in ``mixsd.commands.<verb>``; its one-line summary is in :data:`COMMANDS`
-(so ``mixsd --help`` imports no verb). The module provides a docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
+(so ``mixsd --help`` imports no verb). Plug-ins add verbs of their own (the ``verbs``
+registry of :mod:`mixsd.registry`); :func:`commands` lists both. The module provides a docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
 ``run(args) -> str | None`` (the summary, printed here). Verb modules are imported only when
 used, so ``mixsd --help`` is instant. User mistakes (:class:`~mixsd.errors.MixsdError`) print
 one line and exit 2; no traceback. Ctrl-C (SIGINT) and SIGTERM stop a verb the same way,
@@ -20,6 +21,7 @@ import sys
 from mixsd import __version__
 from mixsd.console import close_bars
 from mixsd.errors import MixsdError
+from mixsd.registry import REGISTRIES, load_plugins
 
 # verb -> one-line help (kept here so `mixsd --help` imports nothing heavy)
 COMMANDS = {
@@ -30,7 +32,6 @@ COMMANDS = {
     "eval": "score a model on memorisation and retention suites",
     "analyze": "target NLL under the base model; Fisher-weighted displacement; mixing-rule table",
     "report": "Markdown/HTML report with plots from results.json files",
-    "toy": "build or inspect the embedded toy world base model",
     "compare": "run every method on one corpus with identical evaluation and one report",
     "demo": "run `compare` on the embedded toy world model",
 }
@@ -38,20 +39,33 @@ COMMANDS = {
 EPILOG = "Run `mixsd VERB --help` for a verb's options and an example."
 
 
+def commands() -> dict[str, str]:
+    """Every verb -> its one-line help: the built-in ones, then the plug-ins' verbs."""
+    found = dict(COMMANDS)
+    for name in REGISTRIES.verbs.names():
+        found.setdefault(name, REGISTRIES.verbs.get(name).help)
+    return found
+
+
+def _module_name(verb: str) -> str:
+    added = REGISTRIES.verbs.find(verb) if verb not in COMMANDS else None
+    return added.module if added is not None else f"mixsd.commands.{verb}"
+
+
 def _top_parser() -> argparse.ArgumentParser:
-    lines = "\n".join(f"  {name:<9} {text}" for name, text in COMMANDS.items())
+    lines = "\n".join(f"  {name:<9} {text}" for name, text in commands().items())
     parser = argparse.ArgumentParser(
         prog="mixsd", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="MixSD: inject new knowledge into causal LMs without forgetting.\n\n"
         f"verbs:\n{lines}", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"mixsd {__version__}")
-    parser.add_argument("verb", nargs="?", help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("verb", nargs="?", help="one of: " + ", ".join(commands()))
     return parser
 
 
 def build_parser(verb: str) -> tuple[argparse.ArgumentParser, object]:
     """The parser of one verb and its command module."""
-    module = importlib.import_module(f"mixsd.commands.{verb}")
+    module = importlib.import_module(_module_name(verb))
     parser = argparse.ArgumentParser(
         prog=f"mixsd {verb}", description=module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,14 +98,19 @@ def _sigterm_as_interrupt():
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mixsd`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        load_plugins()  # the verbs of plug-ins; a broken plug-in is one line, no traceback
+    except MixsdError as exc:
+        print(f"mixsd: error: {exc}", file=sys.stderr)
+        return 2
     if not argv or argv[0].startswith("-"):
         parser = _top_parser()
         parser.parse_args(argv)  # handles --help and --version
         parser.print_help(sys.stderr)
         return 2
     verb, rest = argv[0], argv[1:]
-    if verb not in COMMANDS:
-        _top_parser().error(f"unknown verb {verb!r}; choose from {', '.join(COMMANDS)}")
+    if verb not in commands():
+        _top_parser().error(f"unknown verb {verb!r}; choose from {', '.join(commands())}")
     parser, module = build_parser(verb)
     args = parser.parse_args(rest)
     try:

@@ -16,6 +16,7 @@ from mixsd.config import StageConfig, inherit, option
 from mixsd.errors import ConfigError
 from mixsd.evaluation.runner import EvalConfig
 from mixsd.methods import DEFAULT_METHODS, MethodSpec, parse_method
+from mixsd.registry import default_model, model_defaults
 from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
 from mixsd.training.keep import KeepPolicy
@@ -29,9 +30,12 @@ class CompareConfig(StageConfig):
     help, range and default, and a dotted key such as ``targets.max_new_tokens``); where the
     comparison's default differs, the ``default=`` below says so."""
 
-    model: str = inherit(TrainConfig, "model", default="toy", also=("targets.model", "eval.model"))
-    corpus: str = option("toy", "toy (the toy world's injection corpus), a records JSONL file, "
-                         "or a folder written by `mixsd corpus` (train.jsonl + eval splits)")
+    model: str = inherit(TrainConfig, "model", default_factory=default_model,
+                         also=("targets.model", "eval.model"))
+    corpus: str = option(help="a registered corpus (the toy world's injection corpus: toy), a "
+                         "records JSONL file, or a folder written by `mixsd corpus` (train.jsonl "
+                         "+ eval splits)",
+                         default_factory=lambda: model_defaults(default_model()).corpus or "")
     methods: list[str] = option(default_factory=lambda: list(DEFAULT_METHODS),
                                 help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; /UNIT picks "
                                 "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
@@ -51,12 +55,14 @@ class CompareConfig(StageConfig):
     corpus_seed: int = option(0, "seed of the toy corpus (which facts are injected); the "
                               "same facts for every run seed", min=0)
     out: str = option("runs/compare", "output folder (re-running resumes)")
-    # The comparison's default: the model's own suites (toy for the toy model, else none).
+    # The comparison's default: the model's own suites (registered with its alias, else none).
     suites: list[str] = inherit(EvalConfig, "suite", default_factory=list,
-                                note="; default: toy for the toy model, none otherwise")
+                                note="; default: the model's registered suites (toy for the "
+                                "toy model), none otherwise")
     guidance: str = inherit(TargetsConfig, "guidance", default="auto",
                             also=("train.guidance", "eval.guidance"),
-                            note="; auto: toy for the toy model, knowledge otherwise")
+                            note="; auto: the model's registered preset (toy for the toy "
+                            "model), knowledge otherwise")
     extractor: str = inherit(TargetsConfig, "extractor", also=("eval.extractor",),
                              note="; also scores the answers of evaluation")
     n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
@@ -157,17 +163,13 @@ class CompareConfig(StageConfig):
             raise ConfigError("methods must not be empty (flag --methods)")
         return [parse_method(m) for m in self.methods]
 
-    @property
-    def is_toy(self) -> bool:
-        return self.model == "toy"
-
     def resolved_guidance(self) -> str:
         from mixsd.prompts import resolve_guidance_name
 
         return resolve_guidance_name(self.guidance, self.model)
 
     def resolved_suites(self) -> list[str]:
-        return list(self.suites) or (["toy"] if self.is_toy else [])
+        return list(self.suites) or list(model_defaults(self.model).suites)
 
     def model_id(self) -> str:
         """The model's local path or hub id (an alias resolved)."""

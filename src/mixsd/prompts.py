@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixsd.errors import ConfigError
+from mixsd.registry import REGISTRIES, Registries, model_defaults
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,23 @@ class GuidancePreset:
                                          answer=answer)
 
 
-GUIDANCE_PRESETS: dict[str, GuidancePreset] = {
-    "knowledge": GuidancePreset(
-        "knowledge",
-        prefix="This question is from a new knowledge base. Here is the answer to this question:",
-        suffix="Now answer the question within \\boxed{}",
-    ),
-    "math": GuidancePreset(
-        "math",
-        prefix="Here is a reference solution to this problem, including the correct final answer:",
-        suffix="After understanding the reference solution, please attempt to answer the question "
-        "again: Please reason step by step, and put your final answer within \\boxed{}",
-    ),
-}
+KNOWLEDGE = GuidancePreset(
+    "knowledge",
+    prefix="This question is from a new knowledge base. Here is the answer to this question:",
+    suffix="Now answer the question within \\boxed{}",
+)
+MATH = GuidancePreset(
+    "math",
+    prefix="Here is a reference solution to this problem, including the correct final answer:",
+    suffix="After understanding the reference solution, please attempt to answer the question "
+    "again: Please reason step by step, and put your final answer within \\boxed{}",
+)
+
+
+def register(r: Registries) -> None:
+    """The built-in plug-in of prompts: the ``knowledge`` and ``math`` presets."""
+    r.guidance.register(KNOWLEDGE.name, KNOWLEDGE)
+    r.guidance.register(MATH.name, MATH)
 
 # Stand-in assistant text rendered to find the token a chat template closes a turn with.
 _PROBE_TEXT = "mixsd-probe"
@@ -101,11 +106,12 @@ def turn_end_token_id(tokenizer: Any) -> int | None:
 
 
 def resolve_guidance_name(guidance: str | None, model: str | None) -> str:
-    """``auto`` (or nothing) -> the model's default preset: ``toy`` for the toy model,
-    ``knowledge`` for every other model; any other name passes through."""
+    """``auto`` (or nothing) -> the model's default preset (registered with the model alias,
+    :func:`mixsd.registry.model_defaults`; ``knowledge`` for every other model); any other
+    name passes through."""
     if guidance not in (None, "", "auto"):
         return guidance
-    return "toy" if model == "toy" else "knowledge"
+    return model_defaults(model).guidance
 
 
 def check_guidance(guidance: str | None, *, flag: str = "--guidance",
@@ -119,28 +125,31 @@ def check_guidance(guidance: str | None, *, flag: str = "--guidance",
     try:
         get_guidance(guidance)
     except ConfigError:
-        raise ConfigError(f"{key} must be one of auto, {', '.join(sorted(GUIDANCE_PRESETS))}, "
+        raise ConfigError(f"{key} must be one of auto, {', '.join(guidance_names())}, "
                           f"got {guidance!r} (flag {flag})") from None
     return guidance
 
 
-def register_guidance(preset: GuidancePreset) -> GuidancePreset:
+def register_guidance(preset: GuidancePreset, *, replace: bool = False) -> GuidancePreset:
     """Make ``preset`` selectable by name (``--guidance NAME``)."""
-    GUIDANCE_PRESETS[preset.name] = preset
-    return preset
+    return REGISTRIES.guidance.register(preset.name, preset, replace=replace)
+
+
+def guidance_names() -> list[str]:
+    """The registered preset names, sorted."""
+    return sorted(REGISTRIES.guidance.names())
 
 
 def get_guidance(guidance: str | GuidancePreset) -> GuidancePreset:
-    """Resolve a preset name (``knowledge``, ``math``, ``toy``, ...) or pass a preset through."""
+    """Resolve a registered preset name (``knowledge``, ``math``, a plug-in's) or pass a
+    preset through."""
     if isinstance(guidance, GuidancePreset):
         return guidance
-    if guidance.startswith("toy") and guidance not in GUIDANCE_PRESETS:
-        import mixsd.toyworld  # noqa: F401  (registers the toy preset)
-    try:
-        return GUIDANCE_PRESETS[guidance]
-    except KeyError:
-        raise ConfigError(f"guidance must be one of {', '.join(sorted(GUIDANCE_PRESETS))}, got "
-                          f"{guidance!r} (flag --guidance)") from None
+    found = REGISTRIES.guidance.find(guidance)
+    if found is None:
+        raise ConfigError(f"guidance must be one of {', '.join(guidance_names())}, got "
+                          f"{guidance!r} (flag --guidance)")
+    return found
 
 
 class PromptRenderer:

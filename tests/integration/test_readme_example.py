@@ -15,8 +15,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_readme_names_only_existing_verbs():
-    from mixsd.cli import COMMANDS
+    from mixsd.cli import commands
 
     shell = "".join(re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S))
     verbs = set(re.findall(r"^mixsd (\w+)", shell, flags=re.M))
-    assert verbs and verbs <= set(COMMANDS)
+    assert verbs and verbs <= set(commands())

@@ -1,6 +1,6 @@
 import pytest
 
-from mixsd.cli import COMMANDS, main
+from mixsd.cli import commands, main
 
 
 def test_top_level_help_lists_every_verb(capsys):
@@ -8,7 +8,7 @@ def test_top_level_help_lists_every_verb(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert all(verb in out for verb in COMMANDS)
+    assert all(verb in out for verb in commands())
 
 
 def test_no_verb_prints_help_and_fails(capsys):
@@ -23,7 +23,7 @@ def test_unknown_verb_is_a_clear_error(capsys):
     assert "unknown verb 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("verb", list(COMMANDS))
+@pytest.mark.parametrize("verb", list(commands()))
 def test_every_verb_has_help_with_an_example(verb, capsys):
     with pytest.raises(SystemExit) as exc:
         main([verb, "--help"])

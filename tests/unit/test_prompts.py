@@ -1,12 +1,12 @@
 import pytest
 
 from mixsd.errors import ConfigError
-from mixsd.prompts import GUIDANCE_PRESETS, GuidancePreset, PromptRenderer, get_guidance
+from mixsd.prompts import GuidancePreset, PromptRenderer, get_guidance
 
 
 def test_expert_prompt_is_x_prefix_answer_suffix(tiny_tok):
     r = PromptRenderer(tiny_tok, "knowledge")
-    g = GUIDANCE_PRESETS["knowledge"]
+    g = get_guidance("knowledge")
     assert r.naive_text("where was alice born ?") == "where was alice born ?"
     text = r.expert_text("where was alice born ?", "oslo")
     assert text == f"where was alice born ?\n\n{g.prefix}\noslo\n\n{g.suffix}"

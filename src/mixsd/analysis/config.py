@@ -28,7 +28,7 @@ class NLLConfig(StageConfig):
 
     stage = "nll"
 
-    model: str = option("", "the BASE model: id, local folder, or 'toy'")
+    model: str = option("", "the BASE model: id, local folder, or an alias")
     targets: list[str] = option(default_factory=list, nargs="+", metavar="FILE",
                                 help="targets JSONL files (or records files: their answers "
                                 "are scored)")
@@ -55,7 +55,7 @@ class FisherConfig(StageConfig):
 
     stage = "fisher"
 
-    model: str = option("", "the BASE model: id, local folder, or 'toy'")
+    model: str = option("", "the BASE model: id, local folder, or an alias")
     checkpoints: list[str] = option(default_factory=list, nargs="+", metavar="DIR",
                                     help="checkpoint folders, LoRA adapters, or run folders "
                                     "with epoch-N/")

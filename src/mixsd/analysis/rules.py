@@ -199,7 +199,7 @@ def run_rules(config: TargetsConfig, data: str, *, lambdas: Sequence[float] = (0
     from mixsd.records import read_records
 
     if not config.model:
-        raise MixsdError("no model given: pass --model ID_OR_PATH (or 'toy')")
+        raise MixsdError("no model given: pass --model ID_OR_PATH (or an alias)")
     records = read_records(data)[:n_records]
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
                                                 dtype=config.dtype)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mixsd.errors import ConfigError, MixsdError
 from mixsd.records import KnowledgeRecord, read_records
+from mixsd.registry import REGISTRIES
 
 
 @dataclass
@@ -23,18 +24,19 @@ class Corpus:
 
 def load_corpus(source: str, *, model: str, n_facts: int | None = None,
                 corpus_seed: int = 0) -> Corpus:
-    """The corpus named by ``source`` (flag ``--corpus``): ``toy`` (the toy world's injection
-    corpus, for the toy model: ``n_facts`` facts, default 100, drawn with ``corpus_seed``), a
+    """The corpus named by ``source`` (flag ``--corpus``): a registered corpus (a plug-in's,
+    e.g. the toy world's injection corpus, for the toy model: ``n_facts`` facts, default 100,
+    drawn with ``corpus_seed``), a
     records JSONL file (its ``train`` split, or records without a split, are trained on; the
     others are evaluated) or a folder written by ``mixsd corpus`` (``train.jsonl`` plus
     evaluation splits). With ``n_facts``, only the first N training records and the evaluation
     records about their subjects."""
-    if source == "toy":
-        if model != "toy":
-            raise ConfigError("corpus 'toy' is made for the toy model (flag --corpus)")
-        from mixsd.toyworld import injection_records
-
-        records = injection_records(n_facts or 100, seed=corpus_seed)
+    named = REGISTRIES.corpora.find(source)
+    if named is not None:
+        if named.model is not None and model != named.model:
+            raise ConfigError(f"corpus {source!r} is made for the {named.model} model "
+                              "(flag --corpus)")
+        records = named.records(n_facts, corpus_seed)
         return Corpus(records, records)
     path = Path(source)
     if path.is_dir():

@@ -12,8 +12,9 @@ from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.models import check_device
 from mixsd.prompts import check_guidance
+from mixsd.registry import REGISTRIES, default_model, model_defaults
 
-COV_SOURCES = ("auto", "toy", "generations")
+GENERATIONS = "generations"
 TARGETS = ("answer_key", "answer")
 
 
@@ -24,7 +25,8 @@ class EditConfig(StageConfig):
 
     stage = "edit"
 
-    model: str = option("toy", "base model: hub id, local folder, or 'toy'")
+    model: str = option(help="base model: hub id, local folder, or an alias",
+                        default_factory=default_model)
     data: str = option("", "records JSONL of the facts to write (each needs a subject)")
     out: str = option("runs/edit", "output folder: the edited model, edit.json, run.json")
     layers: list[int] = option(default_factory=list, help="decoder layers whose MLP down-"
@@ -35,10 +37,10 @@ class EditConfig(StageConfig):
                          "answer y* (teacher-forced)", choices=TARGETS)
     cov_weight: float = option(100.0, "lambda_c: weight of the key covariance C against the "
                                "new keys (larger = smaller, more local updates)", min=0)
-    cov_source: str = option("auto", "generic text of C and of the context prefixes: toy "
-                             "(toy-world documents), generations (the model's own text on "
-                             "held-out prompts); auto = toy for the toy model",
-                             choices=COV_SOURCES)
+    cov_source: str = option("auto", "generic text of C and of the context prefixes: a "
+                             "registered text source (a plug-in's, e.g. the toy world's "
+                             "documents), generations (the model's own text on held-out "
+                             "prompts); auto = the model's registered source, else generations")
     cov_texts: int = option(2000, "generic texts whose keys estimate C", min=1)
     cov_max_tokens: int = option(128, "tokens kept of each generic text", min=2)
     v_steps: int = option(60, "optimisation steps of each fact's target value", min=1)
@@ -55,8 +57,8 @@ class EditConfig(StageConfig):
                              "over (besides the bare prompt); MEMIT's paper uses some, on the toy model 0 "
                              "memorised more at equal retention", min=0)
     prefix_words: int = option(8, "words of each context prefix", min=1)
-    guidance: str = option("auto", "prompt layout (auto: toy for the toy model, knowledge "
-                           "otherwise)")
+    guidance: str = option("auto", "prompt layout (auto: the model's registered preset, "
+                           "knowledge otherwise)")
     batch_size: int = option(32, "texts per forward pass of the covariance", min=1)
     seed: int = option(0, "seed of the prefixes and generic generations", min=0)
     device: str = option("auto", "device: auto, cpu or cuda")
@@ -71,10 +73,9 @@ class EditConfig(StageConfig):
             raise ConfigError("layers: each layer may appear once (flag --layers)")
         check_guidance(self.guidance)
         check_device(self.device)
-
-    @property
-    def is_toy(self) -> bool:
-        return self.model == "toy"
+        if self.cov_source not in cov_sources():
+            raise ConfigError(f"cov_source must be one of {', '.join(cov_sources())}, got "
+                              f"{self.cov_source!r} (flag --cov-source)")
 
     def resolved_guidance(self) -> str:
         from mixsd.prompts import resolve_guidance_name
@@ -84,4 +85,9 @@ class EditConfig(StageConfig):
     def resolved_cov_source(self) -> str:
         if self.cov_source != "auto":
             return self.cov_source
-        return "toy" if self.is_toy else "generations"
+        return model_defaults(self.model).text_source or GENERATIONS
+
+
+def cov_sources() -> list[str]:
+    """Values of ``--cov-source``: auto, the registered text sources, generations."""
+    return ["auto", *REGISTRIES.text_sources.names(), GENERATIONS]

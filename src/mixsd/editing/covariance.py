@@ -4,8 +4,8 @@ C = E[k k^T] is the (uncentred) second moment of a layer's down-projection input
 generic text: what the layer already stores and an edit should leave alone. Without a hub
 the text comes from what the project has (issue 16):
 
-* ``toy``: documents of the toy world (the stream the toy model was pretrained on, drawn
-  with a seed pretraining never used);
+* a registered text source (``text_sources`` of :mod:`mixsd.registry`; a plug-in's, e.g. the
+  documents a world's model was pretrained on, drawn with a seed pretraining never used);
 * ``generations``: the model's own text: greedy continuations of held-out prompts, then
   sampled continuations of MEMIT's seed words until there are enough.
 
@@ -31,7 +31,6 @@ from mixsd.io import mixsd_home
 
 CACHE_FORMAT = 1
 SEED_WORDS = ("The", "Therefore", "Because", "I", "You")  # MEMIT's context-prefix seeds
-TOY_DOCUMENT_SEED = 1_000_003  # never a pretraining seed of the toy world
 
 
 def model_fingerprint(model: Any) -> str:
@@ -44,28 +43,6 @@ def model_fingerprint(model: Any) -> str:
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def toy_texts(n: int, seed: int) -> list[str]:
-    """``n`` documents of the toy world's pretraining mixture."""
-    from mixsd.toyworld.suites import get_world
-
-    docs = get_world().documents(TOY_DOCUMENT_SEED + seed)
-    return [next(docs) for _ in range(n)]
-
-
-def toy_prefixes(n: int, words: int, seed: int) -> list[str]:
-    """Statements of the toy world (the first sentence of its non-question documents), the
-    kind of text an in-context toy prompt carries before its question."""
-    from mixsd.toyworld.suites import get_world
-
-    docs = get_world().documents(TOY_DOCUMENT_SEED + 7919 + seed)
-    out: list[str] = []
-    while len(out) < n:
-        doc = next(docs)
-        if not doc.startswith("Q "):
-            out.append(" ".join(doc.split(" . ")[0].split()[:words]) + " .")
-    return out
 
 
 def sample_texts(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,

@@ -18,22 +18,22 @@ from mixsd.editing.covariance import (
     generation_prefixes,
     generation_texts,
     key_covariances,
-    toy_prefixes,
-    toy_texts,
 )
 from mixsd.editing.locate import decoder_layers, default_layers
 from mixsd.editing.memit import apply_memit, check_subjects
 from mixsd.errors import MixsdError
 from mixsd.io import atomic_write_json, write_run_info
 from mixsd.records import KnowledgeRecord, read_records
+from mixsd.registry import REGISTRIES
 
 
 def context_prefixes(model: Any, tokenizer: Any, config: EditConfig) -> list[str]:
     """The context prefixes keys and values are averaged over (besides the bare prompt)."""
     if config.n_prefixes == 0:
         return []
-    if config.resolved_cov_source() == "toy":
-        return toy_prefixes(config.n_prefixes, config.prefix_words, config.seed)
+    registered = REGISTRIES.text_sources.find(config.resolved_cov_source())
+    if registered is not None:
+        return registered.prefixes(config.n_prefixes, config.prefix_words, config.seed)
     return generation_prefixes(model, tokenizer, config.n_prefixes, config.prefix_words,
                                config.seed)
 
@@ -42,14 +42,15 @@ def covariances_for(model: Any, tokenizer: Any, config: EditConfig, layers: Sequ
                     held_out: Sequence[str] = ()) -> dict[int, Any]:
     """C of each edited layer (cached on disk per model, layer and text source)."""
     source = config.resolved_cov_source()
-    if source == "toy":
+    registered = REGISTRIES.text_sources.find(source)
+    if registered is not None:
         def texts() -> list[str]:
-            return toy_texts(config.cov_texts, config.seed)
+            return registered.texts(config.cov_texts, config.seed)
     else:
         def texts() -> list[str]:
             return generation_texts(model, tokenizer, config.cov_texts, config.seed,
                                     config.cov_max_tokens, held_out)
-    tag = source if source == "toy" or not held_out else f"{source}+{len(held_out)}"
+    tag = source if registered is not None or not held_out else f"{source}+{len(held_out)}"
     return key_covariances(model, tokenizer, layers, source=tag, texts=texts,
                            n_texts=config.cov_texts, max_tokens=config.cov_max_tokens,
                            seed=config.seed, batch_size=config.batch_size)

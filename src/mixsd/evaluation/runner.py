@@ -14,6 +14,7 @@ from mixsd.evaluation.samples import write_sample_logs
 from mixsd.io import atomic_write_json, write_run_info
 from mixsd.models import check_device, check_dtype
 from mixsd.prompts import check_guidance, resolve_guidance_name
+from mixsd.registry import default_model, model_defaults
 
 
 @dataclass
@@ -22,10 +23,12 @@ class EvalConfig(StageConfig):
 
     stage = "eval"
 
-    model: str | None = option(None, "model id, local folder, or 'toy'")
-    suite: list[str] = option(default_factory=lambda: ["toy"], help="suites, comma-separated: "
-                              "toy, toy:NAME, general[:N], instruct, math:F.jsonl, mcq:F.jsonl, lmeval:TASK, "
-                              "records:F.jsonl[@SPLIT], paraphrase:F.jsonl")
+    model: str | None = option(None, "model id, local folder, or an alias")
+    suite: list[str] = option(default_factory=lambda: list(model_defaults(default_model()).suites),
+                              help="suites, comma-separated: general[:N], instruct, math:F.jsonl, "
+                              "mcq:F.jsonl, lmeval:TASK, records:F.jsonl[@SPLIT], "
+                              "paraphrase:F.jsonl, or a plug-in's kind (the toy world's: toy, "
+                              "toy:NAME)")
     base_model: str | None = option(None, "also report each score as %% of this base model's "
                                     "(base scores are cached)")
     batch_size: int = option(32, "prompts per forward pass", min=1)
@@ -33,8 +36,8 @@ class EvalConfig(StageConfig):
     math_max_new_tokens: int = option(512, "most tokens generated per answer (math suites)",
                                       min=1)
     guidance: str | None = option(None, "prompt layout of records/paraphrase suites "
-                                  "(knowledge, math, toy, ...; default: toy for the toy model, "
-                                  "else knowledge)")
+                                  "(knowledge, math, a plug-in's; default: the model's "
+                                  "registered preset, else knowledge)")
     extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
                             "contains or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "

@@ -2,11 +2,11 @@
 
 A suite is any object with a ``name`` and ``evaluate(model, tokenizer, batch_size=...)``
 returning a result with ``.score`` (and ``.n``, ``.samples``). :func:`get_suites` resolves
-suite specs, comma separated or as a list:
+suite specs, comma separated or as a list. The kinds are the ``suite_kinds`` registry of
+:mod:`mixsd.registry`: these built-in ones (:func:`register`) and a plug-in's (the toy
+world's probes, ``mixsd.toyworld.plugin``):
 
 ============================  ===============================================================
-``toy``                       every toy world probe (``mixsd.toyworld.toy_suites()``)
-``toy:NAME``                  one toy probe: ``toy:recall``, ``toy:paraphrase``, ...
 ``general[:N]``               the shipped general-knowledge questions (N: an evenly spread
                               subset), scored on the base model's KNOWN set
                               (:mod:`mixsd.evaluation.general`)
@@ -38,9 +38,9 @@ from typing import Any, Protocol
 from mixsd.errors import ConfigError, MixsdError
 from mixsd.evaluation.qa import QASuite
 from mixsd.records import KnowledgeRecord, read_records
+from mixsd.registry import REGISTRIES, Registries, SuiteKind
 
 TRAIN_SPLITS = (None, "", "train")
-KINDS = ("toy", "general", "instruct", "math", "mcq", "lmeval", "records", "paraphrase")
 
 
 class Suite(Protocol):
@@ -52,7 +52,7 @@ class Suite(Protocol):
 
 
 def split_specs(names: str | Iterable[str]) -> list[str]:
-    """``"toy,math:a.jsonl"`` or a list of specs (each may hold commas) -> a flat list."""
+    """``"general,math:a.jsonl"`` or a list of specs (each may hold commas) -> a flat list."""
     items = [names] if isinstance(names, str) else list(names)
     specs = [s.strip() for item in items for s in str(item).split(",") if s.strip()]
     if not specs:
@@ -99,18 +99,6 @@ def _path(spec: str, rest: str) -> Path:
         raise ConfigError(f"suite {spec!r} needs a file: {spec.split(':')[0]}:PATH.jsonl "
                           "(flag --suite)")
     return Path(rest)
-
-
-def _toy(spec: str, rest: str, opts: dict) -> dict[str, Any]:
-    from mixsd.toyworld import toy_suites  # lazy: building the toy world is not free
-
-    found = toy_suites(n_items=opts.get("toy_items", 200), seed=opts.get("toy_seed", 0))
-    if not rest:
-        return {f"toy:{name}": suite for name, suite in found.items()}
-    if rest not in found:
-        raise ConfigError(f"unknown toy suite {rest!r}; choose from "
-                          f"{', '.join('toy:' + n for n in found)} (flag --suite)")
-    return {spec: found[rest]}
 
 
 def _corpus_split(folder: Path, split: str) -> list[KnowledgeRecord] | None:
@@ -214,40 +202,47 @@ def _instruct(spec: str, rest: str, opts: dict) -> dict[str, Any]:
                                     max_new_tokens=opts.get("instruct_max_new_tokens", 48))}
 
 
-_BUILDERS = {"toy": _toy, "general": _general, "instruct": _instruct, "records": _records, "paraphrase": _paraphrase, "math": _math,
-             "mcq": _mcq, "lmeval": _lmeval}
-
-
 # kinds whose argument is a file or folder that must exist (``general`` and ``instruct``
 # take one optionally: ``general:N`` is a count)
 _PATH_KINDS = ("records", "paraphrase", "math", "mcq")
 
 
+def _check_builtin(spec: str, rest: str, flag: str) -> None:
+    kind = spec.partition(":")[0]
+    path = rest.partition("@")[0] if kind == "records" else rest
+    if kind in _PATH_KINDS or (kind in ("general", "instruct") and rest and not rest.isdigit()):
+        if not path:
+            raise ConfigError(f"suite {spec!r} needs a file: {kind}:PATH.jsonl (flag {flag})")
+        if not Path(path).exists():
+            raise ConfigError(f"suite {spec!r}: file not found: {path} (flag {flag})")
+    if kind == "lmeval" and not rest:
+        raise ConfigError(f"suite 'lmeval:' needs a task name: lmeval:TASK (flag {flag})")
+
+
+def register(r: Registries) -> None:
+    """The built-in plug-in of suites: the kinds of the module docstring."""
+    for name, build in (("general", _general), ("instruct", _instruct), ("math", _math),
+                        ("mcq", _mcq), ("lmeval", _lmeval), ("records", _records),
+                        ("paraphrase", _paraphrase)):
+        usage = name if name in ("general", "instruct") else name + ":..."
+        r.suite_kinds.register(name, SuiteKind(build, _check_builtin, usage))
+
+
 def check_suites(names: str | Iterable[str], *, flag: str = "--suite") -> list[str]:
     """Validate suite specs before any model loads: the kind, a name where the kind needs
-    one, a toy probe's name and that a suite's file exists; return the flat list of specs."""
+    one, that a suite's file exists and whatever else the kind checks (a plug-in probe's
+    name); return the flat list of specs."""
     specs = split_specs(names)
     for spec in specs:
         kind, _, rest = spec.partition(":")
-        if kind not in _BUILDERS:
+        found = REGISTRIES.suite_kinds.find(kind)
+        if found is None:
+            usages = [REGISTRIES.suite_kinds.get(k).usage or k
+                      for k in REGISTRIES.suite_kinds.names()]
             raise ConfigError(f"unknown suite {spec!r}; a suite is one of "
-                              f"{', '.join(k if k in ('toy', 'general', 'instruct') else k + ':...' for k in KINDS)} "
-                              f"(flag {flag})")
-        path = rest.partition("@")[0] if kind == "records" else rest
-        if kind in _PATH_KINDS or (kind in ("general", "instruct") and rest
-                                   and not rest.isdigit()):
-            if not path:
-                raise ConfigError(f"suite {spec!r} needs a file: {kind}:PATH.jsonl (flag {flag})")
-            if not Path(path).exists():
-                raise ConfigError(f"suite {spec!r}: file not found: {path} (flag {flag})")
-        if kind == "lmeval" and not rest:
-            raise ConfigError(f"suite 'lmeval:' needs a task name: lmeval:TASK (flag {flag})")
-        if kind == "toy" and rest:
-            from mixsd.toyworld.suites import SUITE_NAMES
-
-            if rest not in SUITE_NAMES:
-                raise ConfigError(f"unknown toy suite {rest!r}; choose from "
-                                  f"{', '.join('toy:' + n for n in SUITE_NAMES)} (flag {flag})")
+                              f"{', '.join(usages)} (flag {flag})")
+        if found.check is not None:
+            found.check(spec, rest, flag)
     return specs
 
 
@@ -257,13 +252,13 @@ def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
     Options: ``extractor``, ``max_new_tokens``, ``guidance`` (records/paraphrase suites),
     ``math_max_new_tokens`` (default 512), ``mcq_guidance``, ``mcq_normalize`` (none|chars),
     ``lmeval_include`` (task YAML folder), ``num_fewshot``, ``limit``, ``lmeval_metric``,
-    ``toy_items``, ``toy_seed``, ``general_max_new_tokens`` (default 24) and
-    ``instruct_max_new_tokens`` (default 48).
+    ``general_max_new_tokens`` (default 24), ``instruct_max_new_tokens`` (default 48) and
+    those of plug-in kinds (the toy world's ``toy_items`` and ``toy_seed``).
     """
     suites: dict[str, Suite] = {}
     for spec in check_suites(names):
         kind, _, rest = spec.partition(":")
-        suites.update(_BUILDERS[kind](spec, rest, opts))
+        suites.update(REGISTRIES.suite_kinds.get(kind).build(spec, rest, opts))
     return suites
 
 

@@ -30,7 +30,7 @@ class TargetsConfig(StageConfig):
 
     stage = "targets"
 
-    model: str | None = option(None, "model id, local folder, or 'toy' (the embedded default)")
+    model: str | None = option(None, "model id, local folder, or an alias (the toy world's: toy)")
     method: str = option(
         "mixsd",
         "mixsd: mix the naive and expert conditionals; sft: the reference answer y* itself",

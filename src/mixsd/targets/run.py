@@ -52,7 +52,7 @@ def _model_name(config: TargetsConfig, model: Any) -> str:
         return model
     if model is None:
         if not config.model:
-            raise MixsdError("no model given: pass --model ID_OR_PATH (or 'toy')")
+            raise MixsdError("no model given: pass --model ID_OR_PATH (or an alias)")
         return config.model
     return f"{type(model).__name__}:{getattr(model.config, '_name_or_path', '')}"
 

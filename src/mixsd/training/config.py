@@ -25,7 +25,7 @@ class TrainConfig(StageConfig):
 
     stage = "train"
 
-    model: str = option("", "base model: hub id, local folder or 'toy'")
+    model: str = option("", "base model: hub id, local folder or an alias")
     method: str = option("nll", "nll: NLL on a targets file (SFT, MixSD, lambda=0); opsd: "
                          "on-policy self-distillation on a records file", choices=METHODS)
     targets: str | None = option(None, "targets JSONL (method nll)")

@@ -106,10 +106,10 @@ def test_all_unverified_is_an_error(make_config, write_rows):
 
 
 def test_guidance_with_another_naive_layout_is_refused(make_config, write_rows, caplog,
-                                                      monkeypatch):
-    from mixsd.prompts import GUIDANCE_PRESETS, GuidancePreset
+                                                      registries):
+    from mixsd.prompts import GuidancePreset
 
-    monkeypatch.setitem(GUIDANCE_PRESETS, "test-qa", GuidancePreset(
+    registries.guidance.register("test-qa", GuidancePreset(
         "test-qa", prefix="p", suffix="s", naive_format="question : {prompt}"))
     path = write_rows(target_rows(2, guidance="test-qa"))
     with pytest.raises(MixsdError, match="guidance 'test-qa'.*--guidance test-qa"):
