@@ -39,9 +39,10 @@ RUNNING, COMPLETE = "running", "complete"
 
 
 def canonical_json(obj: Any) -> str:
-    """``obj`` as canonical JSON: sorted keys, no spaces, UTF-8 kept (what is hashed)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    """``obj`` as canonical JSON (what is hashed): sorted keys, ``json.dumps``' default
+    separators and ASCII escapes, so hashes recorded before this module (the toy model's
+    ``config_hash``) are this fingerprint's prefix."""
+    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def fingerprint(fields: Any) -> str:
