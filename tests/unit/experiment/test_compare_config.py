@@ -1,6 +1,5 @@
 """CompareConfig: per-method learning rates, the seeds of targets and corpus."""
 
-from pathlib import Path
 
 import pytest
 
