@@ -131,3 +131,16 @@ def test_an_old_single_targets_file_is_still_read(tiny, data, tmp_path):
     assert targets_name(old) == "mixsd-0.3-s0" and targets_name(tmp_path / "mixsd-0.3-s0") \
         == "mixsd-0.3-s0"
     assert targets_run_info(old)["summary"] == targets_run_info(new)["summary"]
+
+
+def test_a_foreign_targets_file_in_the_folder_is_not_clobbered(tiny, data, tmp_path):
+    model, tok = tiny
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / TARGETS_FILE).write_text("mine\n")
+    with pytest.raises(MixsdError, match="without the run.json.*--overwrite"):
+        run_targets(TargetsConfig(**CFG), data, out, model=model, tokenizer=tok)
+    assert (out / TARGETS_FILE).read_text() == "mine\n"
+    summary = run_targets(TargetsConfig(**{**CFG, "overwrite": True}), data, out, model=model,
+                          tokenizer=tok)
+    assert summary["records"] == 9

@@ -244,6 +244,9 @@ def run_targets(
     out = out_dir / TARGETS_FILE
     if stage.complete and out.is_file():
         return {**summarize(out), "already_complete": True, "out": str(out_dir)}
+    if out.is_file() and not stage.resumed and not config.overwrite:
+        raise MixsdError(f"{out_dir} holds a {TARGETS_FILE} without the run.json that says how "
+                         "it was made; pass --overwrite to rebuild it or choose another --out")
     shard = current_shard()
     mine = [r for i, r in enumerate(records) if i % shard.world == shard.rank]
     out_dir.mkdir(parents=True, exist_ok=True)
