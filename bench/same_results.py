@@ -1,7 +1,9 @@
 """Behaviour check for refactors: are two experiment folders the same up to time and place?
 
 Compares ``results.json`` (ignoring timestamps, wall seconds, versions, paths and disk use)
-and every ``targets/*.jsonl`` byte for byte. Exit 0 when equal, 1 with the differences.
+and every targets file byte for byte, whichever layout each folder has: an old folder's
+``targets/NAME.jsonl`` is paired with a new folder's ``targets/NAME/targets.jsonl``.
+Exit 0 when equal, 1 with the differences.
 
 Run (the issue-14 check; REF is a demo folder from before the change):
     .venv/bin/mixsd demo --out /tmp/demo-after
@@ -38,6 +40,14 @@ def differences(a, b, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
+def targets_files(folder: Path) -> dict[str, Path]:
+    """``{NAME: file}`` of a comparison's targets: ``targets/NAME.jsonl`` (the layout before
+    targets became folders) or ``targets/NAME/targets.jsonl``."""
+    found = {p.stem: p for p in (folder / "targets").glob("*.jsonl")}
+    found.update({p.parent.name: p for p in (folder / "targets").glob("*/targets.jsonl")})
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("before", type=Path)
@@ -45,13 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     diffs = differences(json.loads((args.before / "results.json").read_text()),
                         json.loads((args.after / "results.json").read_text()))
-    names = sorted(p.name for p in (args.before / "targets").glob("*.jsonl"))
-    after_names = sorted(p.name for p in (args.after / "targets").glob("*.jsonl"))
-    if names != after_names:
-        diffs.append(f"targets files differ: {names} vs {after_names}")
-    same = [n for n in names if n in after_names and (args.before / "targets" / n).read_bytes()
-            == (args.after / "targets" / n).read_bytes()]
-    diffs += [f"targets/{n}: bytes differ" for n in names if n in after_names and n not in same]
+    before, after = targets_files(args.before), targets_files(args.after)
+    names = sorted(before)
+    if names != sorted(after):
+        diffs.append(f"targets differ: {names} vs {sorted(after)}")
+    same = [n for n in names if n in after and before[n].read_bytes() == after[n].read_bytes()]
+    diffs += [f"targets/{n}: bytes differ" for n in names if n in after and n not in same]
     print(f"results.json: {'equal' if not [d for d in diffs if not d.startswith('targets')] else 'DIFFERENT'}"
           f" (ignoring {', '.join(sorted(IGNORED))}); targets: {len(same)}/{len(names)} identical")
     for d in diffs[:50]:

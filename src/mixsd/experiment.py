@@ -18,9 +18,11 @@ Every stage leaves its artifact under ``OUT/`` and is reused when it already exi
 killed run resumes where it stopped:
 
     OUT/corpus/train.jsonl          the injected facts
-    OUT/base.json                   the untouched model's scores
-    OUT/targets/LABEL.jsonl         one targets file per target-based method (and run seed)
-    OUT/analysis/nll.json           mean per-token NLL of each target file under the base model
+    OUT/config.yaml, OUT/run.json   the comparison's config and fingerprint (mixsd.artifacts)
+    OUT/base.json                   the untouched model's scores (a keyed cache)
+    OUT/targets/LABEL[-sSEED]/      one targets folder per target-based method (and run seed);
+                                    an old comparison's LABEL[-sSEED].jsonl files are reused
+    OUT/analysis/nll.json           mean per-token NLL of each targets folder under the base model
     OUT/runs/LABEL-lrLR-sSEED/      a training run (epoch-K/ checkpoints, metrics.jsonl, entry.json)
     OUT/runs/memit-sSEED/           an edit (epoch-1/ the edited model, edit.json, entry.json)
     OUT/results.json, OUT/report/   the comparison
@@ -28,37 +30,46 @@ killed run resumes where it stopped:
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import COMPLETE, RUNNING, KeyedCache, StageDir, decisive, open_stage
 from mixsd.errors import MixsdError
 from mixsd.experiment_config import EXTENDABLE_FIELDS, CompareConfig
-from mixsd.io import atomic_write_json, folder_bytes, write_run_info
+from mixsd.io import folder_bytes
 from mixsd.methods import MethodSpec, parse_method
-from mixsd.records import KnowledgeRecord, read_records, write_records
+from mixsd.records import KnowledgeRecord, read_records, targets_name, write_records
+from mixsd.training.run import RESUMABLE_CHANGES
 
 __all__ = ["CompareConfig", "Comparison", "check_out_dir", "parse_method", "prepare",
            "run_compare", "run_one", "targets_path"]
 
 
-def check_out_dir(config: CompareConfig, out: Path) -> None:
-    """Refuse to reuse an output folder made with a config that decides its artifacts
-    differently (adding methods, learning rates or seeds is fine)."""
-    import yaml
+def open_out_dir(config: CompareConfig, out: Path) -> StageDir:
+    """Open the comparison's folder (:func:`mixsd.artifacts.open_stage`): refused when it
+    was made with values that decide its artifacts differently (adding methods, learning
+    rates or seeds is fine: :data:`EXTENDABLE_FIELDS`)."""
+    return open_stage(out, "comparison", config.to_dict(), mutable=EXTENDABLE_FIELDS)
 
-    path = out / "config.yaml"
-    if not path.exists():
-        return
-    old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    new = config.to_dict()
-    changed = [k for k in new if k not in EXTENDABLE_FIELDS and k in old and old[k] != new[k]]
-    if changed:
-        raise MixsdError(f"{out} holds a comparison made with other values of "
-                         f"{', '.join(changed)}; its artifacts would be reused: choose another "
-                         "--out or remove that folder")
+
+def check_out_dir(config: CompareConfig, out: Path) -> None:
+    """Refuse to reuse an output folder made with other decisive values (:func:`open_out_dir`)."""
+    open_out_dir(config, out)
+
+
+def run_fields(cmp: Comparison, run: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides one run's entry (the key of ``RUN_DIR/entry.json``): the stage config
+    that makes it and the evaluation every run shares."""
+    return {"run": decisive(run, RESUMABLE_CHANGES), "evaluation": base_fields(cmp.config)}
+
+
+def entry_cache(run_dir: Path) -> KeyedCache:
+    """A run's ``entry.json`` (:class:`mixsd.artifacts.KeyedCache`); an entry written before
+    the cache (the run's dict itself) is read as it is."""
+    return KeyedCache(run_dir / "entry.json", legacy=lambda d: d if "selected_epoch" in d else None)
 
 
 # -- what every run shares ----------------------------------------------------------------
@@ -122,42 +133,56 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
     return path, corpus.records
 
 
+def base_fields(config: CompareConfig) -> dict[str, Any]:
+    """What decides the base model's scores (their key in ``OUT/base.json``): the model, the
+    corpus and the evaluation."""
+    return {"model": config.model, "corpus": config.corpus, "n_facts": config.n_facts,
+            "corpus_seed": config.corpus_seed, "suites": config.resolved_suites(),
+            "eval_items": config.eval_items, "guidance": config.resolved_guidance(),
+            "extractor": config.extractor, "max_new_tokens": config.max_new_tokens}
+
+
 def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any,
-                  suite_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Scores of the untouched model through the SAME evaluator as every epoch of every run
-    (``OUT/base.json``, reused when present)."""
+                  suite_info: dict[str, Any] | None = None, *,
+                  key: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Scores of the untouched model through the SAME evaluator as every epoch of every run,
+    cached in ``OUT/base.json`` (a :class:`mixsd.artifacts.KeyedCache` under ``key``, the
+    :func:`base_fields`; a base.json written before the cache is read as it is)."""
     from mixsd.evaluation.results import epoch_entry, make_base
 
-    path = out / "base.json"
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    entry = epoch_entry(0, evaluator(model, tokenizer, 0))
-    base = make_base(entry["scores"], memorization=entry["memorization"],
-                     paraphrase=entry["paraphrase"], splits=entry["splits"],
-                     suite_info=suite_info or {})
-    atomic_write_json(path, base)
-    return base
+    def compute() -> dict[str, Any]:
+        entry = epoch_entry(0, evaluator(model, tokenizer, 0))
+        return make_base(entry["scores"], memorization=entry["memorization"],
+                         paraphrase=entry["paraphrase"], splits=entry["splits"],
+                         suite_info=suite_info or {})
+
+    cache = KeyedCache(out / "base.json", legacy=lambda d: d if "scores" in d else None)
+    return cache.get_or_compute(dict(key or {}), compute)
 
 
 def targets_path(config: CompareConfig, spec: MethodSpec, run_seed: int, out: Path) -> Path:
-    """``OUT/targets/LABEL.jsonl`` (one file for every seed) or ``LABEL-sSEED.jsonl``."""
+    """The targets folder ``OUT/targets/LABEL/`` (one for every seed) or ``LABEL-sSEED/``;
+    an ``OUT/targets/LABEL[-sSEED].jsonl`` file of a comparison made before targets became
+    folders is that path instead (reused as it is)."""
     seed = config.targets_seed_for(spec, run_seed)
-    if seed is None or config.targets_seed is not None:
-        return out / "targets" / f"{spec.label}.jsonl"
-    return out / "targets" / f"{spec.label}-s{seed}.jsonl"
+    name = spec.label if seed is None or config.targets_seed is not None \
+        else f"{spec.label}-s{seed}"
+    old = out / "targets" / f"{name}.jsonl"
+    return old if old.is_file() else out / "targets" / name
 
 
 def targets_summary(path: Path) -> dict[str, Any]:
-    """The summary a targets run wrote beside its file (``{}`` when there is none)."""
-    sidecar = Path(str(path) + ".run.json")
-    info = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
-    return info.get("summary") or {}
+    """The summary a targets run recorded (its folder's run.json, or an old file's sidecar;
+    ``{}`` when there is none)."""
+    from mixsd.targets.run import targets_run_info
+
+    return targets_run_info(path).get("summary") or {}
 
 
 def build_all_targets(config: CompareConfig, cmp: Comparison, bar: Any
                       ) -> dict[tuple[str, int], Path]:
-    """The targets file of every (target-based method, run seed): {(label, seed): path}.
-    A file already there is reused."""
+    """The targets folder of every (target-based method, run seed): {(label, seed): path}.
+    A complete folder (or an old single file) is reused; a cut one resumes."""
     from mixsd.targets import run_targets
 
     targets: dict[tuple[str, int], Path] = {}
@@ -167,8 +192,8 @@ def build_all_targets(config: CompareConfig, cmp: Comparison, bar: Any
         for seed in config.seeds:
             path = targets_path(config, spec, seed, cmp.out)
             if path not in targets.values():
-                bar.start(f"targets {path.stem}")
-            if not path.exists():
+                bar.start(f"targets {targets_name(path)}")
+            if path.suffix != ".jsonl":  # an old comparison's file is reused as it is
                 run_targets(config.targets_config(spec, seed), cmp.records_path, path,
                             model=cmp.model, tokenizer=cmp.tokenizer)
             targets[(spec.label, seed)] = path
@@ -201,7 +226,8 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
                                 model_fingerprint=fingerprint_path(config.model_id()))
     cmp = Comparison(config, out, records_path, records, model, tokenizer, suites, base={})
     base_evaluator = cmp.evaluator(out / "base_samples", against_base=False)
-    cmp.base = evaluate_base(out, model, tokenizer, base_evaluator, suite_info)
+    cmp.base = evaluate_base(out, model, tokenizer, base_evaluator, suite_info,
+                             key=base_fields(config))
     cmp.targets = build_all_targets(config, cmp, bar)
     cmp.nll = cached_target_nlls(out / "analysis" / "nll.json", list(cmp.targets.values()),
                                  model, tokenizer, guidance=guidance,
@@ -234,15 +260,16 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
 
     config = cmp.config
     run_dir = run_dir or cmp.out / "runs" / f"{spec.label}-lr{lr:g}-s{seed}"
-    entry_path = run_dir / "entry.json"
-    if entry_path.exists():
-        return json.loads(entry_path.read_text(encoding="utf-8"))
-    start = time.perf_counter()
     if targets is None:
         targets = cmp.targets.get((spec.label, seed))
     floor = (cmp.base.get("memorization") or 0.0) if floor is None else floor
     cfg = config.train_config(spec, lr, seed, run_dir, targets, records_path or cmp.records_path,
                               floor, model=model)
+    entries, key = entry_cache(run_dir), run_fields(cmp, cfg.to_dict())
+    found = entries.get(key)
+    if found is not None:
+        return found
+    start = time.perf_counter()
     evaluator = cmp.evaluator(run_dir / "samples", records)
 
     def callback(model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
@@ -257,7 +284,7 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
         raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {config.epochs}; "
                          "remove the run folder to train it again")
     run = make_run(spec.kind, spec.mix_lambda, lr, seed, metrics, base_scores=cmp.base["scores"],
-                   target_nll=cmp.nll.get(targets.stem) if targets else None,
+                   target_nll=cmp.nll.get(targets_name(targets)) if targets else None,
                    name=name or f"{spec.name} lr={lr:g} seed={seed}",
                    label=spec.label, guidance=cfg.guidance, select_floor=floor,
                    **({"mix_unit": spec.mix_unit} if spec.mix_unit != "token" else {}))
@@ -265,7 +292,7 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
     # This call's seconds plus the training seconds earlier calls recorded (a resumed run).
     earlier_s = recorded_train_seconds(run_dir) - trained.wall_s
     run["seconds"] = round(time.perf_counter() - start + max(earlier_s, 0.0), 3)
-    atomic_write_json(entry_path, run)
+    entries.put(key, run)
     return run
 
 
@@ -302,8 +329,8 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     from mixsd.console import quiet_console
 
     out = Path(config.out)
+    open_out_dir(config, out)
     out.mkdir(parents=True, exist_ok=True)
-    check_out_dir(config, out)
     with quiet_console(out / "log.txt", config.quiet) as terminal:
         if config.rounds > 1:
             from mixsd.experiment_rounds import run_rounds
@@ -317,7 +344,7 @@ def _run_grid(config: CompareConfig, out: Path, terminal: Any) -> dict[str, Any]
     from mixsd.editing.compare import run_memit
 
     start = time.perf_counter()
-    write_run_info(out, config, status="running")
+    open_out_dir(config, out).write_info(config, status=RUNNING)
     grid = config.grid()
     bar = GridBar(total=len(grid), file=terminal)
     cmp = prepare(config, out, bar)
@@ -346,6 +373,6 @@ def finish(config: CompareConfig, out: Path, results: dict[str, Any], start: flo
 
         report_path = write_report([results_path], out / "report")
     wall_s = time.perf_counter() - start
-    write_run_info(out, config, status="complete", wall_s=round(wall_s, 3))
+    open_out_dir(config, out).write_info(config, status=COMPLETE, wall_s=round(wall_s, 3))
     return {"results": results, "results_path": results_path, "report_path": report_path,
             "wall_s": wall_s}

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.errors import ConfigError
-from mixsd.records import KnowledgeRecord, read_records, read_targets, write_records
+from mixsd.io import atomic_write_json
+from mixsd.records import KnowledgeRecord, read_records, read_targets, targets_name, write_records
 
 
 def split_rounds(records: list[KnowledgeRecord], n: int) -> list[list[KnowledgeRecord]]:
@@ -62,13 +63,14 @@ def round_eval_records(chunks: list[list[KnowledgeRecord]], r: int) -> list[Know
 
 def round_targets(full: Path, ids: set[str], path: Path) -> Path:
     """The targets of one round: the lines of ``full`` whose record is in ``ids``."""
+    from mixsd.targets.run import targets_run_info
+
     if not path.exists():
         write_records(path, [t for t in read_targets(full) if t.record.id in ids])
-        sidecar = Path(str(full) + ".run.json")
-        if sidecar.exists():
-            # The round's file inherits the summary of the file it was cut from.
-            Path(str(path) + ".run.json").write_text(sidecar.read_text(encoding="utf-8"),
-                                                     encoding="utf-8")
+        info = targets_run_info(full)
+        if info:
+            # The round's file inherits the summary of the targets it was cut from.
+            atomic_write_json(f"{path}.run.json", info)
     return path
 
 
@@ -88,9 +90,9 @@ def rounds_entry(run: dict[str, Any], group: str, r: int) -> dict[str, Any]:
 def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
     """Continual injection over ``config.rounds`` rounds (see the module docstring); the
     summary of :func:`mixsd.experiment.run_compare`."""
+    from mixsd.artifacts import RUNNING
     from mixsd.console import GridBar
-    from mixsd.experiment import collect_results, finish, prepare, run_one
-    from mixsd.io import write_run_info
+    from mixsd.experiment import collect_results, finish, open_out_dir, prepare, run_one
 
     if config.lora:
         raise ConfigError("rounds: continual injection trains full weights; drop --lora or "
@@ -98,7 +100,7 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
     if any(s.kind == "memit" for s in config.method_specs()):
         raise ConfigError("rounds: memit has no training rounds; drop it from --methods")
     start = time.perf_counter()
-    write_run_info(out, config, status="running")
+    open_out_dir(config, out).write_info(config, status=RUNNING)
     grid = config.grid()
     bar = GridBar(total=len(grid) * config.rounds, file=terminal)
     cmp = prepare(config, out, bar)
@@ -115,7 +117,7 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
         for r in range(1, config.rounds + 1):
             ids = {rec.id for rec in chunks[r - 1]}
             tpath = None if full is None else round_targets(
-                full, ids, folder / "targets" / f"{full.stem}-round-{r}.jsonl")
+                full, ids, folder / "targets" / f"{targets_name(full)}-round-{r}.jsonl")
             group = f"{spec.name} lr={lr:g}"
             name = f"{group} round={r} seed={seed}"
             run_dir = folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}"
@@ -125,7 +127,7 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
                           run_dir=run_dir, model=previous, name=name)
             run["round"] = r
             if tpath is not None:
-                run["target_nll"] = cmp.nll.get(full.stem)
+                run["target_nll"] = cmp.nll.get(targets_name(full))
             runs.append(run)
             entries.append(rounds_entry(run, group, r))
             previous = run_dir / f"epoch-{run['selected_epoch']}"

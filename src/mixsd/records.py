@@ -237,13 +237,34 @@ def read_records(path: str | Path) -> list[KnowledgeRecord]:
     return records
 
 
-def read_targets(path: str | Path) -> list[TargetRecord]:
-    """Read a targets file (records plus ``target`` and ``meta``)."""
+TARGETS_FILE = "targets.jsonl"
+
+
+def targets_file(path: str | Path) -> Path:
+    """The JSONL file of a targets path: ``DIR/targets.jsonl`` for a targets folder (what
+    ``mixsd targets --out DIR`` writes), the path itself for a single file (the layout
+    before targets became folders, still read everywhere)."""
     path = Path(path)
+    return path / TARGETS_FILE if path.is_dir() else path
+
+
+def targets_name(path: str | Path) -> str:
+    """The name of a targets path: a folder's name, a single file's stem (``LABEL-sSEED``
+    either way: the key of its target NLL)."""
+    path = Path(path)
+    if path.is_dir():
+        return path.name
+    return path.stem if path.is_file() or path.suffix == ".jsonl" else path.name
+
+
+def read_targets(path: str | Path) -> list[TargetRecord]:
+    """Read targets (records plus ``target`` and ``meta``): a targets folder or a file
+    (:func:`targets_file`)."""
+    name, path = targets_name(path), targets_file(path)
     out: list[TargetRecord] = []
     seen: set[str] = set()
     for obj, ctx in read_json_objects(path):
-        rec = parse_record(obj, ctx, default_id=f"{path.stem}-{len(out) + 1}")
+        rec = parse_record(obj, ctx, default_id=f"{name}-{len(out) + 1}")
         if rec.id in seen:
             raise RecordError(f"duplicate id {rec.id!r}", field="id", **ctx)
         seen.add(rec.id)

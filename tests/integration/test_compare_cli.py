@@ -30,7 +30,7 @@ def setup(tmp_path):
     return model_dir, data, held
 
 
-def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
+def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys, monkeypatch):
     model_dir, data, held = setup
     out = tmp_path / "cmp"
     argv = ["compare", "--model", model_dir, "--corpus", str(data), "--methods", "sft,mixsd:0.5",
@@ -61,6 +61,47 @@ def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys):
     assert main(argv) == 0
     after = json.loads((out / "results.json").read_text())
     assert after["runs"] == json.loads(before)["runs"]
+    assert sorted(p.name for p in (out / "targets").iterdir()) == ["mixsd-0.5-s0", "sft"]
+    assert (out / "targets" / "sft" / "targets.jsonl").is_file()
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    # a comparison folder from before the artifact layer keeps working, recomputing nothing
+    _to_old_layout(out)
+    monkeypatch.setattr("mixsd.targets.run_targets", _must_not_run)
+    monkeypatch.setattr("mixsd.training.train", _must_not_run)
+    assert main(argv) == 0
+    old = json.loads((out / "results.json").read_text())
+    assert old["runs"] == after["runs"] and old["base"] == after["base"]
+    assert old["target_nll"] == after["target_nll"] and old["targets"] == after["targets"]
+    assert sorted(p.name for p in (out / "targets").iterdir()) == [
+        "mixsd-0.5-s0.jsonl", "mixsd-0.5-s0.jsonl.config.yaml", "mixsd-0.5-s0.jsonl.run.json",
+        "sft.jsonl", "sft.jsonl.config.yaml", "sft.jsonl.run.json"]
+    # and refuses another config, naming the field
+    assert main([*argv, "--epochs", "3"]) == 2
+    assert "other values of epochs;" in capsys.readouterr().err
+
+
+def _must_not_run(*args, **kw):
+    raise AssertionError("an artifact was recomputed")
+
+
+def _to_old_layout(out):
+    """Rewrite a comparison folder as mixsd wrote it before mixsd.artifacts: single targets
+    files with sidecars, plain base.json and entry.json, a run.json without fingerprint."""
+    import shutil
+
+    for folder in [p for p in (out / "targets").iterdir() if p.is_dir()]:
+        file = out / "targets" / f"{folder.name}.jsonl"
+        (folder / "targets.jsonl").rename(file)
+        (folder / "run.json").rename(f"{file}.run.json")
+        (folder / "config.yaml").rename(f"{file}.config.yaml")
+        shutil.rmtree(folder)
+    for path in [out / "base.json", *(out / "runs").glob("*/entry.json")]:
+        (value,) = json.loads(path.read_text()).values()
+        path.write_text(json.dumps(value))
+    info = json.loads((out / "run.json").read_text())
+    for key in ("fingerprint", "fields", "stage"):
+        info.pop(key)
+    (out / "run.json").write_text(json.dumps(info))
 
 
 def test_method_specs():
@@ -92,13 +133,20 @@ def test_bad_corpus_is_a_clear_error(tmp_path, capsys):
 
 def test_out_dir_of_another_config_is_refused_but_the_grid_may_grow(tmp_path):
     from mixsd.errors import MixsdError
-    from mixsd.experiment import check_out_dir
+    from mixsd.experiment import check_out_dir, open_out_dir
     from mixsd.io import write_run_info
 
     first = CompareConfig(out=str(tmp_path), epochs=2)
     write_run_info(tmp_path, first)
     check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1], lr=[1e-3]), tmp_path)
-    with pytest.raises(MixsdError, match="other values of epochs"):
+    with pytest.raises(MixsdError, match=r"holds a comparison made with other values of epochs; "
+                       r"re-run the same command to resume it or choose another --out$"):
+        check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
+    # a comparison's run.json records its fingerprint: the refusal names the field too
+    open_out_dir(first, tmp_path).write_info(first, status="running")
+    assert json.loads((tmp_path / "run.json").read_text())["fields"]["epochs"] == 2
+    check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1]), tmp_path)
+    with pytest.raises(MixsdError, match="other values of epochs;"):
         check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
 
 
@@ -114,7 +162,7 @@ def test_compare_with_a_mixing_unit(setup, tmp_path, capsys):
     assert main(argv) == 0
     assert "mixsd:0.5/span lr=0.01 seed=0" in capsys.readouterr().out
     targets = [json.loads(line) for line in
-               (out / "targets" / "mixsd-0.5-span-s0.jsonl").read_text().splitlines()]
+               (out / "targets" / "mixsd-0.5-span-s0" / "targets.jsonl").read_text().splitlines()]
     assert len(targets) == len(FACTS)
     assert all(t["meta"]["mix_unit"] == "span" and "word_sources" in t["meta"] for t in targets)
     results = read_results(out / "results.json")

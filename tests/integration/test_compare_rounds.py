@@ -77,10 +77,10 @@ def test_seeds_give_each_run_its_own_targets_and_the_console_one_bar(tmp_path, c
     assert "sft lr=0.03" in captured.out and "mixsd:0.5 lr=0.01" in captured.out
     assert "loss" not in captured.out + captured.err  # the Trainer's dicts went to the log
     assert "'loss'" in (out / "log.txt").read_text()
-    files = sorted(p.name for p in (out / "targets").glob("*.jsonl"))
-    assert files == ["mixsd-0.5-s0.jsonl", "mixsd-0.5-s1.jsonl", "sft.jsonl"]
+    files = sorted(p.name for p in (out / "targets").iterdir())
+    assert files == ["mixsd-0.5-s0", "mixsd-0.5-s1", "sft"]
     seeds = {json.loads(line)["meta"]["seed"] for f in ("mixsd-0.5-s0", "mixsd-0.5-s1")
-             for line in (out / "targets" / f"{f}.jsonl").read_text().splitlines()}
+             for line in (out / "targets" / f / "targets.jsonl").read_text().splitlines()}
     assert seeds == {0, 1}
     results = read_results(out / "results.json")
     assert results["targets"]["mixsd-0.5"]["files"] == 2

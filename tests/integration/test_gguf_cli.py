@@ -31,12 +31,12 @@ def home(tmp_path_factory, monkeypatch):
 
 def test_every_verb_accepts_a_gguf_file(setup, capsys):
     root, model, records = setup
-    targets = root / "t.jsonl"
+    targets = root / "t"
     assert main(["targets", "--model", model, "--data", str(records), "--out", str(targets),
                  "--lambda", "0.5", "--max-new-tokens", "4", "--max-retries", "0",
                  "--no-progress"]) == 0
-    assert len(targets.read_text().splitlines()) == 2
-    sft = root / "sft.jsonl"
+    assert len((targets / "targets.jsonl").read_text().splitlines()) == 2
+    sft = root / "sft"
     assert main(["targets", "--model", model, "--data", str(records), "--out", str(sft),
                  "--method", "sft"]) == 0
     assert main(["train", "--model", model, "--targets", str(sft), "--out", str(root / "run"),

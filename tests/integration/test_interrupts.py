@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -62,11 +61,11 @@ def test_targets_sigterm_then_resume(model_dir, write_jsonl, tmp_path):
     data = write_jsonl(_records(40), "records.jsonl")
     flags = ["--lambda", "0.5", "--temperature", "0.8", "--top-k", "8", "--batch-size", "1",
              "--max-new-tokens", "24", "--max-retries", "0", "--no-progress"]
-    straight, out = tmp_path / "straight.jsonl", tmp_path / "t.jsonl"
+    straight, out = tmp_path / "straight", tmp_path / "t"
     assert main(["targets", "--model", model_dir, "--data", str(data), "--out", str(straight),
                  *flags]) == 0
     args = ["targets", "--model", model_dir, "--data", str(data), "--out", str(out), *flags]
-    partial = Path(f"{out}.partial")
+    partial = out / "targets.jsonl.partial"
 
     def some_written():
         return partial.is_file() and partial.read_text().count("\n") >= 3
@@ -77,7 +76,7 @@ def test_targets_sigterm_then_resume(model_dir, write_jsonl, tmp_path):
     rows = partial.read_text().splitlines()
     assert 3 <= len(rows) < 40 and all(json.loads(r)["target"] is not None for r in rows)
     assert main(args) == 0
-    assert out.read_bytes() == straight.read_bytes()
+    assert (out / "targets.jsonl").read_bytes() == (straight / "targets.jsonl").read_bytes()
 
 
 def test_train_sigint_then_resume(model_dir, write_jsonl, tmp_path):

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from mixsd.cli import main
-from mixsd.records import read_targets
+from mixsd.records import TARGETS_FILE, read_targets
 from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
 
 RECORDS = [
@@ -63,7 +62,7 @@ def _data(write_jsonl):
 
 
 def test_targets_cli_writes_targets_and_summary(model_dir, write_jsonl, tmp_path, capsys):
-    out = tmp_path / "targets.jsonl"
+    out = tmp_path / "targets"
     code = main(
         [
             "targets",
@@ -91,11 +90,13 @@ def test_targets_cli_writes_targets_and_summary(model_dir, write_jsonl, tmp_path
     targets = read_targets(out)
     assert [t.record.id for t in targets] == ["a", "b", "c", "d", "e"]
     assert targets[1].record.answer_key == "5"
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / TARGETS_FILE).read_text().splitlines()]
     assert all(r["meta"]["lambda"] == 0.3 and r["meta"]["top_k"] == 16 for r in rows)
-    run = json.loads(Path(f"{out}.run.json").read_text())
+    run = json.loads((out / "run.json").read_text())
     assert run["summary"]["records"] == 5 and "torch" in run["versions"]
-    assert "mix_lambda: 0.3" in Path(f"{out}.config.yaml").read_text()
+    assert run["status"] == "complete" and run["fields"]["mix_lambda"] == 0.3
+    assert "mix_lambda: 0.3" in (out / "config.yaml").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "run.json", TARGETS_FILE]
     # the same command again: nothing to do
     assert (
         main(
@@ -116,7 +117,7 @@ def test_targets_cli_writes_targets_and_summary(model_dir, write_jsonl, tmp_path
 
 
 def test_sft_method(model_dir, write_jsonl, tmp_path):
-    out = tmp_path / "sft.jsonl"
+    out = tmp_path / "sft"
     assert (
         main(
             [
@@ -175,7 +176,7 @@ def test_bad_records_exit_2_naming_line_and_field(
             "--data",
             str(data),
             "--out",
-            str(tmp_path / "o.jsonl"),
+            str(tmp_path / "o"),
             "--no-progress",
         ]
     )
@@ -183,7 +184,7 @@ def test_bad_records_exit_2_naming_line_and_field(
     assert code == 2 and "Traceback" not in err
     for word in words:
         assert word in err
-    assert not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
@@ -204,7 +205,7 @@ def test_bad_flags_exit_2(model_dir, write_jsonl, tmp_path, capsys, flags, words
             "--data",
             str(_data(write_jsonl)),
             "--out",
-            str(tmp_path / "o.jsonl"),
+            str(tmp_path / "o"),
             "--no-progress",
             *flags,
         ]
@@ -226,7 +227,7 @@ def test_missing_model_and_empty_file(write_jsonl, tmp_path, capsys):
                 "--data",
                 str(data),
                 "--out",
-                str(tmp_path / "o.jsonl"),
+                str(tmp_path / "o"),
             ]
         )
         == 2
@@ -235,7 +236,7 @@ def test_missing_model_and_empty_file(write_jsonl, tmp_path, capsys):
     empty.write_text("")
     assert (
         main(
-            ["targets", "--model", "x/y", "--data", str(empty), "--out", str(tmp_path / "o.jsonl")]
+            ["targets", "--model", "x/y", "--data", str(empty), "--out", str(tmp_path / "o")]
         )
         == 2
     )
@@ -246,7 +247,7 @@ def test_two_processes_equal_one(model_dir, write_jsonl, tmp_path):
     """`torchrun --nproc_per_node 2 -m mixsd targets` (CPU processes, files, no process group)
     == a 1-process run. (`accelerate launch --cpu` needs MPI for several CPU processes.)"""
     data = _data(write_jsonl)
-    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one, two = tmp_path / "one", tmp_path / "two"
     assert (
         main(["targets", "--model", model_dir, "--data", str(data), "--out", str(one), *FLAGS]) == 0
     )
@@ -276,13 +277,9 @@ def test_two_processes_equal_one(model_dir, write_jsonl, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("targets written") == 1  # only the main process prints
-    assert two.read_bytes() == one.read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == [
-        "two.jsonl",
-        "two.jsonl.config.yaml",
-        "two.jsonl.run.json",
-    ]
-    assert json.loads(Path(f"{two}.run.json").read_text())["summary"]["processes"] == 2
+    assert (two / TARGETS_FILE).read_bytes() == (one / TARGETS_FILE).read_bytes()
+    assert sorted(p.name for p in two.iterdir()) == ["config.yaml", "run.json", TARGETS_FILE]
+    assert json.loads((two / "run.json").read_text())["summary"]["processes"] == 2
 
 
 def test_mix_unit_and_checks_through_the_cli_and_resume(tmp_path, capsys):
@@ -290,7 +287,7 @@ def test_mix_unit_and_checks_through_the_cli_and_resume(tmp_path, capsys):
     model_dir = save_tiny(tmp_path / "model", tiny_llama(tok), tok)
     data = tmp_path / "records.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
-    out = tmp_path / "word.jsonl"
+    out = tmp_path / "word"
     argv = ["targets", "--model", model_dir, "--data", str(data), "--out", str(out),
             "--lambda", "0.5", "--temperature", "1.0", "--max-new-tokens", "6",
             "--max-retries", "1", "--mix-unit", "word", "--verify-entities",
@@ -304,9 +301,19 @@ def test_mix_unit_and_checks_through_the_cli_and_resume(tmp_path, capsys):
     assert all(t.meta["word_sources"] == t.meta["sources"] for t in targets)
     assert all(t.meta.get("failed_check") in (None, "answer_key", "entities", "round_trip")
                for t in targets)
-    run = json.loads(Path(str(out) + ".run.json").read_text())
+    run = json.loads((out / "run.json").read_text())
     assert run["summary"]["round_trip_tokens"] >= 0
     assert main(argv) == 0 and "already complete" in capsys.readouterr().out
     # another unit is another config: refused without --overwrite
     assert main([*argv[:-7], "--mix-unit", "span", "--device", "cpu", "--no-progress"]) != 0
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_an_out_file_is_refused_saying_to_pass_a_folder(model_dir, write_jsonl, tmp_path, capsys):
+    out = tmp_path / "old.jsonl"
+    code = main(["targets", "--model", model_dir, "--data", str(_data(write_jsonl)),
+                 "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "pass a directory" in err and "--out" in err and str(tmp_path / "old") in err
+    assert not out.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mixsd.cli import main
+from mixsd.records import TARGETS_FILE
 from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
 
 WORDS = ["alice", "bob", "carol", "dave", "erin"]
@@ -59,6 +60,7 @@ def _torchrun(model_dir, data, out):
 
 def _kill_rank1_mid_run(out, timeout=900):
     """Wait until rank 1 has written some targets, then SIGKILL it (pid from its heartbeat)."""
+    out = out / TARGETS_FILE
     partial = Path(f"{out}.shard1of2.partial")
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -73,6 +75,7 @@ def _kill_rank1_mid_run(out, timeout=900):
 
 
 def _resumes_to_the_one_process_file(out, one, rerun):
+    out, one = out / TARGETS_FILE, one / TARGETS_FILE
     lines_before = Path(f"{out}.shard1of2.partial").read_text().count("\n")
     assert lines_before >= 2  # the work rank 1 finished stays
     rerun()
@@ -81,7 +84,7 @@ def _resumes_to_the_one_process_file(out, one, rerun):
 
 
 def test_rank_killed_in_processes_started_by_hand(model_dir, data, tmp_path):
-    one, out = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one, out = tmp_path / "one", tmp_path / "two"
     assert main(_args(model_dir, data, one)) == 0
     procs = _by_hand(model_dir, data, out)
     _kill_rank1_mid_run(out)
@@ -102,7 +105,7 @@ def test_rank_killed_in_processes_started_by_hand(model_dir, data, tmp_path):
 
 
 def test_rank_killed_under_torchrun(model_dir, data, tmp_path):
-    one, out = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one, out = tmp_path / "one", tmp_path / "two"
     assert main(_args(model_dir, data, one)) == 0
     proc = _torchrun(model_dir, data, out)
     _kill_rank1_mid_run(out)

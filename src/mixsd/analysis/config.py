@@ -29,9 +29,9 @@ class NLLConfig(StageConfig):
     stage = "nll"
 
     model: str = option("", "the BASE model: id, local folder, or an alias")
-    targets: list[str] = option(default_factory=list, nargs="+", metavar="FILE",
-                                help="targets JSONL files (or records files: their answers "
-                                "are scored)")
+    targets: list[str] = option(default_factory=list, nargs="+", metavar="PATH",
+                                help="targets folders or JSONL files (or records files: their "
+                                "answers are scored)")
     guidance: str = option("knowledge", "preset whose naive prompt layout training used "
                            "(knowledge, toy, ...)")
     batch_size: int = option(8, "sequences per forward pass", min=1)

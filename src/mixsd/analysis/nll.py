@@ -85,18 +85,22 @@ def nll_of_files(model: Any, tokenizer: Any, paths: Sequence[str | Path], *,
 def cached_target_nlls(cache: str | Path, files: Sequence[str | Path], model: Any, tokenizer: Any,
                        *, guidance: str = "knowledge", include_unverified: bool = False,
                        batch_size: int = 8) -> dict[str, float]:
-    """Mean per-token NLL of each targets file under ``model``, keyed by the file's stem, kept
-    in the JSON file ``cache`` (a comparison's ``OUT/analysis/nll.json``): a file already
-    there is not scored again, and the cache is rewritten after each new file."""
+    """Mean per-token NLL of each targets folder or file under ``model``, keyed by its name
+    (:func:`mixsd.records.targets_name`: ``LABEL-sSEED`` for ``LABEL-sSEED/`` and for an old
+    ``LABEL-sSEED.jsonl``), kept in the JSON file ``cache`` (a comparison's
+    ``OUT/analysis/nll.json``): a name already there is not scored again, and the cache is
+    rewritten after each new one."""
     from mixsd.io import atomic_write_json, read_json_or_empty
+    from mixsd.records import targets_name
 
     cache = Path(cache)
     known = read_json_or_empty(cache)
     for file in dict.fromkeys(Path(f) for f in files):
-        if file.stem not in known:
+        name = targets_name(file)
+        if name not in known:
             pairs = load_pairs(file, include_unverified=include_unverified)
-            known[file.stem] = target_nll(model, tokenizer, pairs, guidance=guidance,
-                                          batch_size=batch_size, name=file.stem).mean_nll
+            known[name] = target_nll(model, tokenizer, pairs, guidance=guidance,
+                                     batch_size=batch_size, name=name).mean_nll
             atomic_write_json(cache, known)
     return known
 

@@ -16,7 +16,7 @@
           writes STEM.md and STEM.json.
 
 Example:
-  mixsd analyze nll --model toy --targets sft.jsonl sd0.jsonl mixsd-0.3.jsonl --guidance toy \\
+  mixsd analyze nll --model toy --targets sft sd0 mixsd-0.3 --guidance toy \\
       --out analysis --json
   mixsd analyze fisher --model toy --checkpoints runs/sft/epoch-2 runs/mixsd-0.3 \\
       --suite toy:in_context --max-examples 128 --json
@@ -31,7 +31,7 @@ import json
 from typing import Any
 
 EXAMPLES = {
-    "nll": "mixsd analyze nll --model toy --targets sft.jsonl sd0.jsonl mixsd-0.3.jsonl "
+    "nll": "mixsd analyze nll --model toy --targets sft sd0 mixsd-0.3 "
            "--guidance toy --json",
     "fisher": "mixsd analyze fisher --model toy --checkpoints runs/sft/epoch-2 runs/mixsd-0.3 "
               "--suite toy:in_context --max-examples 128",

@@ -8,24 +8,26 @@ that never pass are written with verified: false (meta.failed_check says why).
 --mix-unit word draws a new coin only where the next token starts a word (names stay whole),
 span also keeps the expert while it copies y*; --verify-entities and --verify-round-trip
 add stricter checks (see the README's "Mixing rules"). Output: one JSONL line per record (the
-record plus `target` and `meta`), streamed to OUT.partial; re-run the same command to
-resume, --overwrite to start again. Under `accelerate launch --multi_gpu -m mixsd targets`
+record plus `target` and `meta`) in the folder OUT: OUT/targets.jsonl (streamed to
+OUT/targets.jsonl.partial), OUT/config.yaml and OUT/run.json (the summary); re-run the same
+command to resume, --overwrite to start again. An OUT ending in .jsonl is refused: targets
+are a folder (a single targets file made before stays readable by train and analyze). Under `accelerate launch --multi_gpu -m mixsd targets`
 or `torchrun -m mixsd targets` every process takes a share (records i % N == rank) and the
 main process merges them in input order; the file equals a one-process run. A process that
 dies ends the run: the others stop with an error naming its rank once its heartbeat file is
 older than MIXSD_PEER_TIMEOUT_S seconds (default 60); finished shards are kept for the re-run.
 
 Example:
-  mixsd targets --model toy --data records.jsonl --out targets.jsonl --lambda 0.3 \\
+  mixsd targets --model toy --data records.jsonl --out targets --lambda 0.3 \\
       --temperature 0 --top-k 64 --seed 0 --batch-size 32 --max-new-tokens 256 \\
       --max-retries 10 --guidance knowledge
-  mixsd targets --model toy --data records.jsonl --out sft.jsonl --method sft
-  mixsd targets --model smollm2 --data records.jsonl --out word.jsonl --lambda 0.5 \
+  mixsd targets --model toy --data records.jsonl --out sft --method sft
+  mixsd targets --model smollm2 --data records.jsonl --out word --lambda 0.5 \
       --mix-unit word --verify-entities --verify-round-trip
   accelerate launch --multi_gpu --num_processes 2 -m mixsd targets --model PATH \\
-      --data records.jsonl --out targets.jsonl
+      --data records.jsonl --out targets
   torchrun --nproc_per_node 2 -m mixsd targets --model PATH --data records.jsonl \\
-      --out targets.jsonl    # CPU processes (gloo)
+      --out targets    # CPU processes (gloo)
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="knowledge records (JSONL or JSON: ours, chat, prompt/completion)",
     )
-    parser.add_argument("--out", required=True, metavar="FILE", help="targets JSONL to write")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="targets folder to write (DIR/targets.jsonl, config.yaml, run.json)")
     TargetsConfig.add_arguments(parser)
 
 

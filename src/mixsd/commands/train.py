@@ -10,12 +10,12 @@ the epoch that selection picks from the epoch metrics, and the last); the others
 their metrics.
 
 Example:
-  mixsd train --model toy --targets targets.jsonl --out runs/mixsd --epochs 3 --lr 1e-5
-  mixsd train --model toy --targets targets.jsonl --out runs/lora --lora --lora-r 8
-  mixsd train --model toy --targets targets.jsonl --out runs/all --keep all   # every epoch
+  mixsd train --model toy --targets targets --out runs/mixsd --epochs 3 --lr 1e-5
+  mixsd train --model toy --targets targets --out runs/lora --lora --lora-r 8
+  mixsd train --model toy --targets targets --out runs/all --keep all   # every epoch
   mixsd train --model toy --method opsd --data records.jsonl --out runs/opsd --rollouts 4
   accelerate launch --multi_gpu --num_processes 2 -m mixsd train --model toy \\
-      --targets targets.jsonl --out runs/ddp      # 2 processes (gloo on CPU, NCCL on GPUs)
+      --targets targets --out runs/ddp      # 2 processes (gloo on CPU, NCCL on GPUs)
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ buckets read it as they read a training checkpoint.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from typing import Any
 
@@ -41,14 +40,16 @@ def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
     :class:`mixsd.experiment.Comparison`), cached in ``RUN_DIR/entry.json``."""
     from mixsd.editing.run import edit_model
     from mixsd.evaluation.results import make_run
+    from mixsd.experiment import entry_cache, run_fields
 
     config, tokenizer = cmp.config, cmp.tokenizer
     run_dir = cmp.out / "runs" / f"{spec.label}-s{seed}"
-    entry_path = run_dir / "entry.json"
-    if entry_path.exists():
-        return json.loads(entry_path.read_text(encoding="utf-8"))
-    start = time.perf_counter()
     edit_cfg = memit_config(config, seed)
+    entries, key = entry_cache(run_dir), run_fields(cmp, edit_cfg.to_dict())
+    found = entries.get(key)
+    if found is not None:
+        return found
+    start = time.perf_counter()
     atomic_write_text(run_dir / "edit-config.yaml", edit_cfg.to_yaml())
     edited = copy.deepcopy(cmp.model)
     stats = edit_model(edited, tokenizer, read_records(cmp.records_path), edit_cfg)
@@ -69,5 +70,5 @@ def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
                        "target": edit_cfg.target, "cov_weight": edit_cfg.cov_weight})
     cmp.describe(run, run_dir)
     run["seconds"] = round(time.perf_counter() - start, 3)
-    atomic_write_json(entry_path, run)
+    entries.put(key, run)
     return run

@@ -1,8 +1,9 @@
 """Retention: "% retained" = score after training / score of the base model (method.md).
 
-Base scores are computed once per (base model, suite) and cached as JSON, keyed by a
-fingerprint of the model (its folder's files, or its weights) and of the suite's config, so
-every run of a comparison divides by the same numbers.
+Base scores are computed once per (base model, suite) and cached as JSON
+(:class:`mixsd.artifacts.KeyedCache`), keyed by a fingerprint of the model (its folder's
+files, or its weights) and of the suite's config, so every run of a comparison divides by
+the same numbers.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import KeyedCache
 from mixsd.evaluation.suites import suite_fingerprint
-from mixsd.io import locked_update_json, mixsd_home, read_json_or_empty
+from mixsd.io import mixsd_home
 
 CACHE_FILE = "base_scores.json"
 
@@ -65,22 +67,12 @@ def fingerprint_weights(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-class JsonFileCache:
-    """``{key: entry}`` in one JSON file of ``cache_dir`` (default ``$MIXSD_HOME/cache``),
-    updated under a file lock with an atomic rename, so concurrent runs never lose an entry
-    to each other nor read a torn file."""
+class JsonFileCache(KeyedCache):
+    """A :class:`~mixsd.artifacts.KeyedCache` named ``name`` in ``cache_dir`` (default
+    ``$MIXSD_HOME/cache``)."""
 
     def __init__(self, name: str, cache_dir: str | Path | None = None):
-        self.path = Path(cache_dir or mixsd_home() / "cache") / name
-
-    def load(self) -> dict[str, Any]:
-        return read_json_or_empty(self.path)
-
-    def get(self, key: str) -> Any:
-        return self.load().get(key)
-
-    def put(self, key: str, entry: Any) -> None:
-        locked_update_json(self.path, lambda data: data.__setitem__(key, entry))
+        super().__init__(Path(cache_dir or mixsd_home() / "cache") / name)
 
 
 class BaseScoreCache:
@@ -92,8 +84,10 @@ class BaseScoreCache:
 
     @staticmethod
     def key(model_fp: str, suite: Any) -> str:
-        return hashlib.sha256(f"{model_fp}|{suite.name}|{suite_fingerprint(suite)}".encode()
-                              ).hexdigest()[:24]
+        """The key of (model, suite): :func:`mixsd.artifacts.fingerprint` of the model's
+        fingerprint, the suite's name and its config's fingerprint."""
+        return KeyedCache.key({"model": model_fp, "suite": suite.name,
+                               "suite_config": suite_fingerprint(suite)}, length=24)
 
     def get(self, model_fp: str, suite: Any) -> float | None:
         entry = self.store.get(self.key(model_fp, suite))

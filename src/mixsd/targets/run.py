@@ -1,50 +1,52 @@
 """``run_targets``: the resumable, shardable target stage over files.
 
-Output is streamed to ``<out>.partial`` (one flushed line per record, input order) and
-renamed to ``<out>`` at the end. ``<out>.partial.json`` holds a fingerprint of everything
-that decides the targets (config, model, records); re-running the same command resumes
-after the last complete line (a line cut by a kill is discarded and redone), a different
-config is refused, ``--overwrite`` starts again. Under ``accelerate launch`` (or torchrun)
-process r of w takes the records ``i % w == r`` into its own shard; the main process merges
-the shards in input order, so the file equals a one-process run (design.md, "Seeds"). The
-processes coordinate through files (:mod:`mixsd.targets.shards`): a dead peer ends the run
-with :class:`~mixsd.errors.PeerLostError` instead of a hang, and finished shards are kept.
+Targets are a folder (:mod:`mixsd.artifacts`): ``DIR/targets.jsonl``, its resolved
+``DIR/config.yaml`` and ``DIR/run.json`` (status, fingerprint of what decides the targets:
+config, model, records; the summary once complete). Output is streamed to
+``DIR/targets.jsonl.partial`` (one flushed line per record, input order) and renamed to
+``DIR/targets.jsonl`` at the end; re-running the same command resumes after the last
+complete line (a line cut by a kill is discarded and redone), a different config is
+refused, ``--overwrite`` starts again. Under ``accelerate launch`` (or torchrun) process r
+of w takes the records ``i % w == r`` into its own shard; the main process merges the
+shards in input order, so the file equals a one-process run (design.md, "Seeds"). The
+processes coordinate through files in the folder (:mod:`mixsd.targets.shards`): a dead peer
+ends the run with :class:`~mixsd.errors.PeerLostError` instead of a hang, and finished
+shards are kept. A single targets file of the layout before folders (``X.jsonl`` with its
+``X.jsonl.run.json``) is still read everywhere (:func:`mixsd.records.targets_file`,
+:func:`targets_run_info`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mixsd.errors import ArtifactWriteError, MixsdError
-from mixsd.io import (
-    atomic_write_json,
-    atomic_write_text,
-    dumps_line,
-    git_commit,
-    read_json_or_empty,
-    versions,
-)
-from mixsd.records import KnowledgeRecord, read_json_objects, read_records
+from mixsd.artifacts import COMPLETE, RUN_INFO, RUNNING, StageDir, fingerprint, open_stage
+from mixsd.errors import ArtifactWriteError, ConfigError, MixsdError
+from mixsd.io import atomic_write_json, atomic_write_text, dumps_line, read_json_or_empty
+from mixsd.records import TARGETS_FILE, KnowledgeRecord, read_json_objects, read_records
 from mixsd.targets.build import TargetBuilder
 from mixsd.targets.config import TargetsConfig
 from mixsd.targets.shards import Heartbeat, Shard, current_shard, heartbeat, wait_for_peers
 
 
-def fingerprint(config: TargetsConfig, model_name: str, records: list[KnowledgeRecord]) -> str:
-    """sha256 of what decides the targets: semantic config fields, model name, records."""
-    payload = {
-        "config": config.fingerprint_dict(),
-        "model": model_name,
-        "records": [r.to_dict() for r in records],
-    }
-    return hashlib.sha256(dumps_line(payload).encode("utf-8")).hexdigest()
+def target_fields(config: TargetsConfig, model_name: str, records: list[KnowledgeRecord]
+                  ) -> dict[str, Any]:
+    """What decides the targets (the stage's fingerprinted fields): the semantic config
+    fields, the model name and a fingerprint of the records."""
+    return {**config.fingerprint_dict(), "model": model_name,
+            "records": fingerprint([r.to_dict() for r in records])}
+
+
+def targets_run_info(path: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a targets folder, or the ``X.jsonl.run.json`` sidecar of a single
+    targets file (the layout before folders); ``{}`` when there is none."""
+    path = Path(path)
+    return read_json_or_empty(path / RUN_INFO if path.is_dir() else f"{path}.run.json")
 
 
 def _model_name(config: TargetsConfig, model: Any) -> str:
@@ -57,22 +59,15 @@ def _model_name(config: TargetsConfig, model: Any) -> str:
     return f"{type(model).__name__}:{getattr(model.config, '_name_or_path', '')}"
 
 
-def _resume(partial: Path, fp: str, expected_ids: list[str], overwrite: bool) -> int:
-    """Prepare ``partial`` for appending; return how many records it already holds."""
-    sidecar = Path(str(partial) + ".json")
-    if overwrite or not partial.exists():
+def _resume(partial: Path, expected_ids: list[str], fresh: bool) -> int:
+    """Prepare ``partial`` for appending; return how many records it already holds.
+
+    ``fresh`` (a new run, or ``--overwrite``) empties it; otherwise the folder's run.json
+    matched this run's fingerprint and the complete lines whose ids are the expected ones
+    are kept (a line cut by a kill is dropped)."""
+    if fresh or not partial.exists():
         partial.write_bytes(b"")  # exists even when this shard has no records
-        atomic_write_json(sidecar, {"fingerprint": fp})
         return 0
-    try:
-        stored = json.loads(sidecar.read_text(encoding="utf-8")).get("fingerprint")
-    except (OSError, ValueError):
-        stored = None
-    if stored != fp:
-        raise MixsdError(
-            f"{partial} was made with a different config, model or data; re-run "
-            "with --overwrite to start again (or restore the original settings)"
-        )
     raw = partial.read_bytes()
     good, offset = 0, 0
     for line in raw.split(b"\n")[:-1]:  # the last piece has no newline: cut by a kill
@@ -107,14 +102,14 @@ def _write_shard(
     config: TargetsConfig,
     records: list[KnowledgeRecord],
     partial: Path,
-    fp: str,
+    fresh: bool,
     model: Any,
     tokenizer: Any,
     shard: Shard,
     beat: Heartbeat | None = None,
 ) -> tuple[TargetBuilder | None, int]:
     """Generate this shard's missing records into ``partial``; return (builder, resumed)."""
-    resumed = _resume(partial, fp, [r.id for r in records], config.overwrite)
+    resumed = _resume(partial, [r.id for r in records], fresh)
     if resumed == len(records):
         return None, resumed
     model, tokenizer = _load(config, model, tokenizer, shard)
@@ -138,13 +133,15 @@ def _shard_done(done: Path, fp: str) -> bool:
     return done.is_file() and read_json_or_empty(str(done) + ".json").get("fingerprint") == fp
 
 
-def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], fp: str,
+def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], stage: StageDir,
                model: Any, tokenizer: Any, shard: Shard, n_records: int
                ) -> tuple[TargetBuilder | None, int, dict[str, Any]]:
     """One process of a multi-process run: its shard to ``OUT.shardRofW.done`` (kept when a
     re-run finds it finished), then on rank 0 the merge once every peer's shard is done."""
     def done_path(rank: int) -> Path:
         return Path(f"{out}{shard.suffix(rank)}.done")
+
+    fp = stage.fingerprint
 
     def ready(rank: int) -> bool:
         return _shard_done(done_path(rank), fp)
@@ -158,13 +155,12 @@ def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], fp
             except FileNotFoundError:  # rank 0 merged it meanwhile
                 shard_summary = {}
         else:
-            builder, resumed = _write_shard(config, mine, partial, fp, model, tokenizer, shard,
-                                            beat)
+            builder, resumed = _write_shard(config, mine, partial, not stage.resumed, model,
+                                            tokenizer, shard, beat)
             # Summarised before the rename: once it is done, rank 0 may merge and delete it.
             shard_summary = summarize(partial)
             atomic_write_json(str(done) + ".json", {"fingerprint": fp})
             os.replace(partial, done)
-            Path(str(partial) + ".json").unlink(missing_ok=True)
         if shard.rank == 0:
             wait_for_peers(out, shard, ready, list(range(1, shard.world)),
                            "waiting for its shard")
@@ -214,6 +210,17 @@ def _device_of(builder: TargetBuilder | None) -> str | None:
     return str(next(model.parameters()).device)
 
 
+def _out_dir(out: str | Path) -> Path:
+    """The targets folder ``out``; a ``.jsonl`` path (the single-file layout before folders)
+    is refused, saying what to pass."""
+    out = Path(out)
+    if out.suffix == ".jsonl" or out.is_file():
+        raise ConfigError(f"out: targets are written to a folder (DIR/{TARGETS_FILE}, "
+                          f"DIR/config.yaml, DIR/run.json); pass a directory such as "
+                          f"{out.with_suffix('')}, not the file {out} (flag --out)")
+    return out
+
+
 def run_targets(
     config: TargetsConfig,
     data: str | Path,
@@ -221,41 +228,41 @@ def run_targets(
     model: Any = None,
     tokenizer: Any = None,
 ) -> dict[str, Any]:
-    """Build the targets of the records in ``data`` into the JSONL file ``out``.
+    """Build the targets of the records in ``data`` into the folder ``out``
+    (``out/targets.jsonl``, ``out/config.yaml``, ``out/run.json``).
 
     ``model`` is a name/path (default ``config.model``) or a loaded model (then pass its
     ``tokenizer``). Returns the summary (records, verified, unverified, prompt_too_long,
-    mean naive-token fraction, tokens/s, wall seconds); also written to ``<out>.run.json``
-    beside ``<out>.config.yaml``.
+    mean naive-token fraction, tokens/s, wall seconds); also written to ``out/run.json``.
     """
     start = time.perf_counter()
-    out = Path(out)
+    out_dir = _out_dir(out)
     records = read_records(data)
     model_name = _model_name(config, model)
-    fp = fingerprint(config, model_name, records)
-    run_json = Path(str(out) + ".run.json")
-    if out.exists() and not config.overwrite:
-        previous = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
-        if previous.get("fingerprint") != fp:
-            raise MixsdError(
-                f"{out} exists and was made with other settings (or has no "
-                f"{run_json.name}); use --overwrite to replace it"
-            )
-        return {**summarize(out), "already_complete": True, "out": str(out)}
+    stage = open_stage(out_dir, "targets", target_fields(config, model_name, records),
+                       overwrite=config.overwrite, overwrite_flag="--overwrite")
+    out = out_dir / TARGETS_FILE
+    if stage.complete and out.is_file():
+        return {**summarize(out), "already_complete": True, "out": str(out_dir)}
+    if out.is_file() and not stage.resumed and not config.overwrite:
+        raise MixsdError(f"{out_dir} holds a {TARGETS_FILE} without the run.json that says how "
+                         "it was made; pass --overwrite to rebuild it or choose another --out")
     shard = current_shard()
     mine = [r for i, r in enumerate(records) if i % shard.world == shard.rank]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = {"model": model_name, "data": str(data), "seed": config.seed}
+    if shard.rank == 0:
+        stage.write_info(config, status=RUNNING, **info)
     if shard.world == 1:
-        builder, resumed = _write_shard(config, mine, Path(f"{out}.partial"), fp, model,
-                                        tokenizer, shard)
+        builder, resumed = _write_shard(config, mine, Path(f"{out}.partial"), not stage.resumed,
+                                        model, tokenizer, shard)
         os.replace(f"{out}.partial", out)
-        Path(f"{out}.partial.json").unlink(missing_ok=True)
     else:
-        builder, resumed, shard_summary = _run_shard(config, out, mine, fp, model, tokenizer,
+        builder, resumed, shard_summary = _run_shard(config, out, mine, stage, model, tokenizer,
                                                      shard, len(records))
         if shard.rank != 0:  # rank 0 merges; the others report their own shard
             return {**shard_summary, "resumed_records": resumed, "rank": shard.rank,
-                    "processes": shard.world, "out": str(out),
+                    "processes": shard.world, "out": str(out_dir),
                     "wall_s": round(time.perf_counter() - start, 3)}
     gen_s = builder.generate_s if builder else 0.0
     tokens = builder.generated_tokens if builder else 0
@@ -271,22 +278,9 @@ def run_targets(
         "wall_s": round(time.perf_counter() - start, 3),
         "processes": shard.world,
         "rank": shard.rank,
-        "out": str(out),
+        "out": str(out_dir),
     }
     if shard.rank == 0:
-        atomic_write_text(Path(str(out) + ".config.yaml"), config.to_yaml())
-        atomic_write_json(
-            run_json,
-            {
-                "fingerprint": fp,
-                "model": model_name,
-                "data": str(data),
-                "summary": summary,
-                "seed": config.seed,
-                "device": _device_of(builder),
-                "argv": sys.argv,
-                "versions": versions(),
-                "git_commit": git_commit(),
-            },
-        )
+        stage.write_info(config, status=COMPLETE, **info, summary=summary,
+                         device=_device_of(builder))
     return summary

@@ -1,15 +1,15 @@
 """The toy model cache: ``$MIXSD_HOME/toy-<hash>/`` built on first use, or copied from the
 checkpoint shipped in the package when its config hash matches.
 
-The hash covers the world, model and pretraining configs, so changing any of them names a new
-folder. Builds are atomic: the model is written into a temporary folder beside the target and
+The hash (:func:`mixsd.artifacts.fingerprint`, cut to 12 characters) covers the world, model
+and pretraining configs, so changing any of them names a new folder; a folder is used only
+when its manifest records that very hash (:func:`manifest_matches`). Builds are atomic: the model is written into a temporary folder beside the target and
 renamed into place, so a killed build leaves no half-written model behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import fingerprint
 from mixsd.io import atomic_write_json, mixsd_home
 from mixsd.toyworld.pretrain import ModelConfig, PretrainConfig, pretrain
 from mixsd.toyworld.world import WorldConfig
@@ -46,9 +47,8 @@ def config_hash(world: WorldConfig, model: ModelConfig, train: PretrainConfig) -
     The thread count is left out: 1 and 2 threads give the same bytes (a test checks it).
     """
     train_dict = {k: v for k, v in train.to_dict().items() if k != "threads"}
-    blob = json.dumps({"format": FORMAT_VERSION, "world": world.to_dict(),
-                       "model": model.to_dict(), "train": train_dict}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return fingerprint({"format": FORMAT_VERSION, "world": world.to_dict(),
+                        "model": model.to_dict(), "train": train_dict})[:12]
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
@@ -59,6 +59,13 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def manifest_matches(folder: str | Path, digest: str) -> bool:
+    """Whether ``folder`` holds a toy model built from the configs of ``digest`` (its
+    manifest records that config hash)."""
+    found = read_manifest(folder)
+    return bool(found) and found.get("config_hash") == digest
 
 
 def measure_toy_model(folder: str | Path, n_items: int = 200, seed: int = 0,
@@ -143,11 +150,9 @@ def ensure_toy_model(*, force: bool = False, progress: bool = True,
     digest = config_hash(world, model, train)
     folder = mixsd_home() / f"toy-{digest}"
     if not force:
-        found = read_manifest(folder)
-        if found and found.get("config_hash") == digest:
+        if manifest_matches(folder, digest):
             return folder
-        shipped = read_manifest(SHIPPED)
-        if shipped and shipped.get("config_hash") == digest:
+        if manifest_matches(SHIPPED, digest):
             _install_shipped(folder)
             return folder
     build_toy_model(folder, world, model, train, progress=progress)

@@ -28,7 +28,8 @@ class TrainConfig(StageConfig):
     model: str = option("", "base model: hub id, local folder or an alias")
     method: str = option("nll", "nll: NLL on a targets file (SFT, MixSD, lambda=0); opsd: "
                          "on-policy self-distillation on a records file", choices=METHODS)
-    targets: str | None = option(None, "targets JSONL (method nll)")
+    targets: str | None = option(None, "targets folder written by `mixsd targets` (or a "
+                                          "single targets JSONL file) (method nll)")
     data: str | None = option(None, "records JSONL (method opsd)")
     out: str = option("", "run directory (checkpoints epoch-<k>/, metrics.jsonl, config.yaml)")
     epochs: int = option(3, "number of epochs", min=1)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import COMPLETE, RUNNING, StageDir, open_stage
 from mixsd.errors import ArtifactWriteError, MixsdError
-from mixsd.io import file_sha256, write_run_info
+from mixsd.io import file_sha256, read_json_or_empty
 from mixsd.prompts import PromptRenderer
 from mixsd.training.checkpoints import (
     EpochCallback,
@@ -46,7 +47,8 @@ from mixsd.training.keep import KeepPolicy, apply_keep
 
 logger = logging.getLogger(__name__)
 
-# Config keys that may change between a killed run and its resumption.
+# Config keys that may change between a killed run and its resumption (left out of the
+# run folder's fingerprint).
 RESUMABLE_CHANGES = ("device", "keep", "progress")
 
 
@@ -81,31 +83,38 @@ class TrainResult:
 
 
 def source_info(config: TrainConfig) -> dict[str, Any]:
-    """The input file of the run (path and sha256)."""
-    path = Path(config.targets if config.method == "nll" else config.data)
+    """The input file of the run (path and sha256): the targets (a targets folder's
+    ``targets.jsonl``, or a single targets file) or, for OPSD, the records."""
+    from mixsd.records import targets_file
+
+    path = targets_file(config.targets) if config.method == "nll" else Path(config.data)
     if not path.is_file():
         raise MixsdError(f"{'targets' if config.method == 'nll' else 'data'} file not found: {path}")
     return {"path": str(path.resolve()), "sha256": file_sha256(path)}
 
 
-def check_run_dir(run_dir: Path, config: TrainConfig, source: dict[str, Any]) -> None:
-    """Refuse to resume a run directory that another config or input file made."""
-    import json
+def run_fields(config: TrainConfig, source: dict[str, Any]) -> dict[str, Any]:
+    """What decides a run's checkpoints (its fingerprinted fields): the config and the
+    sha256 of its input file."""
+    return {**config.to_dict(), "source_sha256": source["sha256"]}
 
-    if not complete_checkpoints(run_dir) or not (run_dir / "config.yaml").is_file():
-        return
-    saved = TrainConfig.from_yaml(run_dir / "config.yaml").to_dict()
-    now = config.to_dict()
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if changed:
-        raise MixsdError(f"{run_dir} holds a run with a different config ({', '.join(changed)}); "
-                         "re-run the same command to resume, or choose a new --out")
-    info_path = run_dir / "run.json"
-    if info_path.is_file():
-        recorded = json.loads(info_path.read_text(encoding="utf-8")).get("source", {})
-        if recorded.get("sha256") and recorded["sha256"] != source["sha256"]:
-            raise MixsdError(f"{run_dir} was trained on another version of {source['path']} "
-                             f"(sha256 differs); choose a new --out")
+
+def _legacy_fields(run_dir: Path) -> dict[str, Any] | None:
+    """The fields of a run folder written before :mod:`mixsd.artifacts`: its config.yaml
+    and the input's sha256 its run.json recorded."""
+    if not (run_dir / "config.yaml").is_file():
+        return None
+    fields = TrainConfig.from_yaml(run_dir / "config.yaml").to_dict()
+    sha = (read_json_or_empty(run_dir / "run.json").get("source") or {}).get("sha256")
+    return {**fields, **({"source_sha256": sha} if sha else {})}
+
+
+def open_run_dir(run_dir: Path, config: TrainConfig, source: dict[str, Any]) -> StageDir:
+    """Open the run folder (:func:`mixsd.artifacts.open_stage`): a re-run of the same config
+    on the same input resumes, another one is refused once an epoch is kept."""
+    return open_stage(run_dir, "training run", run_fields(config, source),
+                      mutable=RESUMABLE_CHANGES, has_outputs=bool(complete_checkpoints(run_dir)),
+                      legacy=_legacy_fields)
 
 
 def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -276,7 +285,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     config.check_complete()
     run_dir = Path(config.out)
     source = source_info(config)
-    check_run_dir(run_dir, config, source)
+    stage = open_run_dir(run_dir, config, source)
     done = complete_checkpoints(run_dir)
     if len(done) >= config.epochs or (done and _stopper(config)(read_metrics(run_dir))):
         logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
@@ -303,7 +312,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     earlier_s = recorded_train_seconds(run_dir) if done else 0.0
     if main:
         remove_partial_checkpoints(run_dir)
-        write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="running",
+        stage.write_info(config, source=source, data=stats.to_dict(), status=RUNNING,
                        seed=config.seed, device=str(trainer.args.device),
                        world_size=trainer.args.world_size)
     trainer.accelerator.wait_for_everyone()
@@ -312,7 +321,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     wall_s = time.time() - start
     if main:
         prune_checkpoints(config, complete=True)
-        write_run_info(run_dir, config, source=source, data=stats.to_dict(), status="complete",
+        stage.write_info(config, source=source, data=stats.to_dict(), status=COMPLETE,
                        seed=config.seed, device=str(trainer.args.device),
                        world_size=trainer.args.world_size, wall_s=round(wall_s, 3),
                        wall_s_total=round(earlier_s + wall_s, 3), resumed_from_epoch=len(done))

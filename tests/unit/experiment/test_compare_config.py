@@ -1,6 +1,5 @@
 """CompareConfig: per-method learning rates, the seeds of targets and corpus."""
 
-from pathlib import Path
 
 import pytest
 
@@ -26,14 +25,19 @@ def test_bad_method_lr_names_the_flag(bad, match):
     assert "--method-lr" in str(err.value)
 
 
-def test_targets_follow_the_run_seed_unless_fixed():
-    out = Path("o")
+def test_targets_follow_the_run_seed_unless_fixed(tmp_path):
+    out = tmp_path / "o"
     mix, sft = parse_method("mixsd:0.3"), parse_method("sft")
     follow = CompareConfig()
-    assert targets_path(follow, mix, 2, out) == out / "targets" / "mixsd-0.3-s2.jsonl"
-    assert targets_path(follow, sft, 2, out) == out / "targets" / "sft.jsonl"  # no coins
+    assert targets_path(follow, mix, 2, out) == out / "targets" / "mixsd-0.3-s2"
+    assert targets_path(follow, sft, 2, out) == out / "targets" / "sft"  # no coins
     fixed = CompareConfig(targets_seed=0)
-    assert targets_path(fixed, mix, 2, out) == out / "targets" / "mixsd-0.3.jsonl"
+    assert targets_path(fixed, mix, 2, out) == out / "targets" / "mixsd-0.3"
+    # a comparison made before targets became folders: its files are reused
+    (out / "targets").mkdir(parents=True)
+    (out / "targets" / "mixsd-0.3-s2.jsonl").write_text("")
+    assert targets_path(follow, mix, 2, out) == out / "targets" / "mixsd-0.3-s2.jsonl"
+    assert targets_path(follow, sft, 2, out) == out / "targets" / "sft"
 
 
 def test_defaults_compare_at_a_high_memorisation_level():

@@ -10,6 +10,8 @@ def test_shipped_checkpoint_matches_the_default_config():
     manifest = cache.read_manifest(cache.SHIPPED)
     assert manifest is not None, "no shipped toy checkpoint"
     assert manifest["config_hash"] == cache.config_hash(*cache.toy_configs())
+    assert cache.manifest_matches(cache.SHIPPED, cache.config_hash(*cache.toy_configs()))
+    assert not cache.manifest_matches(cache.SHIPPED, "0" * 12)
     size = sum(p.stat().st_size for p in cache.SHIPPED.iterdir())
     assert size <= 2 * 1024 * 1024
 

@@ -89,8 +89,38 @@ def test_finished_run_is_not_retrained(make_config, write_rows):
 def test_resuming_with_another_config_or_targets_is_refused(make_config, write_rows):
     path = write_rows(target_rows(3))
     train(make_config(targets=str(path), epochs=1))
-    with pytest.raises(MixsdError, match="different config.*lr"):
+    with pytest.raises(MixsdError, match=r"training run made with other values of lr; "
+                       r"re-run the same command to resume it or choose another --out$"):
         train(make_config(targets=str(path), epochs=1, lr=1e-4))
     path.write_text(path.read_text().replace("paris", "rome"))
-    with pytest.raises(MixsdError, match="sha256"):
+    with pytest.raises(MixsdError, match="other values of source_sha256;"):
         train(make_config(targets=str(path), epochs=1))
+
+
+def test_a_run_folder_written_before_the_artifact_layer_resumes_or_refuses(make_config,
+                                                                           write_rows):
+    """An old run.json has no fingerprint: its config.yaml and source sha256 decide."""
+    path = write_rows(target_rows(3))
+    config = make_config(targets=str(path), epochs=1)
+    first = train(config)
+    info = json.loads((first.run_dir / "run.json").read_text())
+    for key in ("fingerprint", "fields", "stage"):
+        info.pop(key)
+    (first.run_dir / "run.json").write_text(json.dumps(info))
+    assert train(config).epochs == 1  # the same config: nothing to train
+    with pytest.raises(MixsdError, match="other values of lr;"):
+        train(make_config(targets=str(path), epochs=1, lr=1e-4))
+    path.write_text(path.read_text().replace("paris", "rome"))
+    with pytest.raises(MixsdError, match="other values of source_sha256;"):
+        train(config)
+
+
+def test_trains_on_a_targets_folder(make_config, write_rows, tmp_path):
+    folder = tmp_path / "targets-dir"
+    folder.mkdir()
+    write_rows(target_rows(3)).replace(folder / "targets.jsonl")
+    result = train(make_config(targets=str(folder), epochs=1))
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["source"]["path"] == str((folder / "targets.jsonl").resolve())
+    assert info["status"] == "complete" and info["fields"]["source_sha256"] == \
+        info["source"]["sha256"]
