@@ -191,11 +191,12 @@ def build_all_targets(config: CompareConfig, cmp: Comparison, bar: Any
             continue
         for seed in config.seeds:
             path = targets_path(config, spec, seed, cmp.out)
+            # Once per folder: SFT's (and a fixed --targets-seed's) is every seed's.
             if path not in targets.values():
                 bar.start(f"targets {targets_name(path)}")
-            if path.suffix != ".jsonl":  # an old comparison's file is reused as it is
-                run_targets(config.targets_config(spec, seed), cmp.records_path, path,
-                            model=cmp.model, tokenizer=cmp.tokenizer)
+                if path.suffix != ".jsonl":  # an old comparison's file is reused as it is
+                    run_targets(config.targets_config(spec, seed), cmp.records_path, path,
+                                model=cmp.model, tokenizer=cmp.tokenizer)
             targets[(spec.label, seed)] = path
     return targets
 

@@ -84,10 +84,11 @@ class BaseScoreCache:
 
     @staticmethod
     def key(model_fp: str, suite: Any) -> str:
-        """The key of (model, suite): :func:`mixsd.artifacts.fingerprint` of the model's
-        fingerprint, the suite's name and its config's fingerprint."""
-        return KeyedCache.key({"model": model_fp, "suite": suite.name,
-                               "suite_config": suite_fingerprint(suite)}, length=24)
+        """The key of (model, suite): sha256 of the model's fingerprint, the suite's name and
+        its config's fingerprint. The format is the one every existing cache holds, so scores
+        cached before the artifact layer are still found."""
+        return hashlib.sha256(f"{model_fp}|{suite.name}|{suite_fingerprint(suite)}".encode()
+                              ).hexdigest()[:24]
 
     def get(self, model_fp: str, suite: Any) -> float | None:
         entry = self.store.get(self.key(model_fp, suite))
