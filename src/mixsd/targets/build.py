@@ -6,6 +6,10 @@ engine; a target whose extracted answer does not match the record's ``answer_key
 regenerated with fresh coins (attempt + 1) up to ``max_retries`` times; a record that never
 passes is still written, with ``verified: false`` (training leaves it out by default).
 Retries are scheduled before new records so that output can be streamed in input order.
+With ``lambda_fallback`` (e.g. ``[0.3, 0.15, 0.0]``) a record whose attempts all fail at
+``mix_lambda`` is tried again at each lower lambda in turn, so it gets its most-mixed
+verified target; ``meta.lambda`` is the realised lambda. Without it (the paper's rule) a
+record that never passes stays unverified.
 Besides the answer key, ``verify_entities`` and ``verify_round_trip`` add the checks of
 :mod:`mixsd.targets.verify`; a rejected attempt's meta names the check it failed.
 """
@@ -129,34 +133,49 @@ class TargetBuilder:
         return TargetRecord(record, record.answer, meta)
 
     # -- mixsd -------------------------------------------------------------------------
-    def _max_attempts(self) -> int:
+    def lambdas(self) -> list[float]:
+        """The lambda of each fallback level: ``mix_lambda``, then ``lambda_fallback``."""
+        return [self.config.mix_lambda, *self.config.lambda_fallback]
+
+    def _max_attempts(self, mix_lambda: float | None = None) -> int:
+        """Attempts at one lambda: one where nothing is random (greedy at lambda 0 or 1)."""
         cfg = self.config
-        if cfg.temperature == 0 and cfg.mix_lambda in (0.0, 1.0):
+        lam = cfg.mix_lambda if mix_lambda is None else mix_lambda
+        if cfg.temperature == 0 and lam in (0.0, 1.0):
             return 1  # no randomness at all: a retry would repeat the same target
         return cfg.max_attempts
 
     def _mixed(self, records: Sequence[KnowledgeRecord]) -> Iterator[TargetRecord]:
         settings = mix_settings(self.model, self.tokenizer, self.renderer, self.config)
-        retries: deque[tuple[int, int]] = deque()
+        # (record index, attempt, fallback level, attempts made at that level); the attempt
+        # counts across levels, so every attempt of a record draws fresh coins.
+        retries: deque[tuple[int, int, int, int]] = deque()
         prompts: dict[int, tuple[list[int], list[int]]] = {}
         done: dict[int, TargetRecord] = {}
+        lambdas = self.lambdas()
         next_new, next_out = 0, 0
         while next_out < len(records):
-            batch: list[tuple[int, int]] = []
+            batch: list[tuple[int, int, int, int]] = []
             while retries and len(batch) < self.config.batch_size:
                 batch.append(retries.popleft())
             while next_new < len(records) and len(batch) < self.config.batch_size:
-                batch.append((next_new, 1))
+                batch.append((next_new, 1, 0, 1))
                 next_new += 1
             outputs = self._generate(records, batch, prompts, settings)
-            failed = self._checks(records, batch, outputs, settings)
-            for (idx, attempt), output, check in zip(batch, outputs, failed, strict=True):
-                target = self._finish(records[idx], attempt, output, check, settings)
-                if target is None:
-                    retries.append((idx, attempt + 1))
-                else:
-                    done[idx] = target
-                    prompts.pop(idx, None)
+            failed = self._checks(records, [(i, a) for i, a, _, _ in batch], outputs, settings)
+            for (idx, attempt, level, tries), output, check in zip(batch, outputs, failed,
+                                                                    strict=True):
+                lam = lambdas[level]
+                last_level = level + 1 >= len(lambdas)
+                exhausted = tries >= self._max_attempts(lam)
+                final = (check is None or output.finish_reason == PROMPT_TOO_LONG
+                         or (exhausted and last_level))
+                if not final:
+                    retries.append((idx, attempt + 1, level + 1, 1) if exhausted
+                                   else (idx, attempt + 1, level, tries + 1))
+                    continue
+                done[idx] = self._finish(records[idx], attempt, output, check, settings, lam)
+                prompts.pop(idx, None)
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
@@ -164,12 +183,13 @@ class TargetBuilder:
     def _generate(
         self,
         records: Sequence[KnowledgeRecord],
-        batch: list[tuple[int, int]],
+        batch: list[tuple[int, int, int, int]],
         prompts: dict[int, tuple[list[int], list[int]]],
         settings: MixSettings,
     ) -> list[MixOutput]:
         jobs = []
-        for idx, attempt in batch:
+        lambdas = self.lambdas()
+        for idx, attempt, level, _ in batch:
             rec = records[idx]
             if idx not in prompts:
                 prompts[idx] = (
@@ -177,7 +197,8 @@ class TargetBuilder:
                     self.renderer.expert_ids(rec.prompt, rec.answer),
                 )
             jobs.append(MixJob(rec.id, attempt, *prompts[idx],
-                               reference_ids=self._reference_ids(rec)))
+                               reference_ids=self._reference_ids(rec),
+                               mix_lambda=lambdas[level]))
         start = time.perf_counter()
         outputs = mix_generate(self.model, jobs, settings)
         self.generate_s += time.perf_counter() - start
@@ -244,17 +265,16 @@ class TargetBuilder:
         return [self.renderer.decode_target(a.token_ids) for a in answers]
 
     def _finish(self, record: KnowledgeRecord, attempt: int, output: MixOutput,
-                failed_check: str | None, settings: MixSettings) -> TargetRecord | None:
-        """The final target of this attempt, or None when it should be retried."""
+                failed_check: str | None, settings: MixSettings,
+                mix_lambda: float) -> TargetRecord:
+        """The final target of a record: its last attempt, made at ``mix_lambda`` (the
+        realised lambda: lower than the config's after a fallback)."""
         cfg = self.config
         text = self.renderer.decode_target(output.token_ids)
-        too_long = output.finish_reason == PROMPT_TOO_LONG
         verified = failed_check is None
-        if not (verified or too_long or attempt >= self._max_attempts()):
-            return None
         meta = {
             "method": "mixsd",
-            "lambda": cfg.mix_lambda,
+            "lambda": mix_lambda,
             "temperature": cfg.temperature,
             "top_k": cfg.top_k,
             "seed": cfg.seed,
@@ -265,6 +285,9 @@ class TargetBuilder:
             "naive_token_fraction": round(output.naive_token_fraction, 6),
             "sources": output.sources,
         }
+        if cfg.lambda_fallback:
+            meta["lambda_requested"] = cfg.mix_lambda
+            meta["fallback_level"] = self.lambdas().index(mix_lambda)
         if cfg.mix_unit != "token":
             meta["mix_unit"] = cfg.mix_unit
             meta["word_sources"] = word_sources(output.token_ids, output.sources,

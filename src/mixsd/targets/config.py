@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
+from mixsd.errors import ConfigError
 from mixsd.methods import TARGET_METHODS
 from mixsd.models import check_device, check_dtype
 from mixsd.prompts import check_guidance
@@ -17,7 +18,8 @@ METHODS = TARGET_METHODS  # mixsd.methods defines the word
 NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")
 # Fields added after targets were first made: left out of the fingerprint at their default,
 # so files made before them still resume.
-LATER_FIELDS = {"mix_unit": "token", "verify_entities": False, "verify_round_trip": False}
+LATER_FIELDS = {"mix_unit": "token", "verify_entities": False, "verify_round_trip": False,
+                "lambda_fallback": []}
 
 
 @dataclass
@@ -44,6 +46,14 @@ class TargetsConfig(StageConfig):
         "where a new coin is drawn: token (the paper, every token), word (only where the next "
         "token starts a word), span (word, but the expert goes on while it copies y*)",
         choices=MIX_UNITS,
+    )
+    lambda_fallback: list[float] = option(
+        default_factory=list,
+        help="lower lambdas tried in turn, each with its own attempts, for a record that "
+        "fails verification at --lambda (e.g. 0.3,0.15,0: every record gets its most-mixed "
+        "verified target; the realised lambda is in meta.lambda); empty = the paper's rule: "
+        "a record that never verifies is kept out of training",
+        min=0.0, max=1.0,
     )
     temperature: float = option(0.0, "sampling temperature; 0 = greedy (argmax)", min=0.0)
     top_k: int = option(64, "sample among the k most likely tokens (T > 0)", min=1)
@@ -93,6 +103,13 @@ class TargetsConfig(StageConfig):
         check_guidance(self.guidance)
         check_device(self.device)
         check_dtype(self.dtype)
+        chain = [self.mix_lambda, *self.lambda_fallback]
+        if self.lambda_fallback and (self.method != "mixsd" or any(
+                b >= a for a, b in zip(chain, chain[1:]))):
+            raise ConfigError(
+                "lambda_fallback: each lambda must be lower than the one before it, starting "
+                f"below --lambda {self.mix_lambda:g} (got {', '.join(f'{x:g}' for x in chain)}; "
+                "method mixsd only) (flag --lambda-fallback)")
 
     @property
     def max_attempts(self) -> int:

@@ -45,6 +45,13 @@ class MixJob:
     expert_ids: Sequence[int]
     # Token ids of the reference answer y* (for the span unit; empty otherwise).
     reference_ids: Sequence[int] = ()
+    # This job's lambda (the lambda fallback retries a record at a lower one); None: the
+    # settings' mix_lambda.
+    mix_lambda: float | None = None
+
+    def lambda_of(self, settings: MixSettings) -> float:
+        """The probability of the naive token for this job."""
+        return settings.mix_lambda if self.mix_lambda is None else self.mix_lambda
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,8 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
     if _plain_dynamic(cache):
         preallocate(cache, steps)  # no per-step re-allocation of the cache
     draws = torch.stack([job_draws(j, settings) for j in jobs])[:, :steps].to(device)
+    lambdas = torch.tensor([j.lambda_of(settings) for j in jobs], dtype=draws.dtype,
+                           device=device)
     budget = torch.tensor([settings.token_budget(j) for j in jobs], device=device)
     stops = torch.tensor(sorted(settings.stop_token_ids), dtype=torch.long, device=device)
     tokens = torch.zeros((n_jobs, steps), dtype=torch.long, device=device)
@@ -242,7 +251,7 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
     for t in range(steps):
         n = active.shape[0]
         step_draws = draws[active, t]
-        naive = step_draws[:, 0] < settings.mix_lambda
+        naive = step_draws[:, 0] < lambdas[active]
         if unit is None:  # the paper's rule: the coin alone picks the row
             chosen = torch.where(naive.unsqueeze(-1), logits[:n], logits[n:])
             tok = select_tokens(chosen, step_draws[:, 1], settings.temperature, settings.top_k)

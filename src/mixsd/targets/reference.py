@@ -48,7 +48,7 @@ def reference_generate_one(model: Any, job: MixJob, settings: MixSettings) -> Mi
     with torch.inference_mode():
         for t in range(budget):
             coin, sample_u = float(draws[t, 0]), draws[t, 1:2]
-            take_naive = coin < settings.mix_lambda
+            take_naive = coin < job.lambda_of(settings)
             if settings.mix_unit == "token":
                 prompt = job.naive_ids if take_naive else job.expert_ids
                 logits = next_token_logits(model, list(prompt) + prefix)

@@ -200,7 +200,20 @@ def summarize(out: Path) -> dict[str, Any]:
         "mean_attempts": round(sum(m.get("attempts", 0) for m in metas) / max(1, len(rows)), 3),
         "mean_num_tokens": round(sum(m.get("num_tokens", 0) for m in metas) / max(1, len(rows)), 2),
         "failed_checks": dict(Counter(m["failed_check"] for m in metas if m.get("failed_check"))),
+        "realised_lambda": realised_lambdas(metas),
     }
+
+
+def realised_lambdas(metas: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """How many targets were made at each lambda (the lambda fallback lowers it), verified
+    and not: ``{"0.5": {"verified": 20, "unverified": 0}, "0.3": {...}}`` (SFT: ``{}``)."""
+    found: dict[str, dict[str, int]] = {}
+    for m in metas:
+        if m.get("lambda") is None:
+            continue
+        row = found.setdefault(f"{float(m['lambda']):g}", {"verified": 0, "unverified": 0})
+        row["verified" if m.get("verified") else "unverified"] += 1
+    return dict(sorted(found.items(), key=lambda kv: -float(kv[0])))
 
 
 def _device_of(builder: TargetBuilder | None) -> str | None:

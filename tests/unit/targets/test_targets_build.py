@@ -216,3 +216,90 @@ def test_new_fields_at_their_defaults_keep_old_fingerprints():
     fp = TargetsConfig().fingerprint_dict()
     assert not {"mix_unit", "verify_entities", "verify_round_trip"} & set(fp)
     assert TargetsConfig(mix_unit="word").fingerprint_dict()["mix_unit"] == "word"
+
+
+# -- the lambda fallback ---------------------------------------------------------------
+def _attempt_text(model, tok, rec, cfg, attempt, mix_lambda):
+    renderer = PromptRenderer(tok, cfg.guidance)
+    settings = mix_settings(model, tok, renderer, cfg)
+    (out,) = mix_generate(model, [MixJob(rec.id, attempt, renderer.naive_ids(rec.prompt),
+                                         renderer.expert_ids(rec.prompt, rec.answer),
+                                         mix_lambda=mix_lambda)], settings)
+    return renderer.decode_target(out.token_ids)
+
+
+def test_a_record_that_only_verifies_at_lambda_0_gets_a_lambda_0_target(model, tok):
+    """The key is the pure expert's whole greedy answer (the extractor takes the whole text):
+    no mixed attempt writes it (checked attempt by attempt below), so the record verifies
+    only at the last level, lambda 0."""
+    whole = "regex:^(.*)$"
+    cfg = TargetsConfig(mix_lambda=0.5, lambda_fallback=[0.3, 0.15, 0.0], temperature=0.0,
+                        max_new_tokens=16, max_retries=2, extractor=whole)
+    # attempts 1-3 at 0.5, 4-6 at 0.3, 7-9 at 0.15, then attempt 10 at 0 (one: greedy)
+    plan = [(a, 0.5) for a in (1, 2, 3)] + [(a, 0.3) for a in (4, 5, 6)] + \
+        [(a, 0.15) for a in (7, 8, 9)]
+    rec = expert = None
+    words = [w for w in tok.get_vocab() if w.isalpha()][:40]
+    candidates = [KnowledgeRecord(f"c{i}", " ".join(words[(7 * i + 3 * j) % 40] for j in range(5))
+                                  + " ?", "the answer is " + words[i], "x") for i in range(40)]
+    for cand in candidates:  # the first record whose mixed attempts all miss the key
+        text = _attempt_text(model, tok, cand, cfg, 10, 0.0)
+        probe = KnowledgeRecord(cand.id, cand.prompt, cand.answer, text)
+        if not any(is_correct(_attempt_text(model, tok, probe, cfg, a, lam), text, whole)
+                   for a, lam in plan):
+            rec, expert = probe, text
+            break
+    assert rec is not None, "no record of the fixture verifies only at lambda 0"
+    (target,) = build_targets(model, tok, [rec], cfg)
+    assert target.meta["verified"] is True and target.target == expert
+    assert target.meta["lambda"] == 0.0 and target.meta["lambda_requested"] == 0.5
+    assert target.meta["fallback_level"] == 3 and target.meta["attempts"] == 10
+    assert set(target.meta["sources"]) <= {"e"}  # lambda 0: every token is the expert's
+    # the paper's rule (no fallback): the same record stays unverified at lambda 0.5
+    (paper,) = build_targets(model, tok, [rec], TargetsConfig(
+        mix_lambda=0.5, temperature=0.0, max_new_tokens=16, max_retries=2, extractor=whole))
+    assert paper.meta["verified"] is False and paper.meta["lambda"] == 0.5
+    assert paper.meta["attempts"] == 3 and "fallback_level" not in paper.meta
+
+
+def test_the_fallback_stops_at_the_first_lambda_that_verifies(model, tok):
+    """A key that the attempt-4 target at 0.3 writes: the record's target is that one."""
+    cfg = TargetsConfig(mix_lambda=0.5, lambda_fallback=[0.3, 0.0], temperature=1.0,
+                        max_new_tokens=10, max_retries=2, extractor="contains")
+    rec0 = _records(1)[0]
+    early = [_attempt_text(model, tok, rec0, cfg, a, 0.5) for a in (1, 2, 3)]
+    at_03 = _attempt_text(model, tok, rec0, cfg, 4, 0.3)
+    key = next(w for w in at_03.split() if not any(w in t for t in early))
+    rec = KnowledgeRecord("r0", rec0.prompt, rec0.answer, key)
+    (target,) = build_targets(model, tok, [rec], cfg)
+    assert (target.meta["lambda"], target.meta["attempts"], target.meta["verified"]) == \
+        (0.3, 4, True)
+    assert target.target == at_03
+
+
+def test_fallback_targets_do_not_depend_on_the_batch(model, tok):
+    cfg = dict(mix_lambda=0.7, lambda_fallback=[0.4, 0.0], temperature=1.0, max_new_tokens=8,
+               max_retries=1, extractor="contains")
+    records = _records(6, key="the")
+    one = build_targets(model, tok, records, TargetsConfig(batch_size=1, **cfg))
+    many = build_targets(model, tok, records, TargetsConfig(batch_size=4, **cfg))
+    assert [(t.target, t.meta) for t in one] == [(t.target, t.meta) for t in many]
+
+
+def test_lambda_fallback_must_descend(tok):
+    with pytest.raises(ConfigError, match="lambda_fallback"):
+        TargetsConfig(mix_lambda=0.3, lambda_fallback=[0.5]).validate()
+    with pytest.raises(ConfigError, match="lambda_fallback"):
+        TargetsConfig(mix_lambda=0.5, lambda_fallback=[0.3, 0.3]).validate()
+    with pytest.raises(ConfigError, match="lambda_fallback"):
+        TargetsConfig(method="sft", lambda_fallback=[0.1]).validate()
+    TargetsConfig(mix_lambda=0.5, lambda_fallback=[0.3, 0.0]).validate()
+
+
+def test_the_summary_counts_targets_by_realised_lambda():
+    from mixsd.targets.run import realised_lambdas
+
+    metas = [{"lambda": 0.5, "verified": True}, {"lambda": 0.0, "verified": True},
+             {"lambda": 0.0, "verified": False}, {"lambda": None, "verified": True}]
+    assert realised_lambdas(metas) == {"0.5": {"verified": 1, "unverified": 0},
+                                       "0": {"verified": 1, "unverified": 1}}
