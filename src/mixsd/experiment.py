@@ -104,7 +104,9 @@ class Comparison:
         return make_epoch_evaluator(
             self.suites, self.records if records is None else records, extractor=c.extractor,
             max_new_tokens=c.max_new_tokens, guidance=c.resolved_guidance(),
-            batch_size=c.eval_batch_size, samples_dir=samples_dir, **vs_base)
+            batch_size=c.eval_batch_size, samples_dir=samples_dir,
+            retention_levels=c.retention_levels if against_base else (),
+            epochs=c.epochs, **vs_base)
 
     def describe(self, run: dict[str, Any], run_dir: Path,
                  records: list[KnowledgeRecord] | None = None) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
     from mixsd.corpora.load import load_corpus
 
     corpus = load_corpus(config.corpus, model=config.model, n_facts=config.n_facts,
-                         corpus_seed=config.corpus_seed)
+                         corpus_seed=config.corpus_seed, splits=config.eval_splits)
     path = out / "corpus" / "train.jsonl"
     if not path.exists():
         write_records(path, corpus.train)
@@ -136,10 +138,16 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
 def base_fields(config: CompareConfig) -> dict[str, Any]:
     """What decides the base model's scores (their key in ``OUT/base.json``): the model, the
     corpus and the evaluation."""
-    return {"model": config.model, "corpus": config.corpus, "n_facts": config.n_facts,
-            "corpus_seed": config.corpus_seed, "suites": config.resolved_suites(),
-            "eval_items": config.eval_items, "guidance": config.resolved_guidance(),
-            "extractor": config.extractor, "max_new_tokens": config.max_new_tokens}
+    fields = {"model": config.model, "corpus": config.corpus, "n_facts": config.n_facts,
+              "corpus_seed": config.corpus_seed, "suites": config.resolved_suites(),
+              "eval_items": config.eval_items, "guidance": config.resolved_guidance(),
+              "extractor": config.extractor, "max_new_tokens": config.max_new_tokens}
+    # Added later: in the key only when set, so the caches of earlier comparisons still hit.
+    if config.eval_splits is not None:
+        fields["eval_splits"] = list(config.eval_splits)
+    if config.retention_levels:
+        fields["retention_levels"] = list(config.retention_levels)
+    return fields
 
 
 def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any,

@@ -80,6 +80,10 @@ class CompareConfig(StageConfig):
                                   note="; also of answers and OPSD rollouts")
     max_retries: int = inherit(TargetsConfig, "max_retries")
     temperature: float = inherit(TargetsConfig, "temperature")
+    verify_entities: bool = inherit(TargetsConfig, "verify_entities")
+    verify_round_trip: bool = inherit(TargetsConfig, "verify_round_trip")
+    lambda_fallback: list[float] = inherit(TargetsConfig, "lambda_fallback",
+                                           note="; every mixsd method of the comparison")
     top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
                          note="; also opsd's loss: the teacher's top-k tokens")
     lora: bool = inherit(TrainConfig, "lora")
@@ -92,6 +96,14 @@ class CompareConfig(StageConfig):
     # Two rollouts per prompt: OPSD's cost at the toy world's calibrated learning rate.
     opsd_rollouts: int = inherit(TrainConfig, "rollouts", default=2)
     divergence: str = inherit(TrainConfig, "divergence")
+    retention_levels: list[float] = option(
+        default_factory=list, min=0, max=1,
+        help="staged evaluation: memorisation every epoch; the other splits, the retention "
+        "suites and drift only at the epochs where memorisation first reaches one of these "
+        "levels (e.g. 0.5,0.8) and at the last epoch (empty: everything every epoch)")
+    eval_splits: list[str] | None = option(
+        None, "the evaluation splits of a corpus folder scored besides the training "
+        "questions (e.g. paraphrase,two_hop; default: every split found)")
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
     equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
                                        "comparison: each run at its first epoch at or above "
@@ -192,6 +204,11 @@ class CompareConfig(StageConfig):
                              mix_unit=spec.mix_unit, temperature=self.temperature,
                              top_k=self.top_k, max_new_tokens=self.max_new_tokens,
                              max_retries=self.max_retries,
+                             verify_entities=self.verify_entities,
+                             verify_round_trip=self.verify_round_trip,
+                             lambda_fallback=[x for x in self.lambda_fallback
+                                              if spec.mix_lambda is not None
+                                              and x < spec.mix_lambda],
                              seed=self.targets_seed_for(spec, run_seed) or 0,
                              batch_size=self.eval_batch_size,
                              guidance=spec.guidance or self.resolved_guidance(),
@@ -218,9 +235,16 @@ class CompareConfig(StageConfig):
 
     def grid(self) -> list[tuple[MethodSpec, float | None, int]]:
         """Every (method, learning rate, seed), seed by seed: a long grid stopped early (every
-        run is cached) already holds a complete comparison of its first seeds."""
-        return [(s, lr, seed) for seed in self.seeds for s in self.method_specs()
-                for lr in self.lrs_for(s)]
+        run is cached) already holds a complete comparison of its first seeds. An edit
+        (memit) has no learning rate and no training order: it runs once, with the first
+        seed, after every trained run."""
+        specs = self.method_specs()
+        trained = [s for s in specs if s.kind != "memit"]
+        edits = [(s, None, self.seeds[0]) for s in specs if s.kind == "memit"]
+        runs: list[tuple[MethodSpec, float | None, int]] = []
+        for seed in self.seeds:
+            runs += [(s, lr, seed) for s in trained for lr in self.lrs_for(s)]
+        return runs + edits
 
 
 # Fields that may change between two invocations on the same --out: they add runs or change

@@ -12,6 +12,13 @@ to ``RUN_DIR/metrics.jsonl``. Keys:
   the injected facts, else :data:`~mixsd.evaluation.drift.NEUTRAL_PROMPTS`);
 * ``eval_s``, the seconds this evaluation took.
 
+With ``retention_levels`` (e.g. ``[0.5, 0.8]``) the evaluation is staged to save time:
+memorisation is scored every epoch, and everything else (the other splits, the retention
+suites, drift) only at the epochs where memorisation first reaches one of the levels (the
+epochs an equal-memorisation comparison reads) and at the last epoch (``epochs``). Such an
+epoch carries ``full_eval: 1.0``; the others ``full_eval: 0.0``. Every score that is
+computed is the same as without staging.
+
 :func:`mixsd.evaluation.results.epoch_entry` turns these into a results.json epoch entry.
 """
 
@@ -42,7 +49,8 @@ class EpochEvaluator:
                  base_scores: Mapping[str, float] | None = None, base_model: Any = None,
                  drift_prompts: Sequence[str] | None = None, extractor: str = "auto",
                  max_new_tokens: int = 64, guidance: str = "knowledge", batch_size: int = 32,
-                 samples_dir: str | Path | None = None):
+                 samples_dir: str | Path | None = None,
+                 retention_levels: Sequence[float] = (), epochs: int | None = None):
         self.suites = dict(suites)
         self.memorisation = memorization_suites(list(memorisation_records or []),
                                                 extractor=extractor, max_new_tokens=max_new_tokens,
@@ -54,6 +62,9 @@ class EpochEvaluator:
         self.batch_size = batch_size
         self.samples_dir = Path(samples_dir) if samples_dir else None
         self.last_results: dict[str, Any] = {}
+        self.retention_levels = sorted(float(x) for x in retention_levels)
+        self.epochs = epochs
+        self._best = float("-inf")  # the best memorisation so far (staged evaluation)
 
     def __call__(self, model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
         start = time.perf_counter()
@@ -67,12 +78,40 @@ class EpochEvaluator:
         metrics["eval_s"] = time.perf_counter() - start
         return metrics
 
+    def full_at(self, epoch: int, memorization: float | None) -> bool:
+        """Whether ``epoch`` gets the whole evaluation (always, unless staged)."""
+        if not self.retention_levels:
+            return True
+        if self.epochs is not None and epoch >= self.epochs:
+            return True
+        if memorization is None:
+            return True
+        new = any(self._best < level <= memorization for level in self.retention_levels)
+        return new
+
     def _evaluate(self, model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
         metrics: dict[str, float] = {}
         results = {}
+        first = "memorization" if "memorization" in self.memorisation else None
+        if first is not None:
+            results[first] = self.memorisation[first].evaluate(model, tokenizer,
+                                                               batch_size=self.batch_size)
+            metrics[first] = float(results[first].score)
+        full = self.full_at(epoch, metrics.get(first) if first else None)
+        if first is not None:
+            self._best = max(self._best, metrics[first])
+        if self.retention_levels:
+            metrics["full_eval"] = 1.0 if full else 0.0
+        if not full:
+            self.last_results = results
+            if self.samples_dir is not None:
+                write_sample_logs(self.samples_dir, results, epoch)
+            return metrics
         for name, suite in self.memorisation.items():
+            if name == first:
+                continue
             results[name] = suite.evaluate(model, tokenizer, batch_size=self.batch_size)
-            key = name if name in ("memorization", "paraphrase") else f"split/{name}"
+            key = name if name == "paraphrase" else f"split/{name}"
             metrics[key] = float(results[name].score)
         table = {}
         for name, suite in self.suites.items():

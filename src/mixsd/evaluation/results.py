@@ -155,6 +155,15 @@ def target_summaries(summaries: Mapping[str, Sequence[Mapping[str, Any]]]
             entry[key] = (None if not values else sum(values) if key == "wall_s"
                           else sum(values) / len(values))
         entry["files"] = len(rows)
+        # The realised lambdas (the lambda fallback), summed over the files.
+        lambdas: dict[str, dict[str, int]] = {}
+        for r in rows:
+            for lam, counts in (r.get("realised_lambda") or {}).items():
+                into = lambdas.setdefault(lam, {"verified": 0, "unverified": 0})
+                for key, n in counts.items():
+                    into[key] = into.get(key, 0) + int(n)
+        if lambdas:
+            entry["realised_lambda"] = lambdas
         out[label] = entry
     return out
 

@@ -36,11 +36,27 @@ def test_a_run_becomes_the_stage_configs(tmp_path):
     assert opsd.model == str(tmp_path / "prev")
 
 
-def test_the_grid_runs_seed_by_seed():
-    cfg = CompareConfig(methods=["sft", "memit"], lr=[1e-3, 1e-2], seeds=[0, 1])
+def test_the_grid_runs_seed_by_seed_and_an_edit_once_at_the_end():
+    cfg = CompareConfig(methods=["memit", "sft"], lr=[1e-3, 1e-2], seeds=[0, 1])
     assert [(s.name, lr, seed) for s, lr, seed in cfg.grid()] == [
-        ("sft", 1e-3, 0), ("sft", 1e-2, 0), ("memit", None, 0),
-        ("sft", 1e-3, 1), ("sft", 1e-2, 1), ("memit", None, 1)]
+        ("sft", 1e-3, 0), ("sft", 1e-2, 0), ("sft", 1e-3, 1), ("sft", 1e-2, 1),
+        ("memit", None, 0)]
+
+
+def test_the_verification_options_and_the_lambda_fallback_reach_the_targets_stage():
+    cfg = CompareConfig(methods=["sd0", "mixsd:0.3", "mixsd:0.5/word"], verify_entities=True,
+                        verify_round_trip=True, lambda_fallback=[0.3, 0.15, 0.0])
+    cfg.validate()
+    by_name = {s.name: cfg.targets_config(s, 0) for s in cfg.method_specs()}
+    for targets in by_name.values():
+        targets.validate()
+        assert (targets.verify_entities, targets.verify_round_trip) == (True, True)
+    # each method falls back only to lambdas below its own
+    assert by_name["mixsd:0.5/word"].lambda_fallback == [0.3, 0.15, 0.0]
+    assert by_name["mixsd:0.3"].lambda_fallback == [0.15, 0.0]
+    assert by_name["sd0"].lambda_fallback == []
+    plain = CompareConfig(methods=["mixsd:0.5"]).targets_config(parse_method("mixsd:0.5"), 0)
+    assert (plain.verify_entities, plain.lambda_fallback) == (False, [])
 
 
 def _write(path, rows):
