@@ -82,6 +82,7 @@ class CompareConfig(StageConfig):
     temperature: float = inherit(TargetsConfig, "temperature")
     verify_entities: bool = inherit(TargetsConfig, "verify_entities")
     verify_round_trip: bool = inherit(TargetsConfig, "verify_round_trip")
+    retry_temperature: float = inherit(TargetsConfig, "retry_temperature")
     lambda_fallback: list[float] = inherit(TargetsConfig, "lambda_fallback",
                                            note="; every mixsd method of the comparison")
     top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
@@ -206,6 +207,7 @@ class CompareConfig(StageConfig):
                              max_retries=self.max_retries,
                              verify_entities=self.verify_entities,
                              verify_round_trip=self.verify_round_trip,
+                             retry_temperature=self.retry_temperature,
                              lambda_fallback=[x for x in self.lambda_fallback
                                               if spec.mix_lambda is not None
                                               and x < spec.mix_lambda],

@@ -9,13 +9,16 @@ Retries are scheduled before new records so that output can be streamed in input
 With ``lambda_fallback`` (e.g. ``[0.3, 0.15, 0.0]``) a record whose attempts all fail at
 ``mix_lambda`` is tried again at each lower lambda in turn, so it gets its most-mixed
 verified target; ``meta.lambda`` is the realised lambda. Without it (the paper's rule) a
-record that never passes stays unverified.
+record that never passes stays unverified. Greedy at lambda 0 (or 1) has no randomness, so it
+gets one attempt, unless ``retry_temperature`` samples its retries (``meta.temperature`` is
+the realised temperature).
 Besides the answer key, ``verify_entities`` and ``verify_round_trip`` add the checks of
 :mod:`mixsd.targets.verify`; a rejected attempt's meta names the check it failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -137,13 +140,25 @@ class TargetBuilder:
         """The lambda of each fallback level: ``mix_lambda``, then ``lambda_fallback``."""
         return [self.config.mix_lambda, *self.config.lambda_fallback]
 
+    def _deterministic(self, mix_lambda: float) -> bool:
+        """Greedy at lambda 0 or 1: no coin and no sampling, every attempt the same."""
+        return self.config.temperature == 0 and mix_lambda in (0.0, 1.0)
+
     def _max_attempts(self, mix_lambda: float | None = None) -> int:
-        """Attempts at one lambda: one where nothing is random (greedy at lambda 0 or 1)."""
+        """Attempts at one lambda: one where nothing is random (greedy at lambda 0 or 1),
+        unless ``retry_temperature`` samples the retries there."""
         cfg = self.config
         lam = cfg.mix_lambda if mix_lambda is None else mix_lambda
-        if cfg.temperature == 0 and lam in (0.0, 1.0):
+        if self._deterministic(lam) and not cfg.retry_temperature:
             return 1  # no randomness at all: a retry would repeat the same target
         return cfg.max_attempts
+
+    def _temperature(self, mix_lambda: float, tries: int) -> float:
+        """The temperature of a level's ``tries``-th attempt: the config's, except the
+        retries at a deterministic level, sampled at ``retry_temperature``."""
+        if tries > 1 and self._deterministic(mix_lambda):
+            return self.config.retry_temperature
+        return self.config.temperature
 
     def _mixed(self, records: Sequence[KnowledgeRecord]) -> Iterator[TargetRecord]:
         settings = mix_settings(self.model, self.tokenizer, self.renderer, self.config)
@@ -174,7 +189,8 @@ class TargetBuilder:
                     retries.append((idx, attempt + 1, level + 1, 1) if exhausted
                                    else (idx, attempt + 1, level, tries + 1))
                     continue
-                done[idx] = self._finish(records[idx], attempt, output, check, settings, lam)
+                done[idx] = self._finish(records[idx], attempt, output, check, settings, lam,
+                                         self._temperature(lam, tries))
                 prompts.pop(idx, None)
             while next_out in done:
                 yield done.pop(next_out)
@@ -187,9 +203,9 @@ class TargetBuilder:
         prompts: dict[int, tuple[list[int], list[int]]],
         settings: MixSettings,
     ) -> list[MixOutput]:
-        jobs = []
+        jobs, temperatures = [], []
         lambdas = self.lambdas()
-        for idx, attempt, level, _ in batch:
+        for idx, attempt, level, tries in batch:
             rec = records[idx]
             if idx not in prompts:
                 prompts[idx] = (
@@ -199,8 +215,16 @@ class TargetBuilder:
             jobs.append(MixJob(rec.id, attempt, *prompts[idx],
                                reference_ids=self._reference_ids(rec),
                                mix_lambda=lambdas[level]))
+            temperatures.append(self._temperature(lambdas[level], tries))
         start = time.perf_counter()
-        outputs = mix_generate(self.model, jobs, settings)
+        outputs: list[MixOutput] = [None] * len(jobs)  # type: ignore[list-item]
+        for temp in sorted(set(temperatures)):  # one engine call per temperature
+            rows = [i for i, t in enumerate(temperatures) if t == temp]
+            group = settings if temp == settings.temperature else \
+                dataclasses.replace(settings, temperature=temp)
+            for i, out in zip(rows, mix_generate(self.model, [jobs[i] for i in rows], group),
+                              strict=True):
+                outputs[i] = out
         self.generate_s += time.perf_counter() - start
         self.generated_tokens += sum(len(o.sources) for o in outputs)
         return outputs
@@ -246,8 +270,6 @@ class TargetBuilder:
                    settings: MixSettings | None = None) -> list[str]:
         """The base model's greedy answers to each ``(record, target text, attempt)`` with the
         target as the reference (expert layout), through the fused engine at lambda 0."""
-        import dataclasses
-
         if not attempts:
             return []
         settings = settings or mix_settings(self.model, self.tokenizer, self.renderer,
@@ -266,7 +288,7 @@ class TargetBuilder:
 
     def _finish(self, record: KnowledgeRecord, attempt: int, output: MixOutput,
                 failed_check: str | None, settings: MixSettings,
-                mix_lambda: float) -> TargetRecord:
+                mix_lambda: float, temperature: float) -> TargetRecord:
         """The final target of a record: its last attempt, made at ``mix_lambda`` (the
         realised lambda: lower than the config's after a fallback)."""
         cfg = self.config
@@ -275,7 +297,7 @@ class TargetBuilder:
         meta = {
             "method": "mixsd",
             "lambda": mix_lambda,
-            "temperature": cfg.temperature,
+            "temperature": temperature,
             "top_k": cfg.top_k,
             "seed": cfg.seed,
             "attempts": attempt,

@@ -19,7 +19,7 @@ NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")
 # Fields added after targets were first made: left out of the fingerprint at their default,
 # so files made before them still resume.
 LATER_FIELDS = {"mix_unit": "token", "verify_entities": False, "verify_round_trip": False,
-                "lambda_fallback": []}
+                "lambda_fallback": [], "retry_temperature": 0.0}
 
 
 @dataclass
@@ -56,6 +56,10 @@ class TargetsConfig(StageConfig):
         min=0.0, max=1.0,
     )
     temperature: float = option(0.0, "sampling temperature; 0 = greedy (argmax)", min=0.0)
+    retry_temperature: float = option(
+        0.0, "greedy at lambda 0 (or 1) has no coin: one attempt only, unless this is > 0, "
+        "which samples that lambda's retries at this temperature (top-k); the first attempt "
+        "stays greedy", min=0.0)
     top_k: int = option(64, "sample among the k most likely tokens (T > 0)", min=1)
     max_new_tokens: int = option(256, "most tokens generated per target", min=1)
     max_retries: int = option(

@@ -193,3 +193,35 @@ def test_drift_prompts_default_to_held_out_questions(tiny_tok, tiny_model):
     metrics = evaluator(copy.deepcopy(tiny_model), tiny_tok, 1)
     assert metrics["drift_kl"] == pytest.approx(0.0, abs=1e-6)
     assert NEUTRAL_PROMPTS
+
+
+def test_staged_evaluation_scores_everything_only_where_memorisation_reaches_a_level(
+        corpus, tiny_tok):
+    """Retention levels [0.5]: memorisation every epoch; the rest where memorisation first
+    reaches 50% and at the last epoch, with the same scores as a full evaluation."""
+    from mixsd.records import read_records
+
+    records = read_records(corpus)
+    held = {"held": QASuite("held", [KnowledgeRecord("h1", "q", "paris", "paris"),
+                                     KnowledgeRecord("h2", "q", "oslo", "oslo")])}
+    staged = make_epoch_evaluator(held, records, base_scores={"held": 0.5},
+                                  retention_levels=[0.5], epochs=4)
+    answers = ["it is lima", "it is paris", "it is paris", "it is oslo"]  # mem 0, .5, .5, .5
+    full_epochs = []
+    for epoch, answer in enumerate(answers, start=1):
+        model = FixedAnswerLM(tiny_tok, answer)
+        got = staged(model, tiny_tok, epoch)
+        reference = make_epoch_evaluator(held, records, base_scores={"held": 0.5})(
+            model, tiny_tok, epoch)
+        assert got["memorization"] == reference["memorization"]
+        if got["full_eval"]:
+            full_epochs.append(epoch)
+            drop = ("eval_s", "full_eval")
+            assert {k: v for k, v in got.items() if k not in drop} == \
+                {k: v for k, v in reference.items() if k not in drop}
+        else:
+            assert set(got) == {"memorization", "full_eval", "eval_s"}
+    assert full_epochs == [2, 4]  # first at 50%, then the last epoch
+    # not staged: every epoch is whole and says nothing of staging
+    plain = make_epoch_evaluator(held, records)(FixedAnswerLM(tiny_tok, "x"), tiny_tok, 1)
+    assert "full_eval" not in plain and "score/held" in plain

@@ -45,12 +45,14 @@ def test_the_grid_runs_seed_by_seed_and_an_edit_once_at_the_end():
 
 def test_the_verification_options_and_the_lambda_fallback_reach_the_targets_stage():
     cfg = CompareConfig(methods=["sd0", "mixsd:0.3", "mixsd:0.5/word"], verify_entities=True,
-                        verify_round_trip=True, lambda_fallback=[0.3, 0.15, 0.0])
+                        verify_round_trip=True, lambda_fallback=[0.3, 0.15, 0.0],
+                        retry_temperature=0.7)
     cfg.validate()
     by_name = {s.name: cfg.targets_config(s, 0) for s in cfg.method_specs()}
     for targets in by_name.values():
         targets.validate()
         assert (targets.verify_entities, targets.verify_round_trip) == (True, True)
+        assert targets.retry_temperature == 0.7
     # each method falls back only to lambdas below its own
     assert by_name["mixsd:0.5/word"].lambda_fallback == [0.3, 0.15, 0.0]
     assert by_name["mixsd:0.3"].lambda_fallback == [0.15, 0.0]

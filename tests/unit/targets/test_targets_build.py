@@ -303,3 +303,28 @@ def test_the_summary_counts_targets_by_realised_lambda():
              {"lambda": 0.0, "verified": False}, {"lambda": None, "verified": True}]
     assert realised_lambdas(metas) == {"0.5": {"verified": 1, "unverified": 0},
                                        "0": {"verified": 1, "unverified": 1}}
+
+
+def test_retry_temperature_samples_the_retries_of_greedy_lambda_0(model, tok):
+    """Greedy lambda 0 gets one attempt; with retry_temperature its retries are sampled (the
+    first attempt stays greedy) and the target records the temperature that made it."""
+    import dataclasses
+
+    cfg = TargetsConfig(mix_lambda=0.0, temperature=0.0, retry_temperature=1.5,
+                        max_new_tokens=10, max_retries=3, extractor="contains")
+    rec0 = _records(1)[0]
+    greedy = _attempt_text(model, tok, rec0, cfg, 1, 0.0)
+    renderer = PromptRenderer(tok, cfg.guidance)
+    hot = dataclasses.replace(mix_settings(model, tok, renderer, cfg), temperature=1.5)
+    (second,) = mix_generate(model, [MixJob(rec0.id, 2, renderer.naive_ids(rec0.prompt),
+                                            renderer.expert_ids(rec0.prompt, rec0.answer))], hot)
+    sampled = renderer.decode_target(second.token_ids)
+    key = next(w for w in sampled.split() if w not in greedy.split())
+    rec = KnowledgeRecord("r0", rec0.prompt, rec0.answer, key)
+    (target,) = build_targets(model, tok, [rec], cfg)
+    assert (target.target, target.meta["attempts"], target.meta["temperature"]) == \
+        (sampled, 2, 1.5)
+    # without it: one greedy attempt, unverified
+    (once,) = build_targets(model, tok, [rec], dataclasses.replace(cfg, retry_temperature=0.0))
+    assert (once.meta["attempts"], once.meta["verified"], once.meta["temperature"]) == \
+        (1, False, 0.0)
