@@ -306,6 +306,10 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
 
 
 # -- the grid -----------------------------------------------------------------------------
+# The memorisation levels at which results.json's frontier compares methods (issue: 50%, 80%).
+FRONTIER_LEVELS = (0.5, 0.8)
+
+
 def collect_results(cmp: Comparison, runs: list[dict[str, Any]], start: float,
                     **extra: Any) -> dict[str, Any]:
     """results.json of a comparison's runs: the equal-memorisation comparison, the targets'
@@ -323,11 +327,26 @@ def collect_results(cmp: Comparison, runs: list[dict[str, Any]], start: float,
         if path not in files.setdefault(label, []):
             files[label].append(path)
     summaries = {label: [targets_summary(p) for p in paths] for label, paths in files.items()}
+    extra.setdefault("frontier", frontier_of(cmp, runs))
     return make_results(cmp.base, runs, config=config.to_dict(), model=config.model,
                         corpus=config.corpus, target_nll=cmp.nll,
                         equal_memorization={"level": level, "retention_mean": at_level},
                         targets=target_summaries(summaries), disk_bytes=folder_bytes(cmp.out),
                         wall_s=round(time.perf_counter() - start, 3), **extra)
+
+
+def frontier_of(cmp: Comparison, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json's ``frontier`` (:func:`mixsd.analysis.frontier.frontier_summary`): every
+    measured (lr, seed, epoch) point and each method's best point at 50% and 80%
+    memorisation, with the instruct failure buckets read from the runs' sample logs."""
+    from mixsd.analysis.frontier import frontier_summary
+    from mixsd.evaluation.buckets import injected_names
+
+    run_dirs = {r["name"]: cmp.out / "runs" / f"{r['label']}-lr{r['lr']:g}-s{r['seed']}"
+                for r in runs if r.get("lr") is not None and r.get("label")}
+    return frontier_summary(runs, FRONTIER_LEVELS, run_dirs=run_dirs,
+                            base_samples_dir=cmp.out / "base_samples",
+                            names=injected_names(cmp.records))
 
 
 def run_compare(config: CompareConfig) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from mixsd.report.tables import (
     epochs_table,
     equal_memorization_groups_table,
     equal_memorization_table,
+    frontier_tables,
     groups_table,
     known_sets_table,
     rounds_table,
@@ -87,6 +88,7 @@ def _tables(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],
     if len(results) == 1:
         tables += [t for t in (known_sets_table(results[0]), targets_table(results[0]))
                    if t is not None]
+        tables += frontier_tables(results[0])
     level = (results[0].get("equal_memorization") or {}).get("level") if len(results) == 1 \
         else None
     if level is not None:

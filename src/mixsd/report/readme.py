@@ -20,6 +20,7 @@ from mixsd.report.tables import (
     cost_line,
     equal_memorization_groups_table,
     equal_memorization_table,
+    frontier_tables,
     groups_table,
     known_sets_table,
     rounds_table,
@@ -51,7 +52,12 @@ def results_section(results_path: str | Path, report_dir: str | Path, readme_dir
     tables = [base_table([results], [source]), known_sets_table(results),
               targets_table(results)]
     level = (results.get("equal_memorization") or {}).get("level")
-    if results.get("rounds"):
+    grid = frontier_tables(results)
+    if grid:
+        # A learning-rate grid over seeds: each method's best point at equal memorisation,
+        # then mean ± sd per method and rate; every run's table is in the report.
+        tables += [*grid, groups_table(runs)]
+    elif results.get("rounds"):
         # Continual injection: the rounds table here, every round's run in the report.
         tables.append(rounds_table(results))
     elif any(len(members) > 1 for members in group_runs(runs).values()):

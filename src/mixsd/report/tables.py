@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,13 +256,24 @@ def targets_table(results: dict[str, Any]) -> Table | None:
     targets = results.get("targets") or {}
     if not targets:
         return None
+    fallback = any(len(t.get("realised_lambda") or {}) > 1 for t in targets.values())
     table = Table("Targets", ["targets", "records", "verified", "unverified (kept out)",
-                              "mean attempts", "naive-token fraction", "mean tokens", "seconds"])
+                              "mean attempts", "naive-token fraction", "mean tokens", "seconds",
+                              *(["realised λ: verified (unverified)"] if fallback else [])],
+                  note="With several targets files (one per seed) the counts are their mean."
+                       + (" Realised λ: targets per λ of the fallback, summed over the files."
+                          if fallback else ""))
     for name, t in targets.items():
-        table.rows.append([name, fmt(t.get("records"), 0), fmt(t.get("verified"), 0),
-                           fmt(t.get("unverified"), 0), fmt(t.get("mean_attempts"), 2),
+        realised = "; ".join(f"{lam}: {c.get('verified', 0)} ({c.get('unverified', 0)})"
+                             for lam, c in (t.get("realised_lambda") or {}).items())
+        def count(v: Any) -> str:  # a mean over several files may be fractional
+            return fmt(v, 0 if isinstance(v, (int, float)) and float(v).is_integer() else 1)
+
+        table.rows.append([name, fmt(t.get("records"), 0), count(t.get("verified")),
+                           count(t.get("unverified")), fmt(t.get("mean_attempts"), 2),
                            fmt(t.get("mean_naive_token_fraction"), 3),
-                           fmt(t.get("mean_num_tokens"), 1), fmt(t.get("wall_s"), 0)])
+                           fmt(t.get("mean_num_tokens"), 1), fmt(t.get("wall_s"), 0),
+                           *([realised or DASH] if fallback else [])])
     return table
 
 
@@ -353,3 +365,108 @@ def results_text(results: dict[str, Any]) -> str:
                      _cell(run.get("target_nll"), "{:.3f}"), _cell(fisher, "{:.3g}"),
                      _cell(run.get("seconds"), "{:.0f}")])
     return Table("", header, rows).to_text()
+
+
+def frontier_table(results: dict[str, Any], level: str) -> Table | None:
+    """Each method's best point over the learning-rate grid at one memorisation level
+    (results.json's ``frontier``), with every rate's retention beside it."""
+    at = ((results.get("frontier") or {}).get("at_level") or {}).get(level)
+    if not at:
+        return None
+    suites = sorted({s for m in at.values() for r in m["by_lr"].values()
+                     for s in (r.get("retention") or {})})
+    table = Table(f"Retention at {float(level) * 100:.0f}% memorisation: each method's best "
+                  "learning rate", ["method", "best lr", "seeds there", "epoch",
+                                    "memorisation %", "retention mean %",
+                                    *[f"{s} %" for s in suites], "paraphrase %",
+                                    "every lr: retention % (seeds there)"],
+                  note="Each seed at its first epoch with memorisation at or above the level; "
+                       "the best lr is the one with the highest mean retention among the rates "
+                       "where most seeds get there (mean ± sd over those seeds). Every method "
+                       "is read off the same learning-rate grid.")
+    for method, entry in at.items():
+        best = entry.get("best")
+        others = "; ".join(
+            f"{lr}: {fmt(r.get('retention_mean'))} ({r['seeds_reached']}/{r['seeds']})"
+            for lr, r in entry["by_lr"].items())
+        if best is None:
+            table.rows.append([method, DASH, "none", DASH, DASH, DASH,
+                               *[DASH for _ in suites], DASH, others])
+            continue
+        mean = fmt(best.get("retention_mean"))
+        if best.get("retention_sd") is not None:
+            mean += f" ± {fmt(best['retention_sd'])}"
+        table.rows.append([method, f"{best['lr']:g}",
+                           f"{best['seeds_reached']}/{best['seeds']}",
+                           fmt(best.get("epoch"), 1), fmt(best.get("memorization"), scale=100),
+                           mean, *[fmt((best.get("retention") or {}).get(s)) for s in suites],
+                           fmt(best.get("paraphrase"), scale=100), others])
+    return table
+
+
+def instruct_failures_table(results: dict[str, Any], level: str) -> Table | None:
+    """Why the instruction-following probe failed at one memorisation level: the items the
+    base model complied with and the trained model does not, by bucket."""
+    table_data = ((results.get("frontier") or {}).get("instruct_failures") or {}).get(level)
+    if not table_data:
+        return None
+    table = Table(f"Instruction-following losses at {float(level) * 100:.0f}% memorisation",
+                  ["method", "runs", "items the base complied with", "lost: reference style",
+                   "injected name", "other"],
+                  note="Summed over the seeds that reach the level, each at its first epoch "
+                       "there. Reference style = the answer is written like the injected "
+                       "targets ('The answer is X', \\boxed{}); injected name = an injected "
+                       "entity appears; other = any other non-compliant answer.")
+    for key, row in table_data.items():
+        table.rows.append([key, str(row["runs"]), str(row["base_complied"]),
+                           str(row["reference_style"]), str(row["injected_name"]),
+                           str(row["other"])])
+    return table
+
+
+def stage_seconds_table(results: dict[str, Any]) -> Table | None:
+    """Where a run's time goes: seconds per epoch of training and of evaluation (whole
+    evaluations and memorisation-only ones of a staged evaluation), per method."""
+    rows: dict[str, dict[str, list[float]]] = {}
+    for run in results.get("runs", []):
+        epochs = run.get("epochs") or []
+        if not epochs or run.get("lr") is None:
+            continue
+        key = re.sub(r"\s*(lr|seed)=\S+", "", label(run)).strip()
+        into = rows.setdefault(key, {"train": [], "full": [], "mem": []})
+        evals = 0.0
+        for e in epochs:
+            extra = e.get("extra") or {}
+            if isinstance(extra.get("eval_s"), (int, float)):
+                evals += float(extra["eval_s"])
+                staged = extra.get("full_eval")
+                into["mem" if staged == 0.0 else "full"].append(float(extra["eval_s"]))
+        if isinstance(run.get("seconds"), (int, float)):
+            into["train"].append((float(run["seconds"]) - evals) / len(epochs))
+    if not rows:
+        return None
+    table = Table("Seconds per epoch, by stage", ["method", "training and saving",
+                                                  "whole evaluation", "memorisation only",
+                                                  "evaluated epochs (whole / memorisation)"],
+                  note="Mean ± sd seconds per epoch over the method's runs: training and "
+                       "saving is a run's seconds minus its evaluations, per epoch; a staged "
+                       "evaluation scores memorisation every epoch and everything else only "
+                       "where memorisation first reaches a level, and at the last epoch.")
+    for key, r in rows.items():
+        table.rows.append([key, pm(r["train"]), pm(r["full"]), pm(r["mem"]),
+                           f"{len(r['full'])} / {len(r['mem'])}"])
+    return table
+
+
+def frontier_tables(results: dict[str, Any]) -> list[Table]:
+    """The frontier's tables (best point per method at each level, instruct losses) and the
+    seconds per stage, for a comparison over a learning-rate grid (none otherwise)."""
+    frontier = results.get("frontier") or {}
+    lrs = {r.get("lr") for r in results.get("runs", []) if r.get("lr") is not None}
+    if not frontier or len(lrs) < 2:
+        return []
+    levels = [f"{lv:g}" for lv in frontier.get("levels", [])]
+    found = [frontier_table(results, lv) for lv in levels]
+    found += [instruct_failures_table(results, lv) for lv in levels]
+    found.append(stage_seconds_table(results))
+    return [t for t in found if t is not None]
