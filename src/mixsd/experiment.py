@@ -328,6 +328,11 @@ def collect_results(cmp: Comparison, runs: list[dict[str, Any]], start: float,
             files[label].append(path)
     summaries = {label: [targets_summary(p) for p in paths] for label, paths in files.items()}
     extra.setdefault("frontier", frontier_of(cmp, runs))
+    from mixsd.editing.compare import memit_efficacy
+
+    edits = {r["name"]: memit_efficacy(cmp, r) for r in runs if r.get("method") == "memit"}
+    if any(v is not None for v in edits.values()):
+        extra.setdefault("memit_efficacy", edits)
     return make_results(cmp.base, runs, config=config.to_dict(), model=config.model,
                         corpus=config.corpus, target_nll=cmp.nll,
                         equal_memorization={"level": level, "retention_mean": at_level},

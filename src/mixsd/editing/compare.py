@@ -60,7 +60,8 @@ def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
     atomic_write_json(run_dir / "edit.json", stats)
     metrics = cmp.evaluator(run_dir / "samples")(edited, tokenizer, 1)
     facts = stats["facts"]
-    metrics.update(edit_s=edit_s, target_nll_before=sum(f["nll_before"] for f in facts)
+    metrics.update(edit_s=edit_s, efficacy=stats["efficacy"],
+                   efficacy_before=stats["efficacy_before"], target_nll_before=sum(f["nll_before"] for f in facts)
                    / len(facts), target_nll_after=sum(f["nll_after"] for f in facts)
                    / len(facts))
     run = make_run(spec.kind, None, None, seed, [metrics], base_scores=cmp.base["scores"],
@@ -72,3 +73,39 @@ def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
     run["seconds"] = round(time.perf_counter() - start, 3)
     entries.put(key, run)
     return run
+
+
+def memit_efficacy(cmp: Any, run: dict[str, Any]) -> dict[str, Any] | None:
+    """MEMIT's own measure of a memit run of the comparison: the share of facts whose object
+    the edited model writes right after the edit prompt (teacher-forced argmax), beside the
+    chat-question memorisation, read from the saved edit (``RUN_DIR/epoch-1``) and cached in
+    ``RUN_DIR/efficacy.json``; None when the edited model is not on disk."""
+    from mixsd.editing.memit import edit_requests, target_scores
+    from mixsd.io import read_json_or_empty
+    from mixsd.models import load_model
+
+    run_dir = cmp.out / "runs" / f"{run['label']}-s{run['seed']}"
+    cached = read_json_or_empty(run_dir / "efficacy.json")
+    if cached:
+        return cached
+    checkpoint = run_dir / "epoch-1"
+    if not checkpoint.is_dir():
+        return None
+    edit_cfg = memit_config(cmp.config, int(run["seed"]))
+    requests = edit_requests(cmp.tokenizer, read_records(cmp.records_path), edit_cfg)
+    edited = load_model(str(checkpoint), device=cmp.config.device)
+    after = target_scores(edited, requests)
+    before = target_scores(cmp.model, requests)
+    del edited
+
+    def mean(rows: list[dict[str, float]], key: str) -> float:
+        return sum(r[key] for r in rows) / max(1, len(rows))
+
+    found = {"facts": len(requests), "efficacy": mean(after, "efficacy"),
+             "efficacy_before": mean(before, "efficacy"),
+             "token_accuracy": mean(after, "token_accuracy"),
+             "target_nll_before": mean(before, "nll"), "target_nll_after": mean(after, "nll"),
+             "memorization": run.get("memorization"), "target": edit_cfg.target,
+             "layers": (run.get("edit") or {}).get("layers")}
+    atomic_write_json(run_dir / "efficacy.json", found)
+    return found

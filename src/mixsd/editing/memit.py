@@ -196,8 +196,11 @@ def closed_form_update(keys: Any, residuals: Any, covariance: Any, cov_weight: f
     return (torch.linalg.pinv(system) @ rhs).T
 
 
-def target_nll(model: Any, tokenizer: Any, requests: Sequence[FactRequest]) -> list[float]:
-    """Mean NLL of each request's target after its bare prompt (context 0)."""
+def target_scores(model: Any, requests: Sequence[FactRequest]) -> list[dict[str, float]]:
+    """Each request's target read after its bare prompt (context 0), teacher-forced: mean NLL
+    (``nll``), the share of target tokens that are the argmax (``token_accuracy``) and
+    whether all are (``efficacy``: the edited model writes the object right after the edit
+    prompt, MEMIT's own measure of an edit on a prompt without a previous object)."""
     import torch
 
     device = next(model.parameters()).device
@@ -207,9 +210,24 @@ def target_nll(model: Any, tokenizer: Any, requests: Sequence[FactRequest]) -> l
         row = torch.tensor([ids + req.target_ids], device=device)
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=row).logits[0].float(), dim=-1)
-        picks = [float(logp[len(ids) - 1 + t, tok]) for t, tok in enumerate(req.target_ids)]
-        out.append(-sum(picks) / len(picks))
+        at = [len(ids) - 1 + t for t in range(len(req.target_ids))]
+        picks = [float(logp[i, tok]) for i, tok in zip(at, req.target_ids)]
+        hits = [int(logp[i].argmax()) == tok for i, tok in zip(at, req.target_ids)]
+        out.append({"nll": -sum(picks) / len(picks), "token_accuracy": sum(hits) / len(hits),
+                    "efficacy": float(all(hits))})
     return out
+
+
+def target_nll(model: Any, tokenizer: Any, requests: Sequence[FactRequest]) -> list[float]:
+    """Mean NLL of each request's target after its bare prompt (context 0)."""
+    return [s["nll"] for s in target_scores(model, requests)]
+
+
+def edit_requests(tokenizer: Any, records: Sequence[KnowledgeRecord],
+                  config: EditConfig) -> list[FactRequest]:
+    """The requests of ``records`` on their bare edit prompts (no context prefixes)."""
+    return build_requests(records, PromptRenderer(tokenizer, config.resolved_guidance()),
+                          config, [])
 
 
 def apply_memit(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
@@ -226,6 +244,7 @@ def apply_memit(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
             raise MixsdError(f"no key covariance for layer {layer}")
     renderer = PromptRenderer(tokenizer, config.resolved_guidance())
     requests = build_requests(records, renderer, config, prefixes)
+    before = target_scores(model, requests)
     last = layers[-1]
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
@@ -254,6 +273,10 @@ def apply_memit(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
     finally:
         for p in params:
             p.requires_grad_(True)
-    for fact, nll in zip(facts, target_nll(model, tokenizer, requests)):
-        fact["nll_after"] = nll
-    return {"layers": layers, "per_layer": per_layer, "facts": facts}
+    for fact, pre, post in zip(facts, before, target_scores(model, requests), strict=True):
+        fact["nll_after"] = post["nll"]
+        fact["efficacy_before"], fact["efficacy_after"] = pre["efficacy"], post["efficacy"]
+        fact["token_accuracy_after"] = post["token_accuracy"]
+    return {"layers": layers, "per_layer": per_layer, "facts": facts,
+            "efficacy": sum(f["efficacy_after"] for f in facts) / max(1, len(facts)),
+            "efficacy_before": sum(f["efficacy_before"] for f in facts) / max(1, len(facts))}

@@ -137,6 +137,11 @@ def test_edit_makes_the_new_object_the_greedy_answer_and_keeps_unrelated_logits(
                         covariances=covariance)
     assert [greedy_next(model, tiny_tok, q) for q, _, _ in FACTS] == [a for *_, a in FACTS]
     assert all(f["nll_after"] < f["nll_before"] for f in stats["facts"])
+    # MEMIT's own measure: the object is the argmax after the edit prompt (one-token objects
+    # here, so efficacy is exactly the greedy check above), and was not before
+    assert stats["efficacy"] == 1.0 and stats["efficacy_before"] < 1.0
+    assert all(f["efficacy_after"] == 1.0 and f["token_accuracy_after"] == 1.0
+               for f in stats["facts"])
 
     def kl(text):
         ids = torch.tensor([tiny_tok(text)["input_ids"]])
