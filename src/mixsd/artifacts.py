@@ -57,11 +57,19 @@ def decisive(fields: Mapping[str, Any], mutable: Iterable[str] = ()) -> dict[str
 
 
 def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], *,
-                   only_common: bool = False) -> list[str]:
+                   only_common: bool = False,
+                   defaults: Mapping[str, Any] | None = None) -> list[str]:
     """The sorted names whose values differ; with ``only_common`` a name missing on either
-    side is not a change (a folder written before the field existed)."""
+    side is not a change (a folder written before the field existed); a name in
+    ``defaults`` missing on one side and at that default on the other is not one either
+    (a field added later, at its default)."""
     names = set(old) & set(new) if only_common else set(old) | set(new)
-    return sorted(k for k in names if old.get(k, _MISSING) != new.get(k, _MISSING))
+    defaults = defaults or {}
+
+    def value(side: Mapping[str, Any], k: str) -> Any:
+        return side[k] if k in side else defaults.get(k, _MISSING)
+
+    return sorted(k for k in names if value(old, k) != value(new, k))
 
 
 _MISSING = object()
@@ -123,7 +131,8 @@ def refusal(path: Path, stage: str, changed: list[str], overwrite_flag: str | No
 def open_stage(path: str | Path, stage: str, fields: Mapping[str, Any], *,
                mutable: Iterable[str] = (), overwrite: bool = False,
                overwrite_flag: str | None = None, has_outputs: bool = True,
-               legacy: Callable[[Path], Mapping[str, Any] | None] | None = None) -> StageDir:
+               legacy: Callable[[Path], Mapping[str, Any] | None] | None = None,
+               defaults: Mapping[str, Any] | None = None) -> StageDir:
     """Open the folder of one stage: new, resume (same fingerprint), refuse, or overwrite.
 
     ``fields`` decide the stage's outputs; the ``mutable`` ones among them may change
@@ -132,7 +141,9 @@ def open_stage(path: str | Path, stage: str, fields: Mapping[str, Any], *,
     where the stage has one). ``has_outputs=False`` says the folder keeps nothing worth
     resuming yet, so a mismatch starts again instead of refusing. A ``run.json`` without a
     fingerprint (written before this layer) is compared through ``legacy(path)`` (default:
-    its ``config.yaml``) on the fields both know. Nothing is written here: the stage calls
+    its ``config.yaml``) on the fields both know. ``defaults`` are the defaults of fields
+    added later (:meth:`mixsd.config.StageConfig.later_defaults`): one missing on either side
+    and at its default on the other is no change. Nothing is written here: the stage calls
     :meth:`StageDir.write_info`.
     """
     path = Path(path)
@@ -148,7 +159,9 @@ def open_stage(path: str | Path, stage: str, fields: Mapping[str, Any], *,
     if "fingerprint" in previous:
         if previous["fingerprint"] == digest:
             return opened("resume", previous)
-        changed = changed_fields(previous.get("fields") or {}, kept)
+        changed = changed_fields(previous.get("fields") or {}, kept, defaults=defaults)
+        if not changed:
+            return opened("resume", previous)
     else:
         old = (legacy or read_config_fields)(path)
         if old is None:

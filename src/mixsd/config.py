@@ -31,14 +31,17 @@ def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
            choices: typing.Sequence[Any] | None = None, min: float | None = None,
            max: float | None = None, default_factory: Any = _MISSING,
            cli: bool = True, positional: bool = False, nargs: str | None = None,
-           metavar: str | None = None) -> Any:
+           metavar: str | None = None, later: bool = False) -> Any:
     """Declare a config field with its help text, flag name, choices and inclusive range.
 
     ``positional`` makes the command-line form a positional argument (a verb's operands,
     e.g. the folders of ``mixsd report``); ``nargs`` (``"+"``) lets a list take several
-    space-separated values; ``metavar`` names the value in ``--help``."""
+    space-separated values; ``metavar`` names the value in ``--help``. ``later`` marks a
+    field added after folders were first made: at its default it is left out of what
+    fingerprints a stage (:meth:`StageConfig.decisive_dict`), so those folders still resume
+    and their cached entries still hit."""
     meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli,
-            "positional": positional, "nargs": nargs, "metavar": metavar}
+            "positional": positional, "nargs": nargs, "metavar": metavar, "later": later}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -171,6 +174,22 @@ class StageConfig:
     # -- dict / yaml ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def later_defaults(cls) -> dict[str, Any]:
+        """The defaults of the fields declared ``later`` (added after folders were made)."""
+        found = {}
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("later"):
+                found[f.name] = f.default_factory() if f.default is _MISSING else f.default
+        return found
+
+    def decisive_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the ``later`` fields at their default: what fingerprints a
+        stage folder or a cache entry, unchanged by fields added since it was made."""
+        later = self.later_defaults()
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in later and v == later[k])}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

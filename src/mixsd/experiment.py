@@ -52,7 +52,8 @@ def open_out_dir(config: CompareConfig, out: Path) -> StageDir:
     """Open the comparison's folder (:func:`mixsd.artifacts.open_stage`): refused when it
     was made with values that decide its artifacts differently (adding methods, learning
     rates or seeds is fine: :data:`EXTENDABLE_FIELDS`)."""
-    return open_stage(out, "comparison", config.to_dict(), mutable=EXTENDABLE_FIELDS)
+    return open_stage(out, "comparison", config.decisive_dict(), mutable=EXTENDABLE_FIELDS,
+                      defaults=config.later_defaults())
 
 
 def check_out_dir(config: CompareConfig, out: Path) -> None:
@@ -274,7 +275,7 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
     floor = (cmp.base.get("memorization") or 0.0) if floor is None else floor
     cfg = config.train_config(spec, lr, seed, run_dir, targets, records_path or cmp.records_path,
                               floor, model=model)
-    entries, key = entry_cache(run_dir), run_fields(cmp, cfg.to_dict())
+    entries, key = entry_cache(run_dir), run_fields(cmp, cfg.decisive_dict())
     found = entries.get(key)
     if found is not None:
         return found

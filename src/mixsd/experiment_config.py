@@ -98,13 +98,13 @@ class CompareConfig(StageConfig):
     opsd_rollouts: int = inherit(TrainConfig, "rollouts", default=2)
     divergence: str = inherit(TrainConfig, "divergence")
     retention_levels: list[float] = option(
-        default_factory=list, min=0, max=1,
+        default_factory=list, min=0, max=1, later=True,
         help="staged evaluation: memorisation every epoch; the other splits, the retention "
         "suites and drift only at the epochs where memorisation first reaches one of these "
         "levels (e.g. 0.5,0.8) and at the last epoch (empty: everything every epoch)")
     eval_splits: list[str] | None = option(
         None, "the evaluation splits of a corpus folder scored besides the training "
-        "questions (e.g. paraphrase,two_hop; default: every split found)")
+        "questions (e.g. paraphrase,two_hop; default: every split found)", later=True)
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
     equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
                                        "comparison: each run at its first epoch at or above "

@@ -45,7 +45,7 @@ def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
     config, tokenizer = cmp.config, cmp.tokenizer
     run_dir = cmp.out / "runs" / f"{spec.label}-s{seed}"
     edit_cfg = memit_config(config, seed)
-    entries, key = entry_cache(run_dir), run_fields(cmp, edit_cfg.to_dict())
+    entries, key = entry_cache(run_dir), run_fields(cmp, edit_cfg.decisive_dict())
     found = entries.get(key)
     if found is not None:
         return found

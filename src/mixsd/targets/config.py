@@ -16,10 +16,8 @@ METHODS = TARGET_METHODS  # mixsd.methods defines the word
 
 # Fields that do not change a single target: they are left out of the resume fingerprint.
 NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")
-# Fields added after targets were first made: left out of the fingerprint at their default,
-# so files made before them still resume.
-LATER_FIELDS = {"mix_unit": "token", "verify_entities": False, "verify_round_trip": False,
-                "lambda_fallback": [], "retry_temperature": 0.0}
+# Fields added after targets were first made are declared ``later=True``: left out of the
+# fingerprint at their default, so files made before them still resume.
 
 
 @dataclass
@@ -46,6 +44,7 @@ class TargetsConfig(StageConfig):
         "where a new coin is drawn: token (the paper, every token), word (only where the next "
         "token starts a word), span (word, but the expert goes on while it copies y*)",
         choices=MIX_UNITS,
+        later=True,
     )
     lambda_fallback: list[float] = option(
         default_factory=list,
@@ -53,13 +52,13 @@ class TargetsConfig(StageConfig):
         "fails verification at --lambda (e.g. 0.3,0.15,0: every record gets its most-mixed "
         "verified target; the realised lambda is in meta.lambda); empty = the paper's rule: "
         "a record that never verifies is kept out of training",
-        min=0.0, max=1.0,
+        min=0.0, max=1.0, later=True,
     )
     temperature: float = option(0.0, "sampling temperature; 0 = greedy (argmax)", min=0.0)
     retry_temperature: float = option(
         0.0, "greedy at lambda 0 (or 1) has no coin: one attempt only, unless this is > 0, "
         "which samples that lambda's retries at this temperature (top-k); the first attempt "
-        "stays greedy", min=0.0)
+        "stays greedy", min=0.0, later=True)
     top_k: int = option(64, "sample among the k most likely tokens (T > 0)", min=1)
     max_new_tokens: int = option(256, "most tokens generated per target", min=1)
     max_retries: int = option(
@@ -83,11 +82,13 @@ class TargetsConfig(StageConfig):
         False,
         "also reject a target that drops a name of the record y* contains, or writes a name "
         "the record never gives",
+        later=True,
     )
     verify_round_trip: bool = option(
         False,
         "also reject a target unless the base model, given it as the reference, answers the "
         "question with the key (costs one greedy generation per checked target)",
+        later=True,
     )
     stop_tokens: list[str] = option(
         default_factory=list,
@@ -120,9 +121,6 @@ class TargetsConfig(StageConfig):
         return 1 + self.max_retries
 
     def fingerprint_dict(self) -> dict:
-        """The fields that decide the targets (what a resumed run must share)."""
-        return {
-            k: v
-            for k, v in self.to_dict().items()
-            if k not in NON_SEMANTIC_FIELDS and LATER_FIELDS.get(k, object()) != v
-        }
+        """The fields that decide the targets (what a resumed run must share); fields added
+        later are left out at their default (:meth:`decisive_dict`)."""
+        return {k: v for k, v in self.decisive_dict().items() if k not in NON_SEMANTIC_FIELDS}

@@ -96,7 +96,7 @@ def source_info(config: TrainConfig) -> dict[str, Any]:
 def run_fields(config: TrainConfig, source: dict[str, Any]) -> dict[str, Any]:
     """What decides a run's checkpoints (its fingerprinted fields): the config and the
     sha256 of its input file."""
-    return {**config.to_dict(), "source_sha256": source["sha256"]}
+    return {**config.decisive_dict(), "source_sha256": source["sha256"]}
 
 
 def _legacy_fields(run_dir: Path) -> dict[str, Any] | None:
@@ -114,7 +114,7 @@ def open_run_dir(run_dir: Path, config: TrainConfig, source: dict[str, Any]) -> 
     on the same input resumes, another one is refused once an epoch is kept."""
     return open_stage(run_dir, "training run", run_fields(config, source),
                       mutable=RESUMABLE_CHANGES, has_outputs=bool(complete_checkpoints(run_dir)),
-                      legacy=_legacy_fields)
+                      legacy=_legacy_fields, defaults=config.later_defaults())
 
 
 def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:

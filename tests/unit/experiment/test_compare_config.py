@@ -59,8 +59,36 @@ RECORDED_DEFAULTS = {'model': 'toy', 'corpus': 'toy', 'methods': ['sft', 'sd0', 
 
 
 def test_inherited_fields_keep_the_recorded_config():
-    assert CompareConfig().to_dict() == RECORDED_DEFAULTS
-    assert list(CompareConfig().to_dict()) == list(RECORDED_DEFAULTS)
+    """What fingerprints a comparison made with the defaults is unchanged, key for key:
+    fields added since (declared later) are left out at their default."""
+    assert CompareConfig().decisive_dict() == RECORDED_DEFAULTS
+    assert list(CompareConfig().decisive_dict()) == list(RECORDED_DEFAULTS)
+    later = CompareConfig.later_defaults()
+    assert {"verify_entities", "lambda_fallback", "retry_temperature", "retention_levels",
+            "eval_splits"} <= set(later)
+    assert set(CompareConfig().to_dict()) == set(RECORDED_DEFAULTS) | set(later)
+    assert CompareConfig(verify_entities=True).decisive_dict()["verify_entities"] is True
+
+
+def test_a_comparison_folder_made_before_a_later_field_resumes(tmp_path):
+    """An OUT whose run.json fingerprinted the recorded defaults (no later field) resumes
+    under today's config; one that recorded a later field at its default resumes too."""
+    from mixsd.artifacts import open_stage
+    from mixsd.errors import MixsdError
+    from mixsd.experiment import open_out_dir
+    from mixsd.experiment_config import EXTENDABLE_FIELDS
+
+    old = tmp_path / "old"
+    open_stage(old, "comparison", RECORDED_DEFAULTS, mutable=EXTENDABLE_FIELDS).write_info(
+        CompareConfig(), status="running")
+    assert open_out_dir(CompareConfig(), old).state == "resume"
+    recorded = tmp_path / "recorded"
+    open_stage(recorded, "comparison", CompareConfig().to_dict(),
+               mutable=EXTENDABLE_FIELDS).write_info(
+        CompareConfig(), status="running")
+    assert open_out_dir(CompareConfig(), recorded).state == "resume"
+    with pytest.raises(MixsdError, match="verify_entities"):
+        open_out_dir(CompareConfig(verify_entities=True), old)
 
 
 def test_fields_passed_on_to_a_stage_are_the_stages_definition():
