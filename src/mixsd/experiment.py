@@ -252,8 +252,8 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
 def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress: Any = None,
             targets: Path | None = None, records_path: Path | None = None,
             records: list[KnowledgeRecord] | None = None, run_dir: Path | None = None,
-            model: Any = None, floor: float | None = None, name: str | None = None
-            ) -> dict[str, Any]:
+            model: Any = None, floor: float | None = None, name: str | None = None,
+            cached_only: bool = False) -> dict[str, Any] | None:
     """Train one (method, lr, seed) with per-epoch evaluation; its ``runs`` entry.
 
     The entry is cached in ``RUN_DIR/entry.json``; training itself resumes from its last
@@ -262,7 +262,8 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
     for OPSD) from the base model, and a peak must beat the base model's memorisation; the
     keywords change that for continual injection (:mod:`mixsd.experiment_rounds`): the
     ``targets``/``records_path`` trained on, the ``records`` scored, the ``run_dir``, the
-    ``model`` to start from, the ``floor`` a peak must beat and the run's ``name``."""
+    ``model`` to start from, the ``floor`` a peak must beat and the run's ``name``. With
+    ``cached_only`` a run that is not complete is not trained: None."""
     from mixsd.evaluation.results import make_run
     from mixsd.training import read_metrics, train
     from mixsd.training.checkpoints import should_stop
@@ -277,7 +278,7 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
                               floor, model=model)
     entries, key = entry_cache(run_dir), run_fields(cmp, cfg.decisive_dict())
     found = entries.get(key)
-    if found is not None:
+    if found is not None or cached_only:
         return found
     start = time.perf_counter()
     evaluator = cmp.evaluator(run_dir / "samples", records)
@@ -382,17 +383,26 @@ def _run_grid(config: CompareConfig, out: Path, terminal: Any) -> dict[str, Any]
     grid = config.grid()
     bar = GridBar(total=len(grid), file=terminal)
     cmp = prepare(config, out, bar)
-    runs = []
+    runs, missing = [], []
     for spec, lr, seed in grid:
         if spec.kind == "memit":
             bar.start(f"{spec.name} seed={seed}")
-            runs.append(run_memit(cmp, spec, seed))
+            run = run_memit(cmp, spec, seed, cached_only=config.collect_only)
+            name = f"{spec.name} seed={seed}"
         else:
             bar.start(f"{spec.name} lr={lr:g} seed={seed}")
-            runs.append(run_one(cmp, spec, lr, seed, progress=bar))
+            run = run_one(cmp, spec, lr, seed, progress=bar, cached_only=config.collect_only)
+            name = f"{spec.name} lr={lr:g} seed={seed}"
+        if run is None:
+            missing.append(name)
+        else:
+            runs.append(run)
         bar.done()
     bar.close()
-    return finish(config, out, collect_results(cmp, runs, start), start)
+    if not runs:
+        raise MixsdError(f"{out}: no run of the grid is complete yet (collect_only)")
+    extra = {"missing_runs": missing} if missing else {}
+    return finish(config, out, collect_results(cmp, runs, start, **extra), start)
 
 
 def finish(config: CompareConfig, out: Path, results: dict[str, Any], start: float

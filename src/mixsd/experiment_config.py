@@ -119,6 +119,10 @@ class CompareConfig(StageConfig):
                               "method (default: its defaults)")
     device: str = inherit(TrainConfig, "device", also=("targets.device", "eval.device"))
     report: bool = option(True, "write the Markdown/HTML report")
+    collect_only: bool = option(False, "train nothing: collect the runs of the grid already "
+                                "complete into results.json and the report, and list the "
+                                "missing ones (a grid stopped early, read as it stands)",
+                                later=True)
 
     def validate(self) -> None:
         """Every value, before any model loads: the stage values by the stages' own checks,
@@ -252,4 +256,4 @@ class CompareConfig(StageConfig):
 # Fields that may change between two invocations on the same --out: they add runs or change
 # only presentation; every other field decides artifacts that are reused.
 EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
-                     "eval_batch_size", "equal_memorization", "quiet", "keep")
+                     "eval_batch_size", "equal_memorization", "quiet", "keep", "collect_only")

@@ -75,6 +75,13 @@ def test_reduced_compare_writes_results_and_report(setup, tmp_path, capsys, monk
     assert sorted(p.name for p in (out / "targets").iterdir()) == [
         "mixsd-0.5-s0.jsonl", "mixsd-0.5-s0.jsonl.config.yaml", "mixsd-0.5-s0.jsonl.run.json",
         "sft.jsonl", "sft.jsonl.config.yaml", "sft.jsonl.run.json"]
+    # --collect-only reads a grid stopped early: the complete runs, the others listed
+    assert main([*argv, "--lr", "1e-2,5e-3", "--collect-only"]) == 0
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["runs"] == after["runs"]
+    assert partial["missing_runs"] == ["sft lr=0.005 seed=0", "mixsd:0.5 lr=0.005 seed=0"]
+    assert not (out / "runs" / "sft-lr0.005-s0").exists()  # nothing was trained
+    assert "missing" in (out / "report" / "report.md").read_text()
     # and refuses another config, naming the field
     assert main([*argv, "--epochs", "3"]) == 2
     assert "other values of epochs;" in capsys.readouterr().err

@@ -35,9 +35,11 @@ def memit_config(config: Any, seed: int) -> EditConfig:
     return EditConfig.from_dict(data, source=config.edit_config or "edit_config")
 
 
-def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
+def run_memit(cmp: Any, spec: Any, seed: int, *, cached_only: bool = False
+              ) -> dict[str, Any] | None:
     """Edit, evaluate and describe one memit run of a comparison (a
-    :class:`mixsd.experiment.Comparison`), cached in ``RUN_DIR/entry.json``."""
+    :class:`mixsd.experiment.Comparison`), cached in ``RUN_DIR/entry.json``; with
+    ``cached_only`` an edit not made yet is not made: None."""
     from mixsd.editing.run import edit_model
     from mixsd.evaluation.results import make_run
     from mixsd.experiment import entry_cache, run_fields
@@ -47,7 +49,7 @@ def run_memit(cmp: Any, spec: Any, seed: int) -> dict[str, Any]:
     edit_cfg = memit_config(config, seed)
     entries, key = entry_cache(run_dir), run_fields(cmp, edit_cfg.decisive_dict())
     found = entries.get(key)
-    if found is not None:
+    if found is not None or cached_only:
         return found
     start = time.perf_counter()
     atomic_write_text(run_dir / "edit-config.yaml", edit_cfg.to_yaml())

@@ -107,6 +107,9 @@ def _header(results: Sequence[dict[str, Any]], sources: Sequence[str]) -> list[s
     for res, src in zip(results, sources):
         bits = [f"{k}: {res[k]}" for k in ("model", "corpus", "created") if res.get(k)]
         lines.append(f"{src}: {len(res['runs'])} runs" + (f" ({'; '.join(bits)})" if bits else ""))
+        if res.get("missing_runs"):
+            lines.append(f"{src}: {len(res['missing_runs'])} runs of the grid were missing "
+                         f"(not complete when collected): {', '.join(res['missing_runs'])}")
     return lines
 
 
