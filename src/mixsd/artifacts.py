@@ -119,7 +119,8 @@ def _process_rank() -> int:
         return 0
 
 
-# Locks held by this process: lock file -> [fd, count] (a stage may open its folder twice).
+# Locks held by this process: lock file -> [fd, count, pid] (a stage may open its folder
+# twice); a forked child inherits the table but not the locks.
 _HELD: dict[str, list[int]] = {}
 
 
@@ -171,7 +172,7 @@ class StageLock:
 
     def _lock(self, path: Path) -> None:
         key = str(path)
-        if key in _HELD:
+        if key in _HELD and _HELD[key][2] == os.getpid():
             _HELD[key][1] += 1
             self.path = path
             return
@@ -199,7 +200,7 @@ class StageLock:
                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode("utf-8"))
-        _HELD[key] = [fd, 1]
+        _HELD[key] = [fd, 1, os.getpid()]
         self.path = path
 
     def release(self) -> None:
@@ -208,7 +209,7 @@ class StageLock:
             return
         key, self.path = str(self.path), None
         held = _HELD.get(key)
-        if held is None:
+        if held is None or held[2] != os.getpid():
             return
         held[1] -= 1
         if held[1] > 0:

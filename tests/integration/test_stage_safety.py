@@ -318,9 +318,10 @@ def compare_setup(tmp_path):
     return model, facts
 
 
-def _compare_args(model, facts, out, *extra):
+def _compare_args(model, facts, out, *extra, held=None):
     return ["compare", "--model", model, "--corpus", str(facts), "--methods", "sft",
-            "--epochs", "1", "--lr", "1e-2", "--out", str(out), "--suites", f"records:{facts}",
+            "--epochs", "1", "--lr", "1e-2", "--out", str(out), "--suites",
+            f"records:{held or facts}",
             "--max-new-tokens", "4", "--batch-size", "2", "--fisher-examples", "0",
             "--device", "cpu", "--no-report", "--include-unverified", *extra]
 
@@ -329,6 +330,8 @@ def test_a_failed_compare_start_does_not_block_and_compare_overwrites(compare_se
                                                                       capsys):
     model, facts = compare_setup
     out = tmp_path / "cmp"
+    assert main(_compare_args(model, tmp_path / "no-such.jsonl", out, held=facts)) == 2
+    _one_error_line(capsys.readouterr().err, "compare", "no-such.jsonl")
     assert main(_compare_args(str(tmp_path / "no-model"), facts, out)) == 2
     _one_error_line(capsys.readouterr().err, "compare", "does not exist")
     assert not (out / "run.json").exists()
