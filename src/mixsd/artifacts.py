@@ -34,6 +34,7 @@ the same :func:`fingerprint`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -155,19 +156,15 @@ class StageLock:
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
             self._lock(beside)
-        except PermissionError as exc:  # the parent is read-only; the folder may not be
-            if not self.folder.is_dir():
+        except OSError as exc:
+            # The parent is read-only: the folder itself may not be (lock inside it then).
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) \
+                    or not self.folder.is_dir():
                 raise ArtifactWriteError(self.folder, exc) from exc
             try:
                 self._lock(inside)
             except OSError as inner:
-                if isinstance(inner, StageBusyError):
-                    raise
                 raise ArtifactWriteError(self.folder, inner) from inner
-        except StageBusyError:
-            raise
-        except OSError as exc:
-            raise ArtifactWriteError(self.folder, exc) from exc
         return self
 
     def _lock(self, path: Path) -> None:
@@ -198,8 +195,12 @@ class StageLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "command": " ".join(["mixsd", *sys.argv[1:]]) if sys.argv else "",
                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(info).encode("utf-8"))
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(info).encode("utf-8"))
+        except OSError:
+            os.close(fd)
+            raise
         _HELD[key] = [fd, 1, os.getpid()]
         self.path = path
 
@@ -346,16 +347,6 @@ class StageDir:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def holds_outputs(folder: str | Path, keep: Iterable[str] = (CONFIG_FILE, RUN_INFO)) -> bool:
-    """Whether ``folder`` holds anything besides ``keep`` (its config and run.json) and
-    hidden files: what a stage that failed before its first output leaves is nothing."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return False
-    skip = set(keep)
-    return any(not p.name.startswith(".") and p.name not in skip for p in folder.iterdir())
 
 
 def require_complete(folder: str | Path, what: str, todo: str) -> None:
