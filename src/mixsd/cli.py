@@ -5,7 +5,8 @@ Each verb lives in ``mixsd.commands.<verb>``; its one-line summary is in :data:`
 registry of :mod:`mixsd.registry`); :func:`commands` lists both. The module provides a docstring (description and example, shown by ``--help``), ``add_arguments(parser)`` and
 ``run(args) -> str | None`` (the summary, printed here). Verb modules are imported only when
 used, so ``mixsd --help`` is instant. User mistakes (:class:`~mixsd.errors.MixsdError`) print
-one line and exit 2; no traceback. Ctrl-C (SIGINT) and SIGTERM stop a verb the same way,
+one line and exit 2; no traceback; so does a write that the disk or a permission refused
+where no stage named it first (an ``OSError`` of :func:`~mixsd.errors.is_write_failure`). Ctrl-C (SIGINT) and SIGTERM stop a verb the same way,
 between two writes: every finished artifact stays valid, the same command resumes, and the
 exit code is 130 (SIGINT) or 143 (SIGTERM) with a one-line message.
 """
@@ -20,7 +21,7 @@ import sys
 
 from mixsd import __version__
 from mixsd.console import close_bars
-from mixsd.errors import MixsdError
+from mixsd.errors import ArtifactWriteError, MixsdError, is_write_failure
 from mixsd.registry import REGISTRIES, load_plugins
 
 # verb -> one-line help (kept here so `mixsd --help` imports nothing heavy)
@@ -114,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     parser, module = build_parser(verb)
     args = parser.parse_args(rest)
     try:
-        with _sigterm_as_interrupt():
-            summary = module.run(args)
+        try:
+            with _sigterm_as_interrupt():
+                summary = module.run(args)
+        except OSError as exc:
+            if not is_write_failure(exc):
+                raise
+            raise ArtifactWriteError(exc.filename or "a file", exc) from exc
     except MixsdError as exc:
         close_bars()
         print(f"mixsd {verb}: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,8 +32,10 @@ def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
            choices: typing.Sequence[Any] | None = None, min: float | None = None,
            max: float | None = None, default_factory: Any = _MISSING,
            cli: bool = True, positional: bool = False, nargs: str | None = None,
-           metavar: str | None = None, later: bool = False) -> Any:
-    """Declare a config field with its help text, flag name, choices and inclusive range.
+           metavar: str | None = None, later: bool = False, above: float | None = None) -> Any:
+    """Declare a config field with its help text, flag name, choices and inclusive range
+    (``min``, ``max``; ``above``: an exclusive lower bound, e.g. a learning rate > 0). A float
+    is always finite: NaN and infinities are refused wherever a number is read.
 
     ``positional`` makes the command-line form a positional argument (a verb's operands,
     e.g. the folders of ``mixsd report``); ``nargs`` (``"+"``) lets a list take several
@@ -41,7 +44,8 @@ def option(default: Any = _MISSING, help: str = "", *, flag: str | None = None,
     fingerprints a stage (:meth:`StageConfig.decisive_dict`), so those folders still resume
     and their cached entries still hit."""
     meta = {"help": help, "flag": flag, "choices": choices, "min": min, "max": max, "cli": cli,
-            "positional": positional, "nargs": nargs, "metavar": metavar, "later": later}
+            "positional": positional, "nargs": nargs, "metavar": metavar, "later": later,
+            "above": above}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -63,7 +67,7 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
     source = fields[name]
     meta = {k: v for k, v in source.metadata.items() if k != "aliases"}
     meta["flag"] = None  # the composite's flag comes from its own field name
-    for key in ("help", "flag", "choices", "min", "max", "cli"):
+    for key in ("help", "flag", "choices", "min", "max", "above", "cli"):
         if key in changes:
             meta[key] = changes.pop(key)
     meta["help"] += note
@@ -90,6 +94,10 @@ def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+class _NotFinite(ConfigError):
+    """A number that is NaN or infinite."""
+
+
 def _base_type(tp: Any) -> tuple[Any, bool]:
     """Return (inner type, optional?) for annotations like ``int | None``."""
     args = typing.get_args(tp)
@@ -113,7 +121,15 @@ def _coerce(value: Any, tp: Any, key: str, flag: str) -> Any:
                 value = [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, (list, tuple)):
                 value = [value]
-            return [_coerce(v, item_tp, key, flag) for v in value]
+            try:
+                return [_coerce(v, item_tp, key, flag) for v in value]
+            except _NotFinite:
+                raise
+            except ConfigError:
+                name = getattr(item_tp, "__name__", str(item_tp))
+                bad = next(v for v in value if not _coerces(v, item_tp))
+                raise ConfigError(f"{key} must be a comma-separated list of {name} values, "
+                                  f"got {bad!r} (flag {flag})") from None
         if base is bool:
             if isinstance(value, bool):
                 return value
@@ -130,15 +146,34 @@ def _coerce(value: Any, tp: Any, key: str, flag: str) -> Any:
         if base is float:
             if isinstance(value, bool):
                 raise ValueError(value)
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise _NotFinite(f"{key} must be a finite number, got {value!r} (flag {flag})")
+            return number
         if base is str:
             if isinstance(value, (dict, list)):
                 raise ValueError(value)
             return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         name = getattr(base, "__name__", str(base))
         raise ConfigError(f"{key} must be of type {name}, got {value!r} (flag {flag})") from None
     return value
+
+
+def _coerces(value: Any, tp: Any) -> bool:
+    try:
+        _coerce(value, tp, "", "")
+    except ConfigError:
+        return False
+    return True
+
+
+def check_finite(value: float, key: str, flag: str) -> float:
+    """``value`` as a finite float; NaN or an infinity is a :class:`ConfigError` naming the
+    key and flag (for numbers a config parses itself, e.g. ``--method-lr opsd=nan``)."""
+    return _coerce(value, float, key, flag)
 
 
 @dataclasses.dataclass
@@ -162,8 +197,12 @@ class StageConfig:
             if value is None:
                 continue
             choices, lo, hi = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
+            above = f.metadata.get("above")
             items = value if isinstance(value, list) else [value]
             for item in items:
+                if above is not None and item <= above:
+                    rng = f"({above:g}, {'inf' if hi is None else f'{hi:g}'}]"
+                    raise ConfigError(f"{f.name} must be in {rng}, got {item:g} (flag {flag})")
                 if choices is not None and item not in choices:
                     raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))}, "
                                       f"got {item!r} (flag {flag})")

@@ -15,7 +15,12 @@ the text table in :mod:`mixsd.report.tables`. Continual injection (``--rounds``)
 :mod:`mixsd.experiment_rounds`; the memit method is :mod:`mixsd.editing.compare`.
 
 Every stage leaves its artifact under ``OUT/`` and is reused when it already exists, so a
-killed run resumes where it stopped:
+killed run resumes where it stopped. One process writes ``OUT`` at a time (its lock,
+:func:`mixsd.artifacts.open_stage`); ``OUT/run.json`` is written once the corpus and the model
+have loaded, so a start that fails on them leaves nothing that refuses the corrected
+command; ``--overwrite`` moves an old comparison aside to ``.OUT.replaced`` (kept whole until
+the new one completes, then deleted: a comparison's runs record their own paths, so it is
+not built elsewhere and renamed):
 
     OUT/corpus/train.jsonl          the injected facts
     OUT/config.yaml, OUT/run.json   the comparison's config and fingerprint (mixsd.artifacts)
@@ -41,24 +46,27 @@ from mixsd.errors import MixsdError
 from mixsd.experiment_config import EXTENDABLE_FIELDS, CompareConfig
 from mixsd.io import folder_bytes
 from mixsd.methods import MethodSpec, parse_method
-from mixsd.records import KnowledgeRecord, read_records, targets_name, write_records
+from mixsd.records import KnowledgeRecord, targets_name, write_records
 from mixsd.training.run import RESUMABLE_CHANGES
 
 __all__ = ["CompareConfig", "Comparison", "check_out_dir", "parse_method", "prepare",
            "run_compare", "run_one", "targets_path"]
 
 
-def open_out_dir(config: CompareConfig, out: Path) -> StageDir:
-    """Open the comparison's folder (:func:`mixsd.artifacts.open_stage`): refused when it
-    was made with values that decide its artifacts differently (adding methods, learning
-    rates or seeds is fine: :data:`EXTENDABLE_FIELDS`)."""
+def open_out_dir(config: CompareConfig, out: Path, *, lock: bool = True) -> StageDir:
+    """Open the comparison's folder (:func:`mixsd.artifacts.open_stage`), locked for this
+    process (``with open_out_dir(...) as stage:``): refused when it was made with values
+    that decide its artifacts differently (adding methods, learning rates or seeds is fine:
+    :data:`EXTENDABLE_FIELDS`) unless ``config.overwrite``, which replaces it in place."""
     return open_stage(out, "comparison", config.decisive_dict(), mutable=EXTENDABLE_FIELDS,
-                      defaults=config.later_defaults())
+                      defaults=config.later_defaults(), overwrite=config.overwrite,
+                      overwrite_flag="--overwrite", in_place=True, lock=lock)
 
 
 def check_out_dir(config: CompareConfig, out: Path) -> None:
-    """Refuse to reuse an output folder made with other decisive values (:func:`open_out_dir`)."""
-    open_out_dir(config, out)
+    """Refuse to reuse an output folder made with other decisive values (:func:`open_out_dir`);
+    reads only (no lock, nothing moved)."""
+    open_out_dir(config, out, lock=False)
 
 
 def run_fields(cmp: Comparison, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,13 +131,17 @@ class Comparison:
         return run
 
 
-def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[KnowledgeRecord]]:
+def prepare_corpus(config: CompareConfig, out: Path, corpus: Any = None
+                   ) -> tuple[Path, list[KnowledgeRecord]]:
     """Write the training records to ``OUT/corpus/train.jsonl`` (kept when there); return it
-    and every record (the training ones plus evaluation splits) for the memorisation suites."""
+    and every record (the training ones plus evaluation splits) for the memorisation suites.
+    ``corpus`` is the loaded corpus (:func:`mixsd.corpora.load.load_corpus`; loaded here
+    when not given)."""
     from mixsd.corpora.load import load_corpus
 
-    corpus = load_corpus(config.corpus, model=config.model, n_facts=config.n_facts,
-                         corpus_seed=config.corpus_seed, splits=config.eval_splits)
+    if corpus is None:
+        corpus = load_corpus(config.corpus, model=config.model, n_facts=config.n_facts,
+                             corpus_seed=config.corpus_seed, splits=config.eval_splits)
     path = out / "corpus" / "train.jsonl"
     if not path.exists():
         write_records(path, corpus.train)
@@ -210,24 +222,30 @@ def build_all_targets(config: CompareConfig, cmp: Comparison, bar: Any
     return targets
 
 
-def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
+def prepare(config: CompareConfig, out: Path, bar: Any, started: Any = None) -> Comparison:
     """Everything the runs share: the corpus, the base model, its retention suites and scores
     (cached), every targets file, their NLL under the base model (cached) and the Fisher
-    reference (computed when a first run needs it)."""
+    reference (computed when a first run needs it). ``started()`` runs once the corpus and
+    the model have loaded, before anything is written (it records the run as started)."""
     from mixsd.analysis.fisher import FisherReference
     from mixsd.analysis.nll import cached_target_nlls
+    from mixsd.corpora.load import load_corpus
     from mixsd.evaluation.general import prepare_suites
     from mixsd.evaluation.retention import fingerprint_path
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import load_model_and_tokenizer
 
     bar.start("base model")
-    records_path, records = prepare_corpus(config, out)
+    corpus = load_corpus(config.corpus, model=config.model, n_facts=config.n_facts,
+                         corpus_seed=config.corpus_seed, splits=config.eval_splits)
     if any(s.kind == "memit" for s in config.method_specs()):  # fail early: needs subjects
         from mixsd.editing.memit import check_subjects
 
-        check_subjects(read_records(records_path))
+        check_subjects(corpus.train)
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
+    if started is not None:
+        started()
+    records_path, records = prepare_corpus(config, out, corpus)
     guidance = config.resolved_guidance()
     suite_names = config.resolved_suites()
     suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
@@ -362,27 +380,28 @@ def run_compare(config: CompareConfig) -> dict[str, Any]:
     (:func:`mixsd.experiment_rounds.run_rounds`). With ``quiet`` the console shows one bar
     and everything else goes to ``OUT/log.txt``."""
     from mixsd.console import quiet_console
+    from mixsd.models import check_device_available
 
     out = Path(config.out)
-    open_out_dir(config, out)
-    out.mkdir(parents=True, exist_ok=True)
-    with quiet_console(out / "log.txt", config.quiet) as terminal:
+    check_device_available(config.device)
+    with open_out_dir(config, out) as stage, \
+            quiet_console(out / "log.txt", config.quiet) as terminal:
         if config.rounds > 1:
             from mixsd.experiment_rounds import run_rounds
 
-            return run_rounds(config, out, terminal)
-        return _run_grid(config, out, terminal)
+            return run_rounds(config, out, terminal, stage)
+        return _run_grid(config, out, terminal, stage)
 
 
-def _run_grid(config: CompareConfig, out: Path, terminal: Any) -> dict[str, Any]:
+def _run_grid(config: CompareConfig, out: Path, terminal: Any, stage: StageDir
+              ) -> dict[str, Any]:
     from mixsd.console import GridBar
     from mixsd.editing.compare import run_memit
 
     start = time.perf_counter()
-    open_out_dir(config, out).write_info(config, status=RUNNING)
     grid = config.grid()
     bar = GridBar(total=len(grid), file=terminal)
-    cmp = prepare(config, out, bar)
+    cmp = prepare(config, out, bar, started=lambda: stage.write_info(config, status=RUNNING))
     runs, missing = [], []
     for spec, lr, seed in grid:
         if spec.kind == "memit":
@@ -402,12 +421,13 @@ def _run_grid(config: CompareConfig, out: Path, terminal: Any) -> dict[str, Any]
     if not runs:
         raise MixsdError(f"{out}: no run of the grid is complete yet (collect_only)")
     extra = {"missing_runs": missing} if missing else {}
-    return finish(config, out, collect_results(cmp, runs, start, **extra), start)
+    return finish(config, out, collect_results(cmp, runs, start, **extra), start, stage)
 
 
-def finish(config: CompareConfig, out: Path, results: dict[str, Any], start: float
-           ) -> dict[str, Any]:
-    """Write results.json and the report; the summary of :func:`run_compare`."""
+def finish(config: CompareConfig, out: Path, results: dict[str, Any], start: float,
+           stage: StageDir) -> dict[str, Any]:
+    """Write results.json and the report, mark the comparison's ``stage`` complete (an
+    overwrite's old folder is deleted now); the summary of :func:`run_compare`."""
     from mixsd.evaluation.results import write_results
 
     results_path = write_results(out / "results.json", results)
@@ -417,6 +437,7 @@ def finish(config: CompareConfig, out: Path, results: dict[str, Any], start: flo
 
         report_path = write_report([results_path], out / "report")
     wall_s = time.perf_counter() - start
-    open_out_dir(config, out).write_info(config, status=COMPLETE, wall_s=round(wall_s, 3))
+    stage.write_info(config, status=COMPLETE, wall_s=round(wall_s, 3))
+    stage.commit()
     return {"results": results, "results_path": results_path, "report_path": report_path,
             "wall_s": wall_s}

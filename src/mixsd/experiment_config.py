@@ -8,6 +8,7 @@ run it. The runner is :mod:`mixsd.experiment`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ class CompareConfig(StageConfig):
                                 "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
                                 "selects a method's expert guidance preset")
     epochs: int = inherit(TrainConfig, "epochs", note=" of every run")
-    lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", min=0)
+    lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", above=0)
     method_lr: list[str] = option(default_factory=list, help="learning rates of one method, "
                                   "METHOD=LR (repeat for several: opsd=1e-2,opsd=3e-2); "
                                   "METHOD is a method spec (mixsd:0.5@toy-own) or a kind "
@@ -123,6 +124,10 @@ class CompareConfig(StageConfig):
                                 "complete into results.json and the report, and list the "
                                 "missing ones (a grid stopped early, read as it stands)",
                                 later=True)
+    overwrite: bool = option(False, "replace a comparison made with other values in --out: "
+                             "the old folder is kept whole beside it (.OUT.replaced) until the "
+                             "new one completes, then deleted; an interrupted replacement "
+                             "resumes with the same command", later=True)
 
     def validate(self) -> None:
         """Every value, before any model loads: the stage values by the stages' own checks,
@@ -157,9 +162,9 @@ class CompareConfig(StageConfig):
                 lr = float(value)
             except ValueError:
                 lr = -1.0
-            if not sep or lr < 0:
-                raise ConfigError(f"method_lr: expected METHOD=LR (e.g. opsd=1e-2), got "
-                                  f"{item!r} (flag --method-lr)")
+            if not sep or not math.isfinite(lr) or lr <= 0:
+                raise ConfigError(f"method_lr: expected METHOD=LR with a finite LR > 0 (e.g. "
+                                  f"opsd=1e-2), got {item!r} (flag --method-lr)")
             known = {s.name for s in self.method_specs()} | {s.kind for s in self.method_specs()}
             if key.strip() not in known:
                 raise ConfigError(f"method_lr: {key.strip()!r} is none of the methods "
@@ -256,4 +261,5 @@ class CompareConfig(StageConfig):
 # Fields that may change between two invocations on the same --out: they add runs or change
 # only presentation; every other field decides artifacts that are reused.
 EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
-                     "eval_batch_size", "equal_memorization", "quiet", "keep", "collect_only")
+                     "eval_batch_size", "equal_memorization", "quiet", "keep", "collect_only",
+                     "overwrite")

@@ -87,12 +87,12 @@ def rounds_entry(run: dict[str, Any], group: str, r: int) -> dict[str, Any]:
             "retention_mean": chosen.get("retention_mean")}
 
 
-def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
-    """Continual injection over ``config.rounds`` rounds (see the module docstring); the
-    summary of :func:`mixsd.experiment.run_compare`."""
+def run_rounds(config: Any, out: Path, terminal: Any, stage: Any) -> dict[str, Any]:
+    """Continual injection over ``config.rounds`` rounds (see the module docstring) in the
+    comparison's opened folder ``stage``; the summary of :func:`mixsd.experiment.run_compare`."""
     from mixsd.artifacts import RUNNING
     from mixsd.console import GridBar
-    from mixsd.experiment import collect_results, finish, open_out_dir, prepare, run_one
+    from mixsd.experiment import collect_results, finish, prepare, run_one
 
     if config.lora:
         raise ConfigError("rounds: continual injection trains full weights; drop --lora or "
@@ -100,10 +100,9 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
     if any(s.kind == "memit" for s in config.method_specs()):
         raise ConfigError("rounds: memit has no training rounds; drop it from --methods")
     start = time.perf_counter()
-    open_out_dir(config, out).write_info(config, status=RUNNING)
     grid = config.grid()
     bar = GridBar(total=len(grid) * config.rounds, file=terminal)
-    cmp = prepare(config, out, bar)
+    cmp = prepare(config, out, bar, started=lambda: stage.write_info(config, status=RUNNING))
     chunks = split_rounds(read_records(cmp.records_path), config.rounds)
     folder = out / "rounds"
     data = [folder / "data" / f"round-{r + 1}.jsonl" for r in range(config.rounds)]
@@ -135,4 +134,4 @@ def run_rounds(config: Any, out: Path, terminal: Any) -> dict[str, Any]:
     bar.close()
     results = collect_results(cmp, runs, start, rounds={
         "n": config.rounds, "facts": [len(c) for c in chunks], "entries": entries})
-    return finish(config, out, results, start)
+    return finish(config, out, results, start, stage)

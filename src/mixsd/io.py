@@ -4,12 +4,14 @@ Every artifact is written through :func:`atomic_output`: to a temporary name bes
 renamed over it, so a reader sees the previous complete artifact or the new complete one,
 never a torn one (design.md, "Writes are atomic"). A failed write (a full disk) leaves the
 previous artifact as it was and raises :class:`~mixsd.errors.ArtifactWriteError` naming it.
+JSON is written strict (RFC 8259, :func:`to_json`): a non-finite number becomes ``null``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -80,10 +82,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def file_lock(path: str | Path) -> Any:
-    """The inter-process lock of ``path`` (a ``filelock.FileLock`` on ``<path>.lock``)."""
+    """The inter-process lock of ``path`` (a ``filelock.FileLock`` on ``<path>.lock``); a
+    folder that cannot be written is :class:`ArtifactWriteError` naming ``path``."""
     from filelock import FileLock
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactWriteError(path, exc) from exc
     return FileLock(str(path) + ".lock")
 
 
@@ -102,20 +108,47 @@ def locked_update_json(path: str | Path, update: Callable[[dict[str, Any]], Any]
     ``update(data)`` changes ``data`` in place; concurrent processes updating other keys
     never lose each other's entries, and readers never see a torn file. Returns the data.
     """
-    with file_lock(path):
+    lock = file_lock(path)
+    try:
+        lock.acquire()
+    except OSError as exc:  # the lock file cannot be made: a read-only folder, a full disk
+        raise ArtifactWriteError(path, exc) from exc
+    try:
         data = read_json_or_empty(path)
         update(data)
         atomic_write_json(path, data)
+    finally:
+        lock.release()
     return data
 
 
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    """``obj`` as strict JSON (what every artifact holds): NaN and infinities, which
+    ``json.dumps`` would write as the non-standard ``NaN``/``Infinity``, become ``null``."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
 def dumps_line(obj: Any) -> str:
-    """One JSONL line (no trailing newline), UTF-8 kept readable."""
-    return json.dumps(obj, ensure_ascii=False)
+    """One JSONL line (no trailing newline), UTF-8 kept readable, strict JSON."""
+    return to_json(obj, ensure_ascii=False)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write ``obj`` as indented strict JSON (:func:`to_json`), atomically."""
+    return atomic_write_text(path, to_json(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:

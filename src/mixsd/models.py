@@ -172,12 +172,117 @@ def check_dtype(dtype: str, *, flag: str = "--dtype") -> str:
     return dtype
 
 
+def check_device_available(device: str | None, *, flag: str = "--device") -> None:
+    """Refuse a device that this torch does not have (``cuda`` on a CPU-only build or with no
+    GPU visible, ``cuda:N`` beyond the GPUs there, ``mps`` off Apple silicon) in one line
+    naming the flag, before anything is loaded or written."""
+    if device in (None, "", "auto", "cpu"):
+        return
+    import torch
+
+    name = str(device)
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = ("this torch is built without CUDA" if torch.version.cuda is None
+                   else "no CUDA GPU is visible")
+            raise ConfigError(f"device {name!r} requested but {why} (torch {torch.__version__});"
+                              f" pass --device cpu or auto (flag {flag})")
+        index = name.partition(":")[2]
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} "
+                              f"CUDA GPU(s) are visible (flag {flag})")
+    elif name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device 'mps' requested but this torch has no MPS device; pass "
+                          f"--device cpu or auto (flag {flag})")
+
+
 def resolve_device(device: str | None = None) -> Any:
     import torch
 
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device_available(device)
     return torch.device(device)
+
+
+# -- where a model comes from: a local folder, or the Hugging Face hub ----------------------
+_FORMS = ("a local folder written by save_pretrained (or a training run's epoch-K/), a .gguf "
+          "file, an alias ({aliases}), or a hub id such as org/name")
+
+
+def _forms() -> str:
+    return _FORMS.format(aliases=", ".join(sorted(REGISTRIES.models.names())))
+
+
+def _looks_local(name: str) -> bool:
+    """Whether ``name`` is spelled as a path (a hub id is ``name`` or ``org/name``)."""
+    return (Path(name).expanduser().exists() or name.startswith(("/", ".", "~"))
+            or name.count("/") > 1 or "\\" in name)
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout_s: float = 5.0) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``) answers a TCP connection within
+    ``timeout_s`` seconds, once per process (a name lookup with no network is bounded too)."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    found: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((url.hostname or "", port), timeout=timeout_s).close()
+            found.append(True)
+        except OSError:
+            found.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1)
+    return bool(found and found[0])
+
+
+def hub_options(name_or_path: str, path: str) -> dict[str, Any]:
+    """Check where the model ``path`` (``name_or_path`` resolved) comes from, before any
+    loader runs; return ``from_pretrained``'s keywords for it.
+
+    A path that does not exist, a folder without a model's ``config.json`` (or a LoRA
+    adapter's) or a file that is no model is one :class:`MixsdError` line. A hub id is read
+    from the local cache when ``HF_HUB_OFFLINE`` is set or the hub cannot be reached
+    (``local_files_only``); one that is not cached then fails in seconds, naming
+    ``HF_HUB_OFFLINE`` and the forms that work, instead of the hub client's retries."""
+    local = Path(path).expanduser()
+    if _looks_local(path):
+        if not local.exists():
+            raise MixsdError(f"model {name_or_path!r}: the path {local} does not exist; pass "
+                             f"{_forms()} (flag --model)")
+        if local.is_file():
+            raise MixsdError(f"model {name_or_path!r}: {local} is a file, not a model; pass "
+                             f"{_forms()} (flag --model)")
+        if not any((local / f).is_file() for f in ("config.json", "adapter_config.json",
+                                                      CHECKPOINT_INFO)):
+            raise MixsdError(f"model {name_or_path!r}: the folder {local} holds no model (no "
+                             f"config.json); pass {_forms()} (flag --model)")
+        return {}
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(path, "config.json"), str)
+    if constants.HF_HUB_OFFLINE or not hub_reachable():
+        if not cached:
+            why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else
+                   f"the Hugging Face hub ({constants.ENDPOINT}) cannot be reached")
+            raise MixsdError(f"model {name_or_path!r} is no local path, so a hub id: {why} and "
+                             "it is not in the "
+                             f"local cache ({constants.HF_HUB_CACHE}); download it where there "
+                             "is a network (it is cached then; HF_HUB_OFFLINE=1 reads only the "
+                             f"cache), or pass {_forms()} (flag --model)")
+        return {"local_files_only": True}
+    return {}
 
 
 def resolve_dtype(dtype: str | None, device: Any) -> Any:
@@ -195,8 +300,9 @@ def load_tokenizer(name_or_path: str) -> Any:
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
+    options = hub_options(str(name_or_path), path)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, **options)
     except (OSError, ValueError) as exc:
         hint = "" if Path(path).exists() else (" (neither a local folder, nor an alias ("
                                                f"{', '.join(sorted(REGISTRIES.models.names()))}), nor a "
@@ -246,9 +352,11 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: str | Non
         if (Path(path) / "adapter_config.json").is_file():
             return _load_adapter(Path(path), base_model, device=device, dtype=dtype,
                                  merge=merge)
+    options = hub_options(str(name_or_path), path)
     dev = resolve_device(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev),
+                                                     **options)
     except (OSError, ValueError) as exc:
         raise MixsdError(f"could not load model {name_or_path!r}: {exc}") from None
     model.to(dev).eval()

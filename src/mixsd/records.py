@@ -174,7 +174,28 @@ def parse_record(obj: Any, ctx: dict, default_id: str) -> KnowledgeRecord:
     )
 
 
-def read_json_objects(path: str | Path, *, allow_empty: bool = False
+class _NotANumber(ValueError):
+    """``NaN``/``Infinity`` in a JSON text (``json.loads`` accepts them; JSON has none)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
+def _strict_loads(text: str, ctx: dict) -> Any:
+    """``json.loads`` that refuses ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON: they
+    would travel into targets and configs as numbers no check catches), naming the field."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except _NotANumber as exc:
+        import re
+
+        found = re.search(r'"((?:[^"\\]|\\.)*)"\s*:\s*' + re.escape(str(exc)), text)
+        raise RecordError(f"{exc} is not a JSON number (JSON has no NaN or infinity)",
+                          field=found.group(1) if found else None, **ctx) from None
+
+
+def read_json_objects(path: str | Path, *, allow_empty: bool = False, strict: bool = True
                       ) -> Iterator[tuple[Any, dict]]:
     """Yield ``(decoded object, error context)`` from a JSONL file or a JSON array file.
 
@@ -182,8 +203,11 @@ def read_json_objects(path: str | Path, *, allow_empty: bool = False
     sources and sample logs all read through it. A leading UTF-8 byte-order mark is skipped
     (spreadsheet exports). Errors are :class:`~mixsd.errors.RecordError` naming the file and the
     line (or record); ``context`` is that location, for the caller's own field errors. A file
-    with no objects is an error unless ``allow_empty``.
+    with no objects is an error unless ``allow_empty``. ``NaN`` and ``Infinity`` (which
+    Python's ``json`` accepts) are an error naming the field unless ``strict=False`` (logs
+    mixsd wrote itself before it wrote strict JSON).
     """
+    loads = _strict_loads if strict else (lambda text, ctx: json.loads(text))
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -199,7 +223,7 @@ def read_json_objects(path: str | Path, *, allow_empty: bool = False
     stripped = raw.lstrip()
     if stripped.startswith(b"["):
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = loads(raw.decode("utf-8"), {"path": str(path)})
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise RecordError("invalid UTF-8 bytes", path=str(path), line=line) from None
@@ -217,9 +241,10 @@ def read_json_objects(path: str | Path, *, allow_empty: bool = False
         except UnicodeDecodeError:
             raise RecordError("invalid UTF-8 bytes", **ctx) from None
         try:
-            yield json.loads(text), ctx
+            obj = loads(text, ctx)
         except json.JSONDecodeError as exc:
             raise RecordError(f"invalid JSON: {exc.msg} (column {exc.colno})", **ctx) from None
+        yield obj, ctx
 
 
 def read_records(path: str | Path) -> list[KnowledgeRecord]:
@@ -243,9 +268,16 @@ TARGETS_FILE = "targets.jsonl"
 def targets_file(path: str | Path) -> Path:
     """The JSONL file of a targets path: ``DIR/targets.jsonl`` for a targets folder (what
     ``mixsd targets --out DIR`` writes), the path itself for a single file (the layout
-    before targets became folders, still read everywhere)."""
+    before targets became folders, still read everywhere). A folder whose ``run.json`` says
+    its run is not complete (still going, or cut) is refused, naming it."""
+    from mixsd.artifacts import require_complete
+
     path = Path(path)
-    return path / TARGETS_FILE if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    require_complete(path, "targets folder", "finish it first: re-run the `mixsd targets` "
+                     "command that made it (it resumes)")
+    return path / TARGETS_FILE
 
 
 def targets_name(path: str | Path) -> str:

@@ -147,7 +147,8 @@ def test_out_dir_of_another_config_is_refused_but_the_grid_may_grow(tmp_path):
     write_run_info(tmp_path, first)
     check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1], lr=[1e-3]), tmp_path)
     with pytest.raises(MixsdError, match=r"holds a comparison made with other values of epochs; "
-                       r"re-run the same command to resume it or choose another --out$"):
+                       r"re-run the same command to resume it, pass --overwrite to replace "
+                       r"it, or choose another --out$"):
         check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
     # a comparison's run.json records its fingerprint: the refusal names the field too
     open_out_dir(first, tmp_path).write_info(first, status="running")

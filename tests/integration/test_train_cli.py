@@ -68,32 +68,6 @@ def test_keep_all_keeps_every_epoch_with_its_training_state(files):
         assert {"model.safetensors", "optimizer.pt", "scheduler.pt"} <= names
 
 
-def test_a_full_disk_while_saving_names_the_path_and_keeps_earlier_epochs(files, capsys,
-                                                                         monkeypatch):
-    import errno
-
-    from transformers import Trainer
-
-    real = Trainer._save_checkpoint
-
-    def save(self, model, trial, *a, **kw):
-        if self.state.global_step > 2:  # epoch 2 of 2 steps an epoch
-            raise OSError(errno.ENOSPC, "No space left on device",
-                          str(files["tmp"] / "run" / "checkpoint-4" / "model.safetensors"))
-        return real(self, model, trial, *a, **kw)
-
-    monkeypatch.setattr(Trainer, "_save_checkpoint", save)
-    out = files["tmp"] / "run"
-    args = ["train", "--targets", files["targets"], "--epochs", "2", *common(files, out)]
-    assert main(args) == 2
-    errors = [ln for ln in capsys.readouterr().err.splitlines() if "mixsd train:" in ln]
-    assert len(errors) == 1 and "checkpoint-4/model.safetensors: No space left" in errors[0]
-    assert (out / "epoch-1" / "model.safetensors").is_file()  # the newest complete epoch
-    monkeypatch.setattr(Trainer, "_save_checkpoint", real)
-    assert main(args) == 0  # space again: the same command resumes after epoch 1
-    assert "resumed after epoch 1" in capsys.readouterr().out
-
-
 def test_yaml_config_and_flags(files, tmp_path):
     out = tmp_path / "run"
     cfg = tmp_path / "run.yaml"

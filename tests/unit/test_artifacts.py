@@ -125,3 +125,137 @@ def test_keyed_cache_reads_a_file_from_before_it(tmp_path):
     cache = KeyedCache(tmp_path / "base.json", legacy=lambda d: d if "scores" in d else None)
     assert cache.get({"any": "thing"}) == {"scores": {"toy": 0.5}}
     assert KeyedCache(tmp_path / "missing.json", legacy=lambda d: d).get("k") is None
+
+
+# -- one writer per folder (issue 27) -------------------------------------------------------
+def _hold(folder, ready):
+    """A real second process: opens the stage (taking its lock), says so, waits to be killed."""
+    import time
+
+    open_stage(folder, "thing", FIELDS)
+    ready.write_text("held")
+    time.sleep(300)
+
+
+def test_a_second_process_is_refused_naming_the_holder_and_a_dead_holder_is_stale(tmp_path):
+    import multiprocessing as mp
+    import time
+
+    from mixsd.errors import StageBusyError
+
+    ready = tmp_path / "ready"
+    holder = mp.get_context("fork").Process(target=_hold, args=(tmp_path / "s", ready))
+    holder.start()
+    try:
+        deadline = time.time() + 120
+        while not ready.exists() and holder.is_alive() and time.time() < deadline:
+            time.sleep(0.02)
+        assert ready.exists()
+        with pytest.raises(StageBusyError) as err:
+            open_stage(tmp_path / "s", "thing", FIELDS)
+        message = str(err.value)
+        assert "\n" not in message and str(tmp_path / "s") in message
+        assert f"pid {holder.pid}" in message and "another --out" in message
+        holder.kill()  # SIGKILL: no cleanup, the lock file stays behind
+        holder.join(60)
+        assert (tmp_path / ".s.lock").is_file()
+        with open_stage(tmp_path / "s", "thing", FIELDS) as stage:  # stale: taken
+            assert stage.state == "new"
+        assert not (tmp_path / ".s.lock").exists()  # released and removed
+    finally:
+        if holder.is_alive():
+            holder.kill()
+
+
+def test_the_lock_is_reentrant_within_a_process_and_released_by_close(tmp_path):
+    first = open_stage(tmp_path / "s", "thing", FIELDS)
+    second = open_stage(tmp_path / "s", "thing", FIELDS)  # the same process: allowed
+    second.close()
+    assert (tmp_path / ".s.lock").is_file()  # still held by the first
+    first.close()
+    first.close()  # idempotent
+    assert not (tmp_path / ".s.lock").exists()
+    # a read-only open takes no lock
+    open_stage(tmp_path / "s", "thing", FIELDS, lock=False)
+    assert not (tmp_path / ".s.lock").exists()
+
+
+def test_overwrite_builds_beside_and_renames_over_once_complete(tmp_path):
+    from mixsd.artifacts import build_dir
+
+    folder = tmp_path / "s"
+    with open_stage(folder, "thing", FIELDS) as stage:
+        folder.mkdir()
+        (folder / "out.txt").write_text("old")
+        stage.write_info(status=COMPLETE)
+    other = {**FIELDS, "lr": 0.5}
+    with open_stage(folder, "thing", other, overwrite=True) as stage:
+        assert stage.path == build_dir(folder) and stage.dest == folder
+        (stage.path / "out.txt").write_text("new, cut")
+        stage.write_info(status=RUNNING)
+    # cut before it completed: the old folder is whole and still opens as complete
+    assert (folder / "out.txt").read_text() == "old"
+    assert open_stage(folder, "thing", FIELDS, lock=False).complete
+    # the same --overwrite resumes the build, then replaces the folder
+    with open_stage(folder, "thing", other, overwrite=True) as stage:
+        assert stage.resumed
+        (stage.path / "out.txt").write_text("new")
+        stage.write_info(status=COMPLETE)
+        assert stage.commit() == folder
+    assert (folder / "out.txt").read_text() == "new"
+    assert open_stage(folder, "thing", other, lock=False).complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_a_commit_cut_between_its_two_renames_is_finished_by_the_next_open(tmp_path):
+    from mixsd.artifacts import build_dir, replaced_dir
+
+    folder = tmp_path / "s"
+    for name, status in ((folder, COMPLETE), (build_dir(folder), COMPLETE)):
+        name.mkdir()
+        (name / "run.json").write_text(json.dumps({"status": status, "who": name.name}))
+    folder.rename(replaced_dir(folder))  # the first rename of the commit, then a kill
+    with open_stage(folder, "thing", FIELDS):
+        pass
+    assert json.loads((folder / "run.json").read_text())["who"] == ".s.overwrite"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+    # a build that was not complete: the old folder comes back
+    (build_dir(folder)).mkdir()
+    (build_dir(folder) / "run.json").write_text(json.dumps({"status": RUNNING}))
+    folder.rename(replaced_dir(folder))
+    with open_stage(folder, "thing", FIELDS):
+        pass
+    assert json.loads((folder / "run.json").read_text())["who"] == ".s.overwrite"
+
+
+def test_an_in_place_overwrite_keeps_the_old_folder_aside_until_complete(tmp_path):
+    from mixsd.artifacts import replaced_dir
+
+    folder = tmp_path / "c"
+    with open_stage(folder, "comparison", FIELDS) as stage:
+        (folder / "runs").mkdir(parents=True)
+        stage.write_info(status=COMPLETE)
+    other = {**FIELDS, "epochs": 9}
+    with open_stage(folder, "comparison", other, overwrite=True, in_place=True) as stage:
+        assert stage.path == folder and stage.state == "new"
+        stage.write_info(status=RUNNING)
+    old = replaced_dir(folder)
+    assert (old / "runs").is_dir() and open_stage(old, "comparison", FIELDS, lock=False).complete
+    # without --overwrite the cut replacement is refused, saying where the old one is
+    with pytest.raises(MixsdError, match="kept whole in .*c.replaced"):
+        open_stage(folder, "comparison", FIELDS, overwrite_flag="--overwrite", in_place=True)
+    # the same --overwrite resumes the new one; completing it deletes the old one
+    with open_stage(folder, "comparison", other, overwrite=True, in_place=True) as stage:
+        assert stage.resumed
+        stage.write_info(status=COMPLETE)
+        stage.commit()
+    assert not old.exists() and not (folder / "runs").exists()
+
+
+def test_require_complete_refuses_a_running_folder(tmp_path):
+    from mixsd.artifacts import require_complete
+
+    require_complete(tmp_path, "targets folder", "finish it")  # no run.json: a plain folder
+    (tmp_path / "run.json").write_text(json.dumps({"status": RUNNING}))
+    with pytest.raises(MixsdError, match=r"not a complete targets folder \(status running"):
+        require_complete(tmp_path, "targets folder", "finish it")

@@ -16,7 +16,57 @@ def test_loads_a_saved_model_and_reproduces_logits(tmp_path, tiny_tok, tiny_mode
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(MixsdError, match="neither a local folder"):  # offline: no hub either
+    with pytest.raises(MixsdError, match="HF_HUB_OFFLINE is set"):  # offline: no hub either
         load_model_and_tokenizer("no-such-model")
-    with pytest.raises(MixsdError, match="could not load"):
+    with pytest.raises(MixsdError, match="holds no model"):
         load_model_and_tokenizer(str(tmp_path))
+
+
+def test_a_local_path_that_is_no_model_says_so_in_one_line(tmp_path, tiny_tok):
+    """Issue 27: a path that does not exist was taken for a hub id ("Repo id must use
+    alphanumeric chars"), a folder without a config for a tokenizer to convert ("install
+    sentencepiece")."""
+    missing = tmp_path / "no" / "such" / "model"
+    for name in (str(missing), "./no/such/model"):
+        with pytest.raises(MixsdError, match=r"the path .*no/such/model does not exist") as err:
+            load_model_and_tokenizer(name)
+        assert "\n" not in str(err.value) and "flag --model" in str(err.value)
+        assert "Repo id" not in str(err.value)
+    not_a_model = tmp_path / "tokenizer-only"
+    tiny_tok.save_pretrained(not_a_model)  # a folder, but no config.json of a model
+    (not_a_model / "tokenizer.json").unlink()
+    with pytest.raises(MixsdError, match=r"holds no model \(no config.json\)") as err:
+        load_model_and_tokenizer(str(not_a_model))
+    assert "sentencepiece" not in str(err.value)
+    a_file = tmp_path / "weights.bin"
+    a_file.write_bytes(b"\0" * 8)
+    with pytest.raises(MixsdError, match="is a file, not a model"):
+        load_model_and_tokenizer(str(a_file))
+
+
+def test_a_hub_id_without_network_fails_in_seconds_naming_hf_hub_offline(tmp_path):
+    """Issue 27: with no network an unknown hub id retried for ~46 s. The hub here is an
+    endpoint whose name never resolves (.invalid, RFC 2606): a network without the hub."""
+    import os
+    import subprocess
+    import sys
+
+    # Imports and plug-ins load before the clock starts: only the attempt is timed.
+    script = ("import time\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+              "from mixsd.errors import MixsdError\n"
+              "from mixsd.models import load_model_and_tokenizer, resolve_model_path\n"
+              "resolve_model_path('toy-free-name')\n"
+              "start = time.perf_counter()\n"
+              "try:\n    load_model_and_tokenizer('no-such-org/no-such-model')\n"
+              "except MixsdError as exc:\n    print(round(time.perf_counter() - start, 1))\n"
+              "    print(exc)\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT="http://hub.mixsd-test.invalid", HF_HOME=str(tmp_path / "hf"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seconds, message = result.stdout.strip().split("\n", 1)
+    assert float(seconds) < 15, (seconds, message)
+    assert "cannot be reached" in message and "HF_HUB_OFFLINE" in message
+    assert "a local folder" in message and "alias" in message

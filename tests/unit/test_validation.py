@@ -152,3 +152,77 @@ def test_report_and_toy_configs_come_from_yaml_and_flags(tmp_path):
     parser, _ = cli.build_parser("toy")
     cfg = ToyConfig.from_args(parser.parse_args(["build", "--threads", "1", "--force"]))
     assert (cfg.action, cfg.threads, cfg.force, cfg.n_items) == ("build", 1, True, 200)
+
+
+# -- issue 27: numbers are finite, a learning rate is > 0, a list names its bad item ----------
+TARGETS_DIR = ["targets", "--model", "toy", "--data", "r.jsonl", "--out", "t"]
+NUMBER_CASES = [
+    (TARGETS_DIR + ["--lambda", "nan"], "mix_lambda must be a finite number, got 'nan' "
+     "(flag --lambda)"),
+    (TARGETS_DIR + ["--temperature", "nan"], "temperature must be a finite number, got 'nan' "
+     "(flag --temperature)"),
+    (TARGETS_DIR + ["--temperature", "inf"], "temperature must be a finite number, got 'inf'"),
+    (TARGETS_DIR + ["--lambda-fallback", "0.2,nan"], "lambda_fallback must be a finite number"),
+    (TRAIN + ["--lr", "nan"], "lr must be a finite number, got 'nan' (flag --lr)"),
+    (TRAIN + ["--lr=-inf"], "lr must be a finite number, got '-inf' (flag --lr)"),
+    (TRAIN + ["--lr", "0"], "lr must be in (0, inf], got 0 (flag --lr)"),
+    (TRAIN + ["--stop-metric", "bogus"], "stop_metric 'bogus' is not a metric this run's "
+     "epochs record (train_loss, learning_rate;.*(flag --stop-metric)"),
+    (TRAIN + ["--stop-patience", "2"], "stop_metric 'memorization' is not a metric this run's"),
+    (COMPARE + ["--seeds", "a"], "seeds must be a comma-separated list of int values, got 'a' "
+     "(flag --seeds)"),
+    (COMPARE + ["--seeds", "0,1.5"], "got '1.5' (flag --seeds)"),
+    (COMPARE + ["--lr", "1e-3,nan"], "lr must be a finite number, got 'nan' (flag --lr)"),
+    (COMPARE + ["--lr", "0"], "lr must be in (0, inf], got 0 (flag --lr)"),
+    (COMPARE + ["--methods", "sft,opsd", "--method-lr", "opsd=nan"],
+     "expected METHOD=LR with a finite LR > 0"),
+    (COMPARE + ["--stop-at", "nan"], "stop_at must be a finite number"),
+]
+
+
+@pytest.mark.parametrize(("argv", "match"), NUMBER_CASES,
+                         ids=[" ".join(c[0]) for c in NUMBER_CASES])
+def test_nan_infinity_zero_lr_and_bad_list_items_fail_before_any_model_loads(
+        argv, match, no_model, capsys, tmp_path, monkeypatch):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    err = error_of(argv, capsys)
+    pattern = re.escape(match).replace(re.escape(".*"), ".*")
+    assert re.search(pattern, err), err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "run").exists()
+
+
+def test_nan_in_a_yaml_config_is_refused(no_model, capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("mix_lambda: .nan\n")
+    err = error_of(["targets", "--config", str(config), "--model", "toy", "--data", "r.jsonl",
+                    "--out", str(tmp_path / "t")], capsys)
+    assert "mix_lambda must be a finite number, got nan (flag --lambda)" in err
+
+
+def test_nan_in_a_record_is_refused_naming_file_line_and_field(no_model, capsys, write_jsonl,
+                                                               tmp_path):
+    good = '{"id": "a", "prompt": "p ?", "answer": "x", "answer_key": "x"}'
+    data = write_jsonl([good, '{"id": "b", "prompt": "q ?", "answer": "y", "answer_key": "y", '
+                              '"metadata": {"score": NaN}}'], "records.jsonl")
+    err = error_of(["targets", "--model", "toy", "--data", str(data), "--out",
+                    str(tmp_path / "t")], capsys)
+    assert f"{data}:2, field 'score': NaN is not a JSON number" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_artifacts_are_strict_json(tmp_path):
+    import json
+
+    from mixsd.io import atomic_write_json, dumps_line
+
+    def strict(text):
+        def refuse(name):
+            raise ValueError(name)
+
+        return json.loads(text, parse_constant=refuse)
+
+    path = atomic_write_json(tmp_path / "m.json", {"loss": float("nan"), "x": [float("inf"), 1.5]})
+    assert strict(path.read_text()) == {"loss": None, "x": [None, 1.5]}
+    assert strict(dumps_line({"meta": {"w": float("-inf")}})) == {"meta": {"w": None}}

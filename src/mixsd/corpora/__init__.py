@@ -34,7 +34,7 @@ from mixsd.corpora.kgfact import KGFactConfig
 from mixsd.corpora.kgfunc import KGFuncConfig
 from mixsd.corpora.mquake import MQuAKEConfig
 from mixsd.corpora.simpleqa import SimpleQAConfig
-from mixsd.errors import ConfigError, RecordError
+from mixsd.errors import ArtifactWriteError, ConfigError, RecordError
 from mixsd.io import atomic_write_json, write_run_info
 from mixsd.records import KnowledgeRecord, read_records, write_records
 
@@ -98,7 +98,10 @@ def write_corpus(name: str, config: StageConfig, out_dir: str | Path) -> dict[st
     start = time.perf_counter()
     out = Path(out_dir)
     splits, extra_files, stats = corpus.build(config)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactWriteError(out, exc) from exc
     files = {}
     for split in corpus.splits:
         path = out / f"{split}.jsonl"

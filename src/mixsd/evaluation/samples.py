@@ -40,4 +40,4 @@ def read_sample_log(samples_dir: str | Path, suite: str, epoch: int | None = Non
     path = sample_log_path(samples_dir, suite, epoch)
     if not path.exists():
         return None
-    return [obj for obj, _ in read_json_objects(path, allow_empty=True)]
+    return [obj for obj, _ in read_json_objects(path, allow_empty=True, strict=False)]

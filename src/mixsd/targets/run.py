@@ -6,7 +6,11 @@ config, model, records; the summary once complete). Output is streamed to
 ``DIR/targets.jsonl.partial`` (one flushed line per record, input order) and renamed to
 ``DIR/targets.jsonl`` at the end; re-running the same command resumes after the last
 complete line (a line cut by a kill is discarded and redone), a different config is
-refused, ``--overwrite`` starts again. Under ``accelerate launch`` (or torchrun) process r
+refused, ``--overwrite`` builds a new folder beside it (``.DIR.overwrite``) and renames it
+over ``DIR`` once complete, so an interruption leaves the old targets whole. One process
+writes a folder at a time (its lock, :func:`mixsd.artifacts.open_stage`); ``run.json`` is
+written once the model has loaded, so a start that fails on its inputs leaves nothing that
+refuses the corrected command. Under ``accelerate launch`` (or torchrun) process r
 of w takes the records ``i % w == r`` into its own shard; the main process merges the
 shards in input order, so the file equals a one-process run (design.md, "Seeds"). The
 processes coordinate through files in the folder (:mod:`mixsd.targets.shards`): a dead peer
@@ -25,7 +29,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mixsd.artifacts import COMPLETE, RUN_INFO, RUNNING, StageDir, fingerprint, open_stage
+from mixsd.artifacts import (
+    COMPLETE,
+    RUN_INFO,
+    RUNNING,
+    StageDir,
+    fingerprint,
+    open_stage,
+)
 from mixsd.errors import ArtifactWriteError, ConfigError, MixsdError
 from mixsd.io import atomic_write_json, atomic_write_text, dumps_line, read_json_or_empty
 from mixsd.records import TARGETS_FILE, KnowledgeRecord, read_json_objects, read_records
@@ -107,12 +118,19 @@ def _write_shard(
     tokenizer: Any,
     shard: Shard,
     beat: Heartbeat | None = None,
+    on_ready: Any = None,
 ) -> tuple[TargetBuilder | None, int]:
-    """Generate this shard's missing records into ``partial``; return (builder, resumed)."""
+    """Generate this shard's missing records into ``partial``; return (builder, resumed).
+    ``on_ready()`` runs once the model has loaded (or when nothing is left to generate),
+    before the first target is written."""
     resumed = _resume(partial, [r.id for r in records], fresh)
     if resumed == len(records):
+        if on_ready is not None:
+            on_ready()
         return None, resumed
     model, tokenizer = _load(config, model, tokenizer, shard)
+    if on_ready is not None:
+        on_ready()
     builder = TargetBuilder(model, tokenizer, config)
     desc = "targets" if shard.world == 1 else f"targets [{shard.rank}/{shard.world}]"
     try:
@@ -134,7 +152,7 @@ def _shard_done(done: Path, fp: str) -> bool:
 
 
 def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], stage: StageDir,
-               model: Any, tokenizer: Any, shard: Shard, n_records: int
+               model: Any, tokenizer: Any, shard: Shard, n_records: int, on_ready: Any
                ) -> tuple[TargetBuilder | None, int, dict[str, Any]]:
     """One process of a multi-process run: its shard to ``OUT.shardRofW.done`` (kept when a
     re-run finds it finished), then on rank 0 the merge once every peer's shard is done."""
@@ -148,7 +166,8 @@ def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], st
 
     done, partial = done_path(shard.rank), Path(f"{out}{shard.suffix()}.partial")
     with heartbeat(out, shard, ready) as beat:
-        if ready(shard.rank) and not config.overwrite:
+        if ready(shard.rank) and stage.resumed:
+            on_ready()
             builder, resumed = None, len(mine)
             try:
                 shard_summary = summarize(done)
@@ -156,7 +175,7 @@ def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], st
                 shard_summary = {}
         else:
             builder, resumed = _write_shard(config, mine, partial, not stage.resumed, model,
-                                            tokenizer, shard, beat)
+                                            tokenizer, shard, beat, on_ready)
             # Summarised before the rename: once it is done, rank 0 may merge and delete it.
             shard_summary = summarize(partial)
             atomic_write_json(str(done) + ".json", {"fingerprint": fp})
@@ -234,6 +253,13 @@ def _out_dir(out: str | Path) -> Path:
     return out
 
 
+def _has_targets(folder: Path) -> bool:
+    """Whether a targets folder holds targets already (a finished file, a started partial or
+    a shard): a folder without any may be replaced by a run of other values."""
+    return folder.is_dir() and any(p.stat().st_size > 0 for p in folder.glob(f"{TARGETS_FILE}*")
+                                   if p.is_file() and not p.name.endswith((".alive", ".json")))
+
+
 def run_targets(
     config: TargetsConfig,
     data: str | Path,
@@ -247,35 +273,55 @@ def run_targets(
     ``model`` is a name/path (default ``config.model``) or a loaded model (then pass its
     ``tokenizer``). Returns the summary (records, verified, unverified, prompt_too_long,
     mean naive-token fraction, tokens/s, wall seconds); also written to ``out/run.json``.
+    The folder is locked while the run writes it (a second writer is refused);
+    ``config.overwrite`` builds the new targets beside the old ones and renames them over.
     """
+    from mixsd.models import check_device_available
+
     start = time.perf_counter()
     out_dir = _out_dir(out)
     records = read_records(data)
     model_name = _model_name(config, model)
-    stage = open_stage(out_dir, "targets", target_fields(config, model_name, records),
-                       overwrite=config.overwrite, overwrite_flag="--overwrite")
+    if model is None or isinstance(model, str):
+        check_device_available(config.device)
+    with open_stage(out_dir, "targets", target_fields(config, model_name, records),
+                    overwrite=config.overwrite, overwrite_flag="--overwrite",
+                    has_outputs=_has_targets(out_dir)) as stage:
+        return _run_targets(config, data, stage, records, model_name, model, tokenizer, start)
+
+
+def _run_targets(config: TargetsConfig, data: str | Path, stage: StageDir,
+                 records: list[KnowledgeRecord], model_name: str, model: Any, tokenizer: Any,
+                 start: float) -> dict[str, Any]:
+    out_dir, dest = stage.path, stage.dest
     out = out_dir / TARGETS_FILE
     if stage.complete and out.is_file():
-        return {**summarize(out), "already_complete": True, "out": str(out_dir)}
+        return {**summarize(out), "already_complete": True, "out": str(dest)}
     if out.is_file() and not stage.resumed and not config.overwrite:
         raise MixsdError(f"{out_dir} holds a {TARGETS_FILE} without the run.json that says how "
                          "it was made; pass --overwrite to rebuild it or choose another --out")
     shard = current_shard()
     mine = [r for i, r in enumerate(records) if i % shard.world == shard.rank]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactWriteError(out_dir, exc) from exc
     info = {"model": model_name, "data": str(data), "seed": config.seed}
-    if shard.rank == 0:
-        stage.write_info(config, status=RUNNING, **info)
+
+    def on_ready() -> None:  # the model loaded: from now on the folder is this run's
+        if shard.rank == 0:
+            stage.write_info(config, status=RUNNING, **info)
+
     if shard.world == 1:
         builder, resumed = _write_shard(config, mine, Path(f"{out}.partial"), not stage.resumed,
-                                        model, tokenizer, shard)
+                                        model, tokenizer, shard, on_ready=on_ready)
         os.replace(f"{out}.partial", out)
     else:
         builder, resumed, shard_summary = _run_shard(config, out, mine, stage, model, tokenizer,
-                                                     shard, len(records))
+                                                     shard, len(records), on_ready)
         if shard.rank != 0:  # rank 0 merges; the others report their own shard
             return {**shard_summary, "resumed_records": resumed, "rank": shard.rank,
-                    "processes": shard.world, "out": str(out_dir),
+                    "processes": shard.world, "out": str(dest),
                     "wall_s": round(time.perf_counter() - start, 3)}
     gen_s = builder.generate_s if builder else 0.0
     tokens = builder.generated_tokens if builder else 0
@@ -291,9 +337,10 @@ def run_targets(
         "wall_s": round(time.perf_counter() - start, 3),
         "processes": shard.world,
         "rank": shard.rank,
-        "out": str(out_dir),
+        "out": str(dest),
     }
     if shard.rank == 0:
         stage.write_info(config, status=COMPLETE, **info, summary=summary,
                          device=_device_of(builder))
+        stage.commit()
     return summary

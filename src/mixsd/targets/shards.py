@@ -13,6 +13,7 @@ finished shards stay on disk and the same command resumes them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -33,7 +34,7 @@ def peer_timeout_s() -> float:
         value = float(raw) if raw else DEFAULT_PEER_TIMEOUT_S
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{PEER_TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
     return value
 

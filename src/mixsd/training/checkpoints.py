@@ -25,7 +25,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from mixsd.errors import MixsdError
+from mixsd.errors import ConfigError, MixsdError
 from mixsd.io import atomic_write_json, atomic_write_jsonl
 from mixsd.models import CHECKPOINT_INFO
 
@@ -33,6 +33,19 @@ logger = logging.getLogger(__name__)
 
 EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
 EpochCallback = Callable[[Any, Any, int], "dict[str, float] | None"]
+# What every epoch records without an epoch callback (the trainer's own log).
+TRAINER_METRICS = ("train_loss", "learning_rate")
+
+
+def check_stop_metric(metric: str, recorded: list[str] | tuple[str, ...]) -> None:
+    """Refuse a ``stop_metric`` that the run's epochs do not record (``recorded``: the
+    trainer's metrics plus the epoch callback's): early stopping and ``--keep selected``
+    would silently never act on it."""
+    known = list(dict.fromkeys([*TRAINER_METRICS, *recorded]))
+    if metric not in known:
+        raise ConfigError(f"stop_metric {metric!r} is not a metric this run's epochs record "
+                          f"({', '.join(known)}; an evaluation such as `mixsd compare`'s adds "
+                          "memorization) (flag --stop-metric)")
 
 
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -98,8 +111,10 @@ class EpochCheckpointCallback(TrainerCallback):
     def __init__(self, run_dir: str | Path, tokenizer: Any, info: dict[str, Any],
                  epoch_callback: EpochCallback | None = None,
                  stop: Callable[[list[dict[str, Any]]], bool] | None = None,
-                 after_save: Callable[[], Any] | None = None):
+                 after_save: Callable[[], Any] | None = None, stop_metric: str | None = None):
         self.run_dir = Path(run_dir)
+        self.stop_metric = stop_metric  # checked against the first epoch's metrics
+        self.saving: Path | None = None  # the checkpoint folder being written, during a save
         self.after_save = after_save  # the --keep policy (main process, after each epoch)
         self.stop = stop
         self.tokenizer = tokenizer
@@ -114,7 +129,11 @@ class EpochCheckpointCallback(TrainerCallback):
         if self.epoch_callback is not None and state.is_world_process_zero:
             self.pending.update(run_epoch_callback(self.epoch_callback, model, self.tokenizer,
                                                    epoch))
+            if self.stop_metric is not None:
+                check_stop_metric(self.stop_metric, list(self.pending))
+                self.stop_metric = None
         control.should_save = True
+        self.saving = self.run_dir / f"checkpoint-{state.global_step}"
         control.should_log = True
         if self.stop is not None and self._stop_now(args, state):
             control.should_training_stop = True  # after this epoch's save
@@ -140,6 +159,7 @@ class EpochCheckpointCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         accelerator = self.trainer.accelerator
         accelerator.wait_for_everyone()  # every process has written its RNG state
+        self.saving = None
         if state.is_world_process_zero:
             self._finalise(state)
         accelerator.wait_for_everyone()

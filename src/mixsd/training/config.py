@@ -33,7 +33,8 @@ class TrainConfig(StageConfig):
     data: str | None = option(None, "records JSONL (method opsd)")
     out: str = option("", "run directory (checkpoints epoch-<k>/, metrics.jsonl, config.yaml)")
     epochs: int = option(3, "number of epochs", min=1)
-    lr: float = option(1e-5, "peak learning rate (AdamW)", min=0)
+    lr: float = option(1e-5, "peak learning rate (AdamW); > 0 (at 0 no epoch changes a "
+                       "weight)", above=0)
     batch_size: int = option(16, "examples (opsd: prompts) per device per micro-batch", min=1)
     grad_accum: int = option(1, "gradient accumulation steps", min=1)
     warmup_ratio: float = option(0.03, "fraction of the optimisation steps spent warming up",

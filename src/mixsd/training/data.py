@@ -42,11 +42,13 @@ class DataStats:
 
 def targets_guidance(targets: Sequence[TargetRecord], path: str | Path) -> set[str]:
     """Guidance preset names the targets say they were built with: ``meta["guidance"]`` of each
-    record, and ``guidance`` of the ``<targets>.config.yaml`` that ``mixsd targets`` writes."""
+    record, and ``guidance`` of the config ``mixsd targets`` wrote: a targets folder's
+    ``DIR/config.yaml`` (a single file's ``<targets>.config.yaml`` sidecar before folders)."""
     import yaml
 
     names = {str(t.meta["guidance"]) for t in targets if t.meta.get("guidance")}
-    sidecar = Path(str(path) + ".config.yaml")
+    path = Path(path)
+    sidecar = path / "config.yaml" if path.is_dir() else Path(str(path) + ".config.yaml")
     if sidecar.is_file():
         try:
             data = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}

@@ -4,7 +4,8 @@ Both methods run on the transformers ``Trainer`` (AdamW, warm-up then constant o
 gradient accumulation, bf16 where the device has it, accelerate for multi-process runs), so
 checkpoints, resume and the epoch callback are shared. The steps, in order:
 
-1. check the run directory (a re-run of the same command resumes; a different one is refused);
+1. check the run directory (a re-run of the same command resumes; a different one is refused;
+   one process writes it at a time: its lock, :func:`mixsd.artifacts.open_stage`);
 2. load the model and tokenizer, build the dataset from the ONE prompt renderer;
 3. wrap in LoRA if asked; build the trainer with the epoch-checkpoint callback;
 4. train, resuming from the last complete ``epoch-<k>/``; record provenance in ``run.json``.
@@ -23,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.artifacts import COMPLETE, RUNNING, StageDir, open_stage
-from mixsd.errors import ArtifactWriteError, MixsdError
+from mixsd.errors import ArtifactWriteError, MixsdError, is_write_failure
 from mixsd.io import file_sha256, read_json_or_empty
 from mixsd.prompts import PromptRenderer
 from mixsd.training.checkpoints import (
+    TRAINER_METRICS,
     EpochCallback,
     EpochCheckpointCallback,
+    check_stop_metric,
     complete_checkpoints,
     read_metrics,
     remove_partial_checkpoints,
@@ -84,7 +87,8 @@ class TrainResult:
 
 def source_info(config: TrainConfig) -> dict[str, Any]:
     """The input file of the run (path and sha256): the targets (a targets folder's
-    ``targets.jsonl``, or a single targets file) or, for OPSD, the records."""
+    ``targets.jsonl``, or a single targets file; a folder whose run is not complete is
+    refused) or, for OPSD, the records."""
     from mixsd.records import targets_file
 
     path = targets_file(config.targets) if config.method == "nll" else Path(config.data)
@@ -244,13 +248,41 @@ def prune_checkpoints(config: TrainConfig, *, complete: bool) -> list[Path]:
                       floor=config.stop_above, complete=complete)
 
 
-def _train(trainer: Any, run_dir: Path, resume: str | None) -> None:
-    """``trainer.train``; a failed checkpoint write (a full disk) names the path and leaves
-    the complete ``epoch-<k>/`` folders as they were (the save goes to ``checkpoint-<step>/``)."""
+def _train(trainer: Any, run_dir: Path, resume: str | None,
+           callback: EpochCheckpointCallback) -> None:
+    """``trainer.train``; a checkpoint that cannot be written (a full disk, a file-size limit,
+    a read-only folder: torch and safetensors report it in their own words, without a path)
+    ends in one :class:`ArtifactWriteError` naming the checkpoint folder; the complete
+    ``epoch-<k>/`` folders stay as they were (the save goes to ``checkpoint-<step>/``, removed
+    here) and the same command resumes after the last one."""
     try:
         trainer.train(resume_from_checkpoint=resume)
-    except OSError as exc:
-        raise ArtifactWriteError(exc.filename or run_dir, exc) from exc
+    except (ArtifactWriteError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        saving = callback.saving
+        if saving is None and not is_write_failure(exc):
+            raise
+        where = Path(getattr(exc, "filename", None) or saving or run_dir)
+        raise _save_failure(where, saving, run_dir, exc) from exc
+
+
+def _save_failure(where: Path, saving: Path | None, run_dir: Path,
+                  exc: BaseException) -> ArtifactWriteError:
+    import shutil
+
+    if saving is not None:
+        shutil.rmtree(saving, ignore_errors=True)  # an incomplete checkpoint, and its space
+    done = complete_checkpoints(run_dir)
+    kept = f"it resumes after {done[-1]}" if done else "no epoch was complete yet"
+    try:
+        free = f"{shutil.disk_usage(run_dir).free / 2**20:.0f} MiB free there; "
+    except OSError:
+        free = ""
+    cause = exc if isinstance(exc, OSError) else RuntimeError(
+        f"the checkpoint's files could not be written ({type(exc).__name__}: {exc})")
+    return ArtifactWriteError(where, cause, advice=f"{free}free disk space (or raise the "
+                              f"file-size limit) and re-run the same command ({kept})")
 
 
 def _result(config: TrainConfig, run_dir: Path, data: dict, resumed: int, wall_s: float,
@@ -281,11 +313,33 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     the main process; its metrics and the epoch's train loss go to ``RUN_DIR/metrics.jsonl``.
     Re-running the same config resumes from the last complete ``epoch-<k>/``.
     """
+    from mixsd.models import check_device_available
+
     start = time.time()
     config.check_complete()
+    if model is None:
+        check_device_available(config.device)
+    if epoch_callback is None and _watches_metric(config):
+        check_stop_metric(config.stop_metric, TRAINER_METRICS)
     run_dir = Path(config.out)
     source = source_info(config)
-    stage = open_run_dir(run_dir, config, source)
+    with open_run_dir(run_dir, config, source) as stage:
+        return _train_in(config, stage, source, model, tokenizer, epoch_callback, start)
+
+
+def _watches_metric(config: TrainConfig) -> bool:
+    """Whether ``stop_metric`` was chosen or early stopping watches it (then a run must
+    record it: :func:`check_stop_metric`)."""
+    default = TrainConfig.__dataclass_fields__["stop_metric"].default
+    return (config.stop_metric != default or config.stop_patience > 0
+            or config.stop_at is not None)
+
+
+def _train_in(config: TrainConfig, stage: StageDir, source: dict[str, Any], model: Any,
+              tokenizer: Any, epoch_callback: EpochCallback | None, start: float
+              ) -> TrainResult:
+    """:func:`train` in its opened (locked) run folder."""
+    run_dir = stage.path
     done = complete_checkpoints(run_dir)
     if len(done) >= config.epochs or (done and _stopper(config)(read_metrics(run_dir))):
         logger.info("%s already holds %d epoch(s); nothing to train", run_dir, len(done))
@@ -305,7 +359,9 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback,
                                        stop=_stopper(config),
                                        after_save=lambda: prune_checkpoints(config,
-                                                                            complete=False))
+                                                                            complete=False),
+                                       stop_metric=config.stop_metric
+                                       if _watches_metric(config) else None)
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
     main = trainer.args.process_index == 0
     # Seconds recorded by the calls that trained the epochs this call resumes from.
@@ -317,7 +373,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
                        world_size=trainer.args.world_size)
     trainer.accelerator.wait_for_everyone()
     resume = str(done[-1]) if done else None
-    _train(trainer, run_dir, resume)
+    _train(trainer, run_dir, resume, callback)
     wall_s = time.time() - start
     if main:
         prune_checkpoints(config, complete=True)
