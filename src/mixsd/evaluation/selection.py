@@ -81,6 +81,12 @@ def metric_floors(items: Sequence[str], *, flag: str = "--stop-floor") -> dict[s
     return floors
 
 
+def below(value: float, low: float) -> bool:
+    """Whether ``value`` falls below the minimum ``low`` (beyond float rounding: a retention
+    of 100 * 0.29 / 1.0 keeps a minimum of 29)."""
+    return value < low - 1e-9 * max(1.0, abs(low))
+
+
 def shortfall(row: Mapping[str, Any], floors: Mapping[str, float]) -> float:
     """How far one epoch's metrics fall below the budget ``floors``: the largest relative
     deficit ``(MIN - value) / MIN`` over the floors, 0.0 when every metric keeps its minimum
@@ -91,7 +97,7 @@ def shortfall(row: Mapping[str, Any], floors: Mapping[str, float]) -> float:
         value = row.get(name)
         if not isinstance(value, (int, float)) or math.isnan(value):
             return math.inf
-        if value < low:
+        if below(value, low):
             worst = max(worst, (low - value) / low if low > 0 else math.inf)
     return worst
 

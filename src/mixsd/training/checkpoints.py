@@ -80,8 +80,10 @@ def should_stop(history: list[dict[str, Any]], *, metric: str = "memorization",
     (no epoch callback) never stop a run.
     """
     if floors and history:
+        from mixsd.evaluation.selection import below
+
         last = history[-1]
-        if any(isinstance(last.get(k), (int, float)) and last[k] < low
+        if any(isinstance(last.get(k), (int, float)) and below(last[k], low)
                for k, low in floors.items()):
             return True
     values = [row[metric] for row in history if isinstance(row.get(metric), (int, float))]
