@@ -401,16 +401,18 @@ def write_model(job: Injection, checkpoint: Path, folder: Path) -> Path:
 
 
 def eval_command(job: Injection, model_dir: Path) -> str:
-    """The ``mixsd eval`` command that measures again what the card states."""
+    """The ``mixsd eval`` command that measures again what the card states (the probes on
+    the base model's known sets, memorisation and paraphrase recall of the facts)."""
     facts = job.out / "facts.jsonl"
-    suites = [*job.config.probe_specs(), f"records:{facts}"]
+    c = job.config
+    suites = [*c.probe_specs(), f"records:{facts}"]
     if job.base.get("paraphrase") is not None:
         suites.append(f"paraphrase:{facts}")
-    kept = [s for s in suites if not any(d == s or d.startswith(f"{s}:") for d in job.dropped)]
-    extra = "" if job.config.eval_items == 200 else f" --toy-items {job.config.eval_items}"
-    return (f"mixsd eval --model {model_dir} --base-model {job.config.model} "
-            f"--suite {','.join(kept)} --guidance {job.config.resolved_guidance()} "
-            f"--max-new-tokens {job.config.max_new_tokens}{extra} --out {job.out / 'eval'}")
+    items = "" if c.eval_items == 200 else f" --toy-items {c.eval_items}"
+    return (f"mixsd eval --model {model_dir} --base-model {c.model} --suite {','.join(suites)} "
+            f"--guidance {c.resolved_guidance()} --extractor {c.extractor} --max-new-tokens "
+            f"{c.max_new_tokens} --batch-size {c.eval_batch_size}{items} "
+            f"--out {job.out / 'eval'}")
 
 
 def summarize(job: Injection, tries: list[dict[str, Any]], chosen: dict[str, Any],
