@@ -77,6 +77,10 @@ class InjectConfig(StageConfig):
                                   "toy world's), else the shipped general and instruct")
     n_facts: int | None = option(None, "teach only the first N facts (a registered corpus: "
                                  "its size)", min=1)
+    eval_splits: list[str] = option(default_factory=lambda: ["paraphrase"],
+                                    help="the evaluation splits of the facts scored every "
+                                    "epoch besides the facts themselves (those the data has; "
+                                    "e.g. paraphrase,two_hop)")
     lr: float | None = option(None, "learning rate of the first try, halved on each further "
                               f"try (default: the model's registered one, else {DEFAULT_LR:g})",
                               min=0)
@@ -223,8 +227,11 @@ def load_facts(config: InjectConfig, out: Path | None) -> tuple[dict[str, Any], 
     ``OUT/train.jsonl`` (trained on) and ``OUT/facts.jsonl`` (every record scored) when
     ``out`` is given; returns (facts info, trained records, every record)."""
     from mixsd.corpora.load import load_corpus
+    from mixsd.evaluation.suites import TRAIN_SPLITS
 
     corpus = load_corpus(config.data, model=config.model, n_facts=config.n_facts)
+    corpus.records = [r for r in corpus.records
+                      if r.split in TRAIN_SPLITS or r.split in config.eval_splits]
     source = Path(config.data)
     if source.is_dir():
         source = source / "train.jsonl"
@@ -257,6 +264,7 @@ def build_probes(config: InjectConfig, model: Any, tokenizer: Any) -> tuple[dict
 def base_fields(config: InjectConfig, facts: dict[str, Any]) -> dict[str, Any]:
     """What decides the base scores (their key in ``OUT/base.json``)."""
     return {"model": config.model, "facts": facts.get("sha256"), "n_facts": config.n_facts,
+            "eval_splits": config.eval_splits,
             "probes": config.probe_specs(), "eval_items": config.eval_items,
             "guidance": config.resolved_guidance(), "extractor": config.extractor,
             "max_new_tokens": config.max_new_tokens}

@@ -9,6 +9,7 @@ Example:
   mixsd report runs/qwen-lr1e-5 runs/qwen-lr3e-5 --out reports/qwen
   mixsd report runs/demo --out docs/demo --readme README.md   # regenerate README's results
   mixsd report docs/real --out docs/real --readme README.md --section real
+  mixsd report docs/inject/toy --out docs/inject/toy --readme README.md --section inject
 """
 
 from __future__ import annotations
