@@ -150,6 +150,35 @@ def test_an_impossible_budget_ends_with_the_best_model_found(setup, tmp_path, mo
     assert "Budget NOT met" in (out / "model" / "README.md").read_text()
 
 
+def test_a_killed_injection_resumes_where_it_stopped(setup, tmp_path, monkeypatch, capsys):
+    import mixsd.injection as injection
+
+    argv, _ = setup
+    curves = {"try-1": {1: (0.5, 0.8)}, "try-2": {1: (0.25, 0.95), 2: (0.25, 0.8)}}
+    _script(monkeypatch, curves)
+    calls = []
+    scripted = Injection.evaluator
+
+    def counting(self, samples_dir, *, against_base=True):
+        inner = scripted(self, samples_dir, against_base=against_base)
+        def call(model, tokenizer, epoch):
+            calls.append((Path(samples_dir).parent.name, epoch))
+            if calls[-1] == ("try-2", 2) and len(calls) == 4:
+                raise KeyboardInterrupt  # killed while evaluating try 2's second epoch
+            return inner(model, tokenizer, epoch)
+        return call
+    monkeypatch.setattr(Injection, "evaluator", counting)
+    out = tmp_path / "out"
+    assert main(argv(out, "--retain", "0.9", "--epochs", "3")) == 130
+    assert "re-run the same command to resume" in capsys.readouterr().err
+    assert main(argv(out, "--retain", "0.9", "--epochs", "3")) == 0
+    # base and try 1 are not evaluated again; try 2 resumes after its first epoch
+    assert calls == [("out", 0), ("try-1", 1), ("try-2", 1), ("try-2", 2), ("try-2", 2)]
+    summary = json.loads((out / "inject.json").read_text())
+    assert summary["budget_met"] and summary["selected"] == {"try": 2, "lr": 0.005, "epoch": 1}
+    assert injection.SUMMARY == "inject.json"
+
+
 def test_adapter_only_ships_the_adapter(setup, tmp_path, monkeypatch, capsys):
     argv, _ = setup
     _script(monkeypatch, {"try-1": {1: (0.25, 1.0), 2: (0.25, 1.0), 3: (0.25, 1.0)}})

@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> str:
 
     config = ReportConfig.from_args(args)
     html = write_report(config.results, config.out)
-    lines = [f"report: {html}", f"markdown: {html.with_name('report.md')}"]
+    lines = [f"report: {html}"]
+    if html.suffix == ".html":  # an injection's folder gets report.md alone
+        lines.append(f"markdown: {html.with_name('report.md')}")
     if config.readme:
         from mixsd.report.readme import update_readme
 
