@@ -17,7 +17,7 @@ and still does what it did. The recipe puts the library's stages together (metho
    (:func:`mixsd.evaluation.selection.budget_pick`). A try in which no epoch within the
    budget memorises more than the base model is followed by another at half the learning
    rate, at most ``--tries`` in all, each recorded. When none succeeds the best model found
-   is shipped and the summary says so.
+   (the epoch closest to the budget) is shipped and the summary says so.
 4. **A model to ship**: ``OUT/model/`` a plain Hugging Face folder (LoRA merged unless
    ``--adapter-only``) with its model card ``README.md``; ``OUT/report.md`` with the
    per-epoch curve and the facts not learned; ``OUT/inject.json`` everything measured.

@@ -106,13 +106,13 @@ def budget_pick(rows: Sequence[Mapping[str, Any]], floors: Mapping[str, float], 
                 metric: str = "memorization", floor: float | None = None) -> tuple[int, bool]:
     """The epoch to ship under a forgetting budget: ``(index, met)``.
 
-    ``met`` is True when some epoch is within the budget (:func:`shortfall` 0) and learned
-    something (``metric`` above ``floor``, the base model's memorisation): the index is then
-    the one with the highest ``metric`` among those (the first on ties: less training).
-    Otherwise it is the best model found: among the epochs that learned something the one
-    closest to the budget (least shortfall, then highest ``metric``); if none learned
-    anything, the least damaged one. One total order, so the best of several runs is the
-    best of each run's best."""
+    The epochs are ranked by :func:`shortfall` (least first: the budget comes first), then by
+    ``metric`` (highest first), then by position (earliest first: less training). ``met`` is
+    True when the first-ranked epoch is within the budget and learned something (``metric``
+    above ``floor``, the base model's memorisation): it is then the most memorised epoch
+    within the budget. Otherwise it is the best model found: the one closest to the budget
+    (the most memorised of those equally close), which may have learned nothing. One total
+    order, so the best of several runs is the best of each run's best."""
     if not rows:
         raise MixsdError("budget_pick needs at least one epoch")
     low = -math.inf if floor is None else floor
@@ -121,8 +121,8 @@ def budget_pick(rows: Sequence[Mapping[str, Any]], floors: Mapping[str, float], 
         value = rows[i].get(metric)
         value = -math.inf if not isinstance(value, (int, float)) or math.isnan(value) \
             else float(value)
-        return (value > low, -shortfall(rows[i], floors), value, -i)
+        return (-shortfall(rows[i], floors), value, -i)
 
     best = max(range(len(rows)), key=rank)
-    learned, deficit, _, _ = rank(best)
-    return best, bool(learned and deficit == 0)
+    deficit, value, _ = rank(best)
+    return best, bool(deficit == 0 and value > low)

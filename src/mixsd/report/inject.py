@@ -72,8 +72,8 @@ def _verdict(summary: dict[str, Any]) -> str:
                 "the budget.")
     return (f"**Budget NOT met**: no epoch of {len(summary['tries'])} tries kept every probe "
             f"at {100 * summary['retain']:g}% of the base model while memorising more than "
-            f"it; this is the best model found ({where}: the closest to the budget among the "
-            "epochs that learned something).")
+            f"it; this is the best model found ({where}: the epoch closest to the budget, "
+            "the most memorised of those equally close).")
 
 
 def provenance_lines(summary: dict[str, Any]) -> list[str]:

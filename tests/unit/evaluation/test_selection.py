@@ -85,11 +85,13 @@ def test_budget_pick_takes_the_most_memorised_epoch_within_the_budget():
     # epoch 3 memorises most but breaks the budget; epochs 2 and 4 tie within it: the first
     rows = _rows((0.1, 100, 100), (0.5, 95, 92), (0.8, 85, 95), (0.5, 91, 90))
     assert budget_pick(rows, FLOORS, floor=0.1) == (1, True)
-    # nothing within the budget learned more than the base (0.1): the closest that learned
+    # nothing within the budget learned more than the base (0.1): the closest to the budget
     rows = _rows((0.1, 100, 100), (0.5, 80, 95), (0.8, 60, 95))
-    assert budget_pick(rows, FLOORS, floor=0.1) == (1, False)
-    # nothing learned at all: the least damaged epoch
-    rows = _rows((0.08, 80, 99), (0.02, 99, 99), (0.01, 99, 99))
+    assert budget_pick(rows, FLOORS, floor=0.1) == (0, False)
+    # nothing within the budget: the least shortfall, then the most memorised
+    rows = _rows((0.5, 60, 99), (0.2, 85, 99), (0.3, 99, 85), (0.1, 85, 99))
+    assert budget_pick(rows, FLOORS, floor=0.1) == (2, False)
+    rows = _rows((0.5, 60, 99), (0.2, 85, 99), (0.1, 85, 99))
     assert budget_pick(rows, FLOORS, floor=0.1) == (1, False)
     with pytest.raises(MixsdError):
         budget_pick([], FLOORS)
