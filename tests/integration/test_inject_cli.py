@@ -77,6 +77,22 @@ def _weights(folder):
     return AutoModelForCausalLM.from_pretrained(folder).state_dict()
 
 
+def _loads_without_mixsd(folder):
+    """Plain transformers in a fresh process where ``import mixsd`` fails."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['mixsd'] = None\n"
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            f"m = AutoModelForCausalLM.from_pretrained({str(folder)!r})\n"
+            f"t = AutoTokenizer.from_pretrained({str(folder)!r})\n"
+            "print(type(m).__name__, len(t))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("LlamaForCausalLM")
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_the_most_memorised_epoch_within_the_budget_is_shipped(setup, tmp_path, monkeypatch,
                                                                 capsys, lora):
@@ -110,6 +126,7 @@ def test_the_most_memorised_epoch_within_the_budget_is_shipped(setup, tmp_path, 
     if not lora:
         expected = _weights(run / "epoch-2")
         assert all(torch.equal(shipped[k], expected[k]) for k in expected)
+        _loads_without_mixsd(model_dir)
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(model_dir)("where was alice born ?")["input_ids"]
