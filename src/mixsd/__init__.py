@@ -28,6 +28,8 @@ _LAZY = {
     "TargetsConfig": "mixsd.targets",
     "build_targets": "mixsd.targets",
     "run_targets": "mixsd.targets",
+    "inject": "mixsd.injection",
+    "InjectConfig": "mixsd.injection",
 }
 
 

@@ -35,6 +35,7 @@ COMMANDS = {
     "report": "Markdown/HTML report with plots from results.json files",
     "compare": "run every method on one corpus with identical evaluation and one report",
     "demo": "run `compare` on the embedded toy world model",
+    "inject": "teach a model new facts under a forgetting budget; ship it with a model card",
 }
 
 EPILOG = "Run `mixsd VERB --help` for a verb's options and an example."

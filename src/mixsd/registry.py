@@ -116,6 +116,7 @@ class ModelDefaults:
     suites: tuple[str, ...] = ()
     corpus: str | None = None  # the registered corpus ``mixsd compare`` injects by default
     text_source: str | None = None  # MEMIT's generic text (None: the model's generations)
+    lr: float | None = None  # the learning rate `mixsd inject` starts from (None: its own)
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,11 @@ def test_builtin_plugins_register_the_shipped_names():
     assert {"knowledge", "math", "toy", "toy-own"} <= set(r.guidance.names())
     assert {"toy", "smollm2"} <= set(r.models.names())
     assert ".gguf" in r.model_formats
-    assert {"toy", "general", "records", "math", "mcq", "lmeval"} <= set(r.suite_kinds.names())
+    assert {"toy", "general", "records", "math", "mcq", "lmeval", "known"} <= set(
+        r.suite_kinds.names())
     assert registry.default_model() == "toy"
     assert registry.model_defaults("toy") == ModelDefaults(
-        guidance="toy", suites=("toy",), corpus="toy", text_source="toy")
+        guidance="toy", suites=("toy",), corpus="toy", text_source="toy", lr=1e-3)
     assert registry.model_defaults("some/hub-model") == ModelDefaults()
     assert r.verbs.get("toy").module == "mixsd.toyworld.command"
 

@@ -9,6 +9,7 @@ Example:
   mixsd report runs/qwen-lr1e-5 runs/qwen-lr3e-5 --out reports/qwen
   mixsd report runs/demo --out docs/demo --readme README.md   # regenerate README's results
   mixsd report docs/real --out docs/real --readme README.md --section real
+  mixsd report docs/inject/toy --out docs/inject/toy --readme README.md --section inject
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def run(args: argparse.Namespace) -> str:
 
     config = ReportConfig.from_args(args)
     html = write_report(config.results, config.out)
-    lines = [f"report: {html}", f"markdown: {html.with_name('report.md')}"]
+    lines = [f"report: {html}"]
+    if html.suffix == ".html":  # an injection's folder gets report.md alone
+        lines.append(f"markdown: {html.with_name('report.md')}")
     if config.readme:
         from mixsd.report.readme import update_readme
 

@@ -7,17 +7,20 @@ had, so retention is measured on the items the BASE model answers correctly (its
 :meth:`KnownSetSuite.prepare` answers every item with the base model once (cached per base
 model in ``$MIXSD_HOME/cache/known_sets.json``, a :class:`~mixsd.evaluation.retention.JsonFileCache`), after which :meth:`~KnownSetSuite.evaluate`
 scores only the known items. The base model's accuracy on the whole suite is kept in
-:meth:`~KnownSetSuite.info` and reported beside the retention.
+:meth:`~KnownSetSuite.info` and reported beside the retention. :class:`KnownSet` holds any
+suite that lists its questions to its known set the same way (the suite kind
+``known:SPEC``, e.g. ``known:instruct``, ``known:toy``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mixsd.errors import MixsdError
 from mixsd.evaluation.qa import QAResult, QASuite
 from mixsd.records import KnowledgeRecord, read_records
 
@@ -35,35 +38,66 @@ def general_knowledge_records(categories: list[str] | None = None) -> list[Knowl
     return records
 
 
-@dataclass
-class KnownSetSuite:
-    """A :class:`QASuite` restricted, once prepared, to the items its base model knows.
+def _item_id(item: Any) -> str:
+    return str(item["id"] if isinstance(item, dict) else item.id)
 
-    Before :meth:`prepare` it scores every item (plain accuracy); after, only the known set,
-    so the base model scores 1.0 by construction and a trained model's score is the share of
-    the base model's knowledge it kept.
+
+def _item_field(suite: Any) -> str | None:
+    """The dataclass field holding a suite's questions (``records`` or ``items``), if any."""
+    names = {f.name for f in dataclasses.fields(suite)} if dataclasses.is_dataclass(suite) \
+        else set()
+    return next((n for n in ("records", "items") if n in names), None)
+
+
+def suite_items(suite: Any) -> list[Any]:
+    """Every question of a suite that lists them (records or items); ``[]`` otherwise."""
+    name = _item_field(suite)
+    return list(getattr(suite, name)) if name else []
+
+
+def subset(suite: Any, ids: Any) -> Any:
+    """A copy of ``suite`` holding only the questions whose id is in ``ids``."""
+    name = _item_field(suite)
+    if name is None:
+        raise MixsdError(f"suite {getattr(suite, 'name', suite)!r} lists no questions, so it "
+                         "cannot be held to a known set")
+    wanted = set(ids)
+    return dataclasses.replace(suite, **{name: [x for x in getattr(suite, name)
+                                                if _item_id(x) in wanted]})
+
+
+class KnownSet:
+    """A suite restricted, once prepared, to the items its base model gets right.
+
+    ``suite`` is any suite whose questions are a ``records`` or ``items`` field and whose
+    samples carry ``id`` and ``correct`` (QA, instruction, multiple-choice suites). Before
+    :meth:`prepare` it scores every item (plain accuracy); after, only the known set, so the
+    base model scores 1.0 by construction and a trained model's score is the share of the
+    base model's knowledge it kept.
     """
 
-    name: str
-    all_records: list[KnowledgeRecord]
-    extractor: str = "auto"
-    max_new_tokens: int = 24
-    guidance: str = "knowledge"
-    known_ids: list[str] | None = None
-    base_accuracy: float | None = None
-    _qa: QASuite = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._qa = self._suite(self.all_records)
-
-    def _suite(self, records: list[KnowledgeRecord]) -> QASuite:
-        return QASuite(self.name, records, extractor=self.extractor,
-                       max_new_tokens=self.max_new_tokens, guidance=self.guidance)
+    def __init__(self, name: str, suite: Any, known_ids: list[str] | None = None,
+                 base_accuracy: float | None = None):
+        if _item_field(suite) is None:
+            subset(suite, [])  # the one error of a suite that lists no questions
+        self.name = name
+        self.suite = suite
+        self.extractor = getattr(suite, "extractor", "auto")  # error buckets read it
+        self.known_ids = None if known_ids is None else list(known_ids)
+        self.base_accuracy = base_accuracy
+        self._scored = suite if known_ids is None else subset(suite, known_ids)
 
     @property
-    def records(self) -> list[KnowledgeRecord]:
+    def records(self) -> list[Any]:
         """The items scored now: the known set once prepared, else all of them."""
-        return self._qa.records
+        return suite_items(self._scored)
+
+    @property
+    def prompts(self) -> list[str]:
+        """The questions scored now (held-out drift prompts)."""
+        found = getattr(self._scored, "prompts", None)
+        return list(found) if found is not None else [
+            getattr(r, "prompt", None) or r["prompt"] for r in self.records]
 
     @property
     def prepared(self) -> bool:
@@ -71,43 +105,58 @@ class KnownSetSuite:
 
     def fingerprint(self) -> str:
         """Changes with the items, the scoring, and (once prepared) the known set."""
-        base = self._suite(self.all_records).fingerprint()
+        from mixsd.evaluation.suites import suite_fingerprint
+
         known = "" if self.known_ids is None else ",".join(self.known_ids)
-        return hashlib.sha256(f"{base}|{known}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{suite_fingerprint(self.suite)}|{known}".encode()
+                              ).hexdigest()[:16]
 
     def reference_pairs(self) -> list[tuple[str, str]]:
-        return self._qa.reference_pairs()
+        return self._scored.reference_pairs()
 
     def info(self) -> dict[str, Any]:
         """What the report shows beside the retention: base accuracy and known-set size."""
-        return {"items": len(self.all_records), "known": len(self.records),
+        return {"items": len(suite_items(self.suite)), "known": len(self.records),
                 "base_accuracy": self.base_accuracy}
 
     def prepare(self, base_model: Any, tokenizer: Any, *, model_fingerprint: str,
-                batch_size: int = 32, cache_dir: str | Path | None = None) -> KnownSetSuite:
+                batch_size: int = 32, cache_dir: str | Path | None = None) -> KnownSet:
         """Find the known set of ``base_model`` (cached under ``model_fingerprint``)."""
         from mixsd.evaluation.retention import JsonFileCache
+        from mixsd.evaluation.suites import suite_fingerprint
 
         cache = JsonFileCache(KNOWN_CACHE, cache_dir)
-        key = f"{model_fingerprint}|{self._suite(self.all_records).fingerprint()}"
+        key = f"{model_fingerprint}|{suite_fingerprint(self.suite)}"
         entry = cache.get(key)
         if entry is None:
-            result = self._suite(self.all_records).evaluate(base_model, tokenizer,
-                                                            batch_size=batch_size)
+            result = self.suite.evaluate(base_model, tokenizer, batch_size=batch_size)
             entry = {"suite": self.name, "known_ids": [s["id"] for s in result.samples
                                                        if s["correct"]],
                      "base_accuracy": float(result.score)}
             cache.put(key, entry)
         self.known_ids = list(entry["known_ids"])
         self.base_accuracy = float(entry["base_accuracy"])
-        wanted = set(self.known_ids)
-        self._qa = self._suite([r for r in self.all_records if r.id in wanted])
+        self._scored = subset(self.suite, self.known_ids)
         return self
 
     def evaluate(self, model: Any, tokenizer: Any, *, batch_size: int = 32) -> QAResult:
-        if not self._qa.records:  # a base model that knows nothing: no retention to measure
+        if not self.records:  # a base model that knows nothing: no retention to measure
             return QAResult(name=self.name, score=0.0, n=0, samples=[])
-        return self._qa.evaluate(model, tokenizer, batch_size=batch_size)
+        return self._scored.evaluate(model, tokenizer, batch_size=batch_size)
+
+
+class KnownSetSuite(KnownSet):
+    """The known set of a :class:`QASuite` of ``all_records`` (the ``general`` suite)."""
+
+    def __init__(self, name: str, all_records: list[KnowledgeRecord], extractor: str = "auto",
+                 max_new_tokens: int = 24, guidance: str = "knowledge",
+                 known_ids: list[str] | None = None, base_accuracy: float | None = None):
+        self.all_records = list(all_records)
+        self.max_new_tokens = max_new_tokens
+        self.guidance = guidance
+        super().__init__(name, QASuite(name, self.all_records, extractor=extractor,
+                                       max_new_tokens=max_new_tokens, guidance=guidance),
+                         known_ids, base_accuracy)
 
 
 def general_suite(name: str = "general", *, categories: list[str] | None = None,

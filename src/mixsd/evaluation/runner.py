@@ -28,7 +28,8 @@ class EvalConfig(StageConfig):
                               help="suites, comma-separated: general[:N], instruct, math:F.jsonl, "
                               "mcq:F.jsonl, lmeval:TASK, records:F.jsonl[@SPLIT], "
                               "paraphrase:F.jsonl, or a plug-in's kind (the toy world's: toy, "
-                              "toy:NAME)")
+                              "toy:NAME); known:SPEC scores SPEC on the known set of "
+                              "--base-model (the items it gets right)")
     base_model: str | None = option(None, "also report each score as %% of this base model's "
                                     "(base scores are cached)")
     batch_size: int = option(32, "prompts per forward pass", min=1)

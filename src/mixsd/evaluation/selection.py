@@ -1,14 +1,18 @@
 """Checkpoint selection: the "first peak" of training accuracy across epochs (method.md).
 
-The first peak is the first new running maximum that the next epoch does not exceed.
+The first peak is the first new running maximum that the next epoch does not exceed. Under
+a forgetting budget (``mixsd inject``, method.md "Beyond the paper") the rule is another:
+the highest memorisation among the epochs whose probes all keep their minimum
+(:func:`budget_pick`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from mixsd.errors import MixsdError
+from mixsd.errors import ConfigError, MixsdError
 
 
 def first_peak(values: Sequence[float | None], floor: float | None = None) -> int:
@@ -57,3 +61,68 @@ def best_epoch(values: Sequence[float | None]) -> int:
     clean = [-math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
              for v in values]
     return clean.index(max(clean))
+
+
+# -- selection under a forgetting budget (``mixsd inject``) ---------------------------------
+def metric_floors(items: Sequence[str], *, flag: str = "--stop-floor") -> dict[str, float]:
+    """``["retained/general=95", ...]`` -> ``{"retained/general": 95.0, ...}``: the minimum
+    each named epoch metric must keep (the budget). The metric name is everything before the
+    last ``=`` (suite names may hold ``:``)."""
+    floors: dict[str, float] = {}
+    for item in items:
+        name, sep, value = str(item).rpartition("=")
+        try:
+            floors[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"expected METRIC=MIN (e.g. retained/general=95), got {item!r} "
+                              f"(flag {flag})")
+    return floors
+
+
+def below(value: float, low: float) -> bool:
+    """Whether ``value`` falls below the minimum ``low`` (beyond float rounding: a retention
+    of 100 * 0.29 / 1.0 keeps a minimum of 29)."""
+    return value < low - 1e-9 * max(1.0, abs(low))
+
+
+def shortfall(row: Mapping[str, Any], floors: Mapping[str, float]) -> float:
+    """How far one epoch's metrics fall below the budget ``floors``: the largest relative
+    deficit ``(MIN - value) / MIN`` over the floors, 0.0 when every metric keeps its minimum
+    (within the budget), infinity when a metric is missing (not measured: not known to be
+    within it)."""
+    worst = 0.0
+    for name, low in floors.items():
+        value = row.get(name)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return math.inf
+        if below(value, low):
+            worst = max(worst, (low - value) / low if low > 0 else math.inf)
+    return worst
+
+
+def budget_pick(rows: Sequence[Mapping[str, Any]], floors: Mapping[str, float], *,
+                metric: str = "memorization", floor: float | None = None) -> tuple[int, bool]:
+    """The epoch to ship under a forgetting budget: ``(index, met)``.
+
+    The epochs are ranked by :func:`shortfall` (least first: the budget comes first), then by
+    ``metric`` (highest first), then by position (earliest first: less training). ``met`` is
+    True when the first-ranked epoch is within the budget and learned something (``metric``
+    above ``floor``, the base model's memorisation): it is then the most memorised epoch
+    within the budget. Otherwise it is the best model found: the one closest to the budget
+    (the most memorised of those equally close), which may have learned nothing. One total
+    order, so the best of several runs is the best of each run's best."""
+    if not rows:
+        raise MixsdError("budget_pick needs at least one epoch")
+    low = -math.inf if floor is None else floor
+
+    def rank(i: int) -> tuple:
+        value = rows[i].get(metric)
+        value = -math.inf if not isinstance(value, (int, float)) or math.isnan(value) \
+            else float(value)
+        return (-shortfall(rows[i], floors), value, -i)
+
+    best = max(range(len(rows)), key=rank)
+    deficit, value, _ = rank(best)
+    return best, bool(deficit == 0 and value > low)

@@ -22,6 +22,10 @@ world's probes, ``mixsd.toyworld.plugin``):
                               ``SPLIT.jsonl`` is read
 ``paraphrase:PATH``           each train record's ``paraphrases`` asked with its answer key
                               (or the records of split ``paraphrase``)
+``known:SPEC``                any of these (or a plug-in's) scored on the base model's KNOWN
+                              set, the items it gets right (``known:instruct``,
+                              ``known:toy``; :class:`mixsd.evaluation.general.KnownSet`);
+                              each suite is named ``known:NAME``
 ============================  ===============================================================
 
 2-hop and retrieval splits of a corpus are ``records:CORPUS_DIR@two_hop`` or
@@ -195,6 +199,23 @@ def _general(spec: str, rest: str, opts: dict) -> dict[str, Any]:
                                 guidance=opts.get("guidance", "knowledge"))}
 
 
+def _known(spec: str, rest: str, opts: dict) -> dict[str, Any]:
+    from mixsd.evaluation.general import KnownSet
+
+    found = {}
+    for name, suite in get_suites([rest], **opts).items():
+        whole = suite.suite if isinstance(suite, KnownSet) else suite  # known:general
+        found[f"known:{name}"] = KnownSet(f"known:{name}", whole)
+    return found
+
+
+def _check_known(spec: str, rest: str, flag: str) -> None:
+    if not rest:
+        raise ConfigError(f"suite 'known:' needs a suite: known:SPEC (e.g. known:instruct) "
+                          f"(flag {flag})")
+    check_suites([rest], flag=flag)
+
+
 def _instruct(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     from mixsd.evaluation.instruct import instruction_suite
 
@@ -226,6 +247,7 @@ def register(r: Registries) -> None:
                         ("paraphrase", _paraphrase)):
         usage = name if name in ("general", "instruct") else name + ":..."
         r.suite_kinds.register(name, SuiteKind(build, _check_builtin, usage))
+    r.suite_kinds.register("known", SuiteKind(_known, _check_known, "known:..."))
 
 
 def check_suites(names: str | Iterable[str], *, flag: str = "--suite") -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,15 @@ def render_html(tables: Sequence[Table], figures: Sequence[tuple[str, Path]],
 
 def write_report(results_paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Write the plots, ``report.md`` and the self-contained ``report.html``; return the
-    HTML page's path. ``results_paths`` are results.json files or folders holding one."""
+    HTML page's path. ``results_paths`` are results.json files or folders holding one; a
+    folder written by ``mixsd inject`` gets its ``report.md`` (returned), plot and model card
+    (``model-card.md``) again."""
+    from mixsd.report.inject import SUMMARY, is_injection, model_card, write_inject_report
+
+    if len(results_paths) == 1 and is_injection(results_paths[0]):  # `mixsd inject`'s folder
+        summary = json.loads((Path(results_paths[0]) / SUMMARY).read_text(encoding="utf-8"))
+        atomic_write_text(Path(out_dir) / "model-card.md", model_card(summary))
+        return write_inject_report(summary, out_dir)
     results, sources = _load(results_paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ class ReportConfig(StageConfig):
 
     results: list[str] = option(default_factory=list, positional=True, nargs="+",
                                 metavar="RUN_DIR", help="folders holding results.json (or "
-                                "results.json files)")
+                                "results.json files), or one folder written by `mixsd inject` "
+                                "(its report.md and README section)")
     out: str = option("", "folder to write the report", metavar="DIR")
     readme: str | None = option(None, "also rewrite the results section of this Markdown file "
                                 "(between <!-- results:start --> and <!-- results:end -->) "

@@ -221,3 +221,48 @@ def rounds_plot(results: dict[str, Any], path: Path) -> Path:
     axes[0][0].set_ylabel("%")
     axes[0][0].legend(fontsize=7)
     return _save(fig, path)
+
+
+def inject_plot(summary: dict[str, Any], path: Path) -> Path:
+    """``mixsd inject``'s per-epoch curve, one column per try: memorisation and paraphrase
+    recall of the facts (top, the base model's memorisation grey) and each probe's retention
+    with the budget line (bottom); the shipped epoch circled."""
+    plt = _pyplot()
+    tries = summary["tries"]
+    last = max(int(r["epoch"]) for t in tries for r in t["epochs"])
+    fig, axes = plt.subplots(2, len(tries), figsize=(4.2 * len(tries) + 1.5, 6.4),
+                             squeeze=False, sharey="row")
+    chosen, base = summary["selected"], summary["base"].get("memorization")
+    for column, attempt in enumerate(tries):
+        top, bottom, rows = axes[0][column], axes[1][column], attempt["epochs"]
+        for key, name, color in (("memorization", "memorisation", "C0"),
+                                 ("paraphrase", "paraphrase", "C1")):
+            pts = [(r["epoch"], 100 * r[key]) for r in rows if r.get(key) is not None]
+            if pts:
+                top.plot(*zip(*pts), marker="o", markersize=4, color=color, label=name)
+        if base is not None:
+            top.axhline(100 * base, color="grey", linewidth=0.8, label="base memorisation")
+        for p, probe in enumerate(summary["probes"]):
+            pts = [(r["epoch"], r[f"retained/{probe}"]) for r in rows
+                   if r.get(f"retained/{probe}") is not None]
+            if pts:
+                bottom.plot(*zip(*pts), marker="o", markersize=4, color=f"C{(p + 2) % 10}",
+                            label=probe)
+        bottom.axhline(100 * summary["retain"], color="red", linewidth=1,
+                       label=f"budget {100 * summary['retain']:g}%")
+        if attempt["try"] == chosen["try"]:
+            row = next(r for r in rows if r["epoch"] == chosen["epoch"])
+            if row.get("memorization") is not None:
+                top.scatter([row["epoch"]], [100 * row["memorization"]], s=140,
+                            facecolors="none", edgecolors="k", label="shipped epoch")
+        top.set_title(f"try {attempt['try']}: lr {attempt['lr']:g}")
+        for ax in (top, bottom):
+            ax.set_xlim(0.5, last + 0.5)
+            ax.set_xticks(range(1, last + 1))
+            ax.grid(alpha=0.3)
+        bottom.set_xlabel("epoch")
+    axes[0][0].set_ylabel("the facts (%)")
+    axes[1][0].set_ylabel("probe retained (% of base)")
+    axes[0][-1].legend(fontsize=7)
+    axes[1][-1].legend(fontsize=7)
+    return _save(fig, path)

@@ -4,7 +4,8 @@
 markers ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` (NAME ``results`` by default: the toy
 demo; ``real``: the SmolLM2 comparison) with the base-model, known-set, targets and runs
 tables, training lengths, retention at equal memorisation, the cost, the frontier plot and
-the command that made them.
+the command that made them. A folder written by ``mixsd inject`` (``docs/inject``) gives
+its own section (:func:`mixsd.report.inject.inject_section`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from mixsd.errors import MixsdError
 from mixsd.evaluation.results import group_runs, read_results
 from mixsd.io import atomic_write_text
+from mixsd.report.inject import inject_section, is_injection
 from mixsd.report.tables import (
     base_table,
     cost_line,
@@ -45,6 +47,8 @@ def results_section(results_path: str | Path, report_dir: str | Path, readme_dir
                     command: str, section: str = SECTION) -> str:
     """Markdown of a results section (tables and the frontier plot, linked relatively)."""
     start, end = markers(section)
+    if is_injection(results_path):  # a folder written by `mixsd inject`
+        return "\n".join([start, "", *inject_section(results_path, command, readme_dir), end])
     results = read_results(results_path)
     runs = results["runs"]
     source = Path(results_path).parent.name if Path(results_path).is_file() else Path(

@@ -9,7 +9,7 @@
   ``toy_seed``);
 * the corpus ``toy`` (facts about new entities, made for the toy model only);
 * the toy model's defaults: guidance ``toy``, suites ``toy``, corpus ``toy``, MEMIT text
-  source ``toy``;
+  source ``toy``, learning rate 1e-3 (``mixsd inject``);
 * the MEMIT text source ``toy`` (documents of the world) and the verb ``mixsd toy``.
 """
 
@@ -82,8 +82,9 @@ def register(r: Registries) -> None:
     r.guidance.register(TOY_OWN_GUIDANCE.name, TOY_OWN_GUIDANCE)
     r.suite_kinds.register(NAME, SuiteKind(build_suites, check_suite, usage=NAME))
     r.corpora.register(NAME, CorpusSource(corpus_records, model=NAME))
+    # lr 1e-3: the toy model's calibrated rate (docs/demo/calibration.md)
     r.model_defaults.register(NAME, ModelDefaults(guidance=TOY_GUIDANCE.name, suites=(NAME,),
-                                                  corpus=NAME, text_source=NAME))
+                                                  corpus=NAME, text_source=NAME, lr=1e-3))
     r.text_sources.register(NAME, TextSource(_texts, _prefixes))
     r.verbs.register(NAME, Verb("mixsd.toyworld.command",
                                 "build or inspect the embedded toy world base model"))

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +81,24 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def should_stop(history: list[dict[str, Any]], *, metric: str = "memorization",
-                patience: int = 0, at: float | None = None, above: float = 0.0) -> bool:
+                patience: int = 0, at: float | None = None, above: float = 0.0,
+                floors: Mapping[str, float] | None = None) -> bool:
     """Early stop on a plateau: True once ``metric`` reached ``at``, or once the last
-    ``patience`` epochs did not exceed the best value before them (``patience`` 0 = never).
+    ``patience`` epochs did not exceed the best value before them (``patience`` 0 = never),
+    or once the last epoch let one of the ``floors`` metrics fall below its minimum (a
+    forgetting budget, ``{"retained/general": 95.0}``).
 
     The plateau rule waits until the metric has risen above ``above`` (the base model's
     level): a slow start flat at the base level is not a plateau. Epochs without the metric
     (no epoch callback) never stop a run.
     """
+    if floors and history:
+        from mixsd.evaluation.selection import below
+
+        last = history[-1]
+        if any(isinstance(last.get(k), (int, float)) and below(last[k], low)
+               for k, low in floors.items()):
+            return True
     values = [row[metric] for row in history if isinstance(row.get(metric), (int, float))]
     if not values:
         return False

@@ -66,6 +66,11 @@ class TrainConfig(StageConfig):
                                "value (the base model's level)")
     stop_metric: str = option("memorization", "epoch metric that stop_patience and stop_at "
                               "watch (a key of metrics.jsonl)")
+    stop_floor: list[str] = option(
+        default_factory=list, later=True,
+        help="a forgetting budget, METRIC=MIN (e.g. retained/general=95): stop once an "
+        "epoch's METRIC falls below MIN, and select the epoch with the highest stop_metric "
+        "among those that keep every minimum (as `mixsd inject` does)")
     keep: str = option(DEFAULT_KEEP, KEEP_HELP)
     dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "
                         "bfloat16: pure bf16 weights; float32: fp32 throughout",
@@ -90,8 +95,15 @@ class TrainConfig(StageConfig):
         super().validate()
         KeepPolicy.parse(self.keep)
         check_guidance(self.guidance)
+        self.floors()
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
+
+    def floors(self) -> dict[str, float]:
+        """``stop_floor`` as ``{metric: minimum}`` (validated)."""
+        from mixsd.evaluation.selection import metric_floors
+
+        return metric_floors(self.stop_floor)
 
     def check_complete(self) -> None:
         """Check the fields a run needs (left empty by default so YAML can supply them)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,14 +68,20 @@ class KeepPolicy:
 
 
 def selected_epoch(metrics: Sequence[dict[str, Any]], metric: str = "memorization",
-                   floor: float | None = None) -> int | None:
+                   floor: float | None = None,
+                   floors: Mapping[str, float] | None = None) -> int | None:
     """The epoch checkpoint selection picks from ``metrics`` rows (the first peak of
-    ``metric`` above ``floor``), or None when no row has the metric (no evaluation)."""
-    from mixsd.evaluation.selection import first_peak
+    ``metric`` above ``floor``; under a forgetting budget ``floors``, the highest ``metric``
+    within it, :func:`mixsd.evaluation.selection.budget_pick`), or None when no row has the
+    metric (no evaluation)."""
+    from mixsd.evaluation.selection import budget_pick, first_peak
 
     if not any(isinstance(row.get(metric), (int, float)) for row in metrics):
         return None
-    index = first_peak([row.get(metric) for row in metrics], floor=floor)
+    if floors:
+        index = budget_pick(metrics, floors, metric=metric, floor=floor)[0]
+    else:
+        index = first_peak([row.get(metric) for row in metrics], floor=floor)
     return int(metrics[index].get("epoch", index + 1))
 
 
@@ -107,11 +113,13 @@ def _drop_training_state(checkpoint: Path) -> None:
 
 def apply_keep(checkpoints: Sequence[Path], metrics: Sequence[dict[str, Any]],
                policy: KeepPolicy, *, metric: str = "memorization", floor: float | None = None,
-               complete: bool = False) -> list[Path]:
+               complete: bool = False, floors: Mapping[str, float] | None = None
+               ) -> list[Path]:
     """Prune ``checkpoints`` (complete ``epoch-<k>/`` folders, by epoch) to ``policy``;
     return the folders turned into stubs now."""
     epochs = [int(p.name.split("-")[1]) for p in checkpoints]
-    kept = policy.kept(epochs, selected_epoch(metrics, metric, floor), training=not complete)
+    kept = policy.kept(epochs, selected_epoch(metrics, metric, floor, floors),
+                       training=not complete)
     pruned = []
     for epoch, path in zip(epochs, checkpoints, strict=True):
         # A stub still holding files was cut short (a kill mid-prune): finish it.

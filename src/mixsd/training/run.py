@@ -223,7 +223,7 @@ def _stopper(config: TrainConfig) -> Any:
     """The early-stop rule of ``config`` as ``history -> bool`` (see :func:`should_stop`)."""
     return functools.partial(should_stop, metric=config.stop_metric,
                              patience=config.stop_patience, at=config.stop_at,
-                             above=config.stop_above)
+                             above=config.stop_above, floors=config.floors())
 
 
 def warmup_steps(config: TrainConfig, n_examples: int, world_size: int = 1) -> int:
@@ -241,11 +241,12 @@ def warmup_steps(config: TrainConfig, n_examples: int, world_size: int = 1) -> i
 
 def prune_checkpoints(config: TrainConfig, *, complete: bool) -> list[Path]:
     """Apply ``config.keep`` to the run's checkpoints (see :mod:`mixsd.training.keep`); the
-    selected epoch is the first peak of ``stop_metric`` above ``stop_above``."""
+    selected epoch is the first peak of ``stop_metric`` above ``stop_above`` (under a
+    ``stop_floor`` budget: the highest within it)."""
     run_dir = Path(config.out)
     return apply_keep(complete_checkpoints(run_dir), read_metrics(run_dir),
                       KeepPolicy.parse(config.keep), metric=config.stop_metric,
-                      floor=config.stop_above, complete=complete)
+                      floor=config.stop_above, complete=complete, floors=config.floors())
 
 
 def _train(trainer: Any, run_dir: Path, resume: str | None,

@@ -159,3 +159,28 @@ def test_registry_builds_both_suites_and_runs_them_on_a_tiny_model(tiny_tok, tin
     assert isinstance(mine, KnownSetSuite) and len(mine.records) == 1
     with pytest.raises(ConfigError, match="unknown suite"):
         get_suites("generl")
+
+
+def test_known_kind_holds_any_listing_suite_to_its_known_set(monkeypatch, tiny_tok, tmp_path):
+    probe = tmp_path / "p.jsonl"
+    probe.write_text('{"id": "a", "prompt": "alice one word", "check": "one_word"}\n'
+                     '{"id": "b", "prompt": "bob one word", "check": "one_word"}\n'
+                     '{"id": "c", "prompt": "carol one word", "check": "one_word"}\n')
+    _script(monkeypatch)
+    suites = get_suites(f"known:instruct:{probe}")
+    (name, suite), = suites.items()
+    assert name == f"known:instruct:{probe}" and len(suite.records) == 3
+    base = ScriptedModel({"alice": "paris", "bob": "oslo", "carol": "the city"})
+    suite.prepare(base, tiny_tok, model_fingerprint="b", cache_dir=tmp_path)
+    assert suite.known_ids == ["a", "b"] and suite.prompts == ["alice one word", "bob one word"]
+    assert suite.info() == {"items": 3, "known": 2, "base_accuracy": pytest.approx(2 / 3)}
+    after = ScriptedModel({"alice": "paris", "bob": "the city", "carol": "lima"})
+    assert suite.evaluate(after, tiny_tok).score == 0.5  # carol is not counted
+    # known:general is the general suite's own known set (same cache entry, same score)
+    general = get_suites("known:general:8")["known:general:8"]
+    plain = get_suites("general:8")["general:8"]
+    assert general.fingerprint() == plain.fingerprint()
+    with pytest.raises(ConfigError, match="known:SPEC"):
+        get_suites("known:")
+    with pytest.raises(ConfigError, match="unknown suite"):
+        get_suites("known:nothing")

@@ -26,6 +26,14 @@ def test_should_stop(values, patience, at, stop):
     assert should_stop(_h(*values), patience=patience, at=at) is stop
 
 
+def test_a_probe_below_its_floor_stops_at_once():
+    rows = [{"epoch": 1, "memorization": 0.2, "retained/a": 97.0},
+            {"epoch": 2, "memorization": 0.4, "retained/a": 89.0}]
+    assert should_stop(rows, floors={"retained/a": 90.0})
+    assert not should_stop(rows[:1], floors={"retained/a": 90.0})
+    assert not should_stop(rows, floors={"retained/b": 90.0})  # not measured: no stop
+
+
 def test_epochs_without_the_metric_never_stop():
     assert not should_stop([{"epoch": 1, "train_loss": 2.0}], patience=1, at=0.0)
 

@@ -51,6 +51,13 @@ def test_selected_epoch_is_the_first_peak_above_the_floor():
     assert selected_epoch([{"epoch": 1}, {"epoch": 2}]) is None  # nothing evaluated
 
 
+def test_selected_epoch_under_a_budget_is_the_most_memorised_within_it():
+    rows = [{"epoch": 1, "memorization": 0.3, "retained/a": 98.0},
+            {"epoch": 2, "memorization": 0.6, "retained/a": 93.0},
+            {"epoch": 3, "memorization": 0.9, "retained/a": 70.0}]
+    assert selected_epoch(rows, floor=0.1, floors={"retained/a": 90.0}) == 2
+
+
 def test_selected_and_last_during_and_after_training(tmp_path):
     ckpts, metrics = _run(tmp_path, [0.1, 0.5, 0.4, 0.6])
     policy = KeepPolicy.parse("selected,last")
