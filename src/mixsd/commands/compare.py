@@ -2,7 +2,9 @@
 
 Stages: targets -> training with per-epoch evaluation -> first-peak selection and
 equal-memorisation comparison -> target NLL and Fisher displacement -> results.json ->
-report. Every stage's artifact under --out is reused, so re-running resumes a killed run.
+report. Every stage's artifact under --out is reused, so re-running resumes a killed run;
+a comparison made with other values is refused unless --overwrite (the old one is kept whole
+in .OUT.replaced until the new one completes). One process writes --out at a time.
 
 Methods: sft (NLL on y*), sd0 (lambda = 0, offline self-distillation), mixsd:LAMBDA, opsd
 (on-policy self-distillation), memit (locate-and-edit: one MEMIT edit of the base model, one

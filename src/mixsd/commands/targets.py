@@ -10,7 +10,9 @@ span also keeps the expert while it copies y*; --verify-entities and --verify-ro
 add stricter checks (see the README's "Mixing rules"). Output: one JSONL line per record (the
 record plus `target` and `meta`) in the folder OUT: OUT/targets.jsonl (streamed to
 OUT/targets.jsonl.partial), OUT/config.yaml and OUT/run.json (the summary); re-run the same
-command to resume, --overwrite to start again. An OUT ending in .jsonl is refused: targets
+command to resume, --overwrite to start again (built beside OUT in .OUT.overwrite and renamed
+over it when complete: killed, OUT keeps its old targets; the same command resumes). One
+process writes OUT at a time: a second one is refused, naming the first. An OUT ending in .jsonl is refused: targets
 are a folder (a single targets file made before stays readable by train and analyze). Under `accelerate launch --multi_gpu -m mixsd targets`
 or `torchrun -m mixsd targets` every process takes a share (records i % N == rank) and the
 main process merges them in input order; the file equals a one-process run. A process that
