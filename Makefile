@@ -53,6 +53,13 @@ inject-toy: install
 	cp $(INJECT_TOY)/inject.json docs/inject/toy/inject.json
 	cp $(INJECT_TOY)/eval/scores.json docs/inject/toy/eval/scores.json
 	$(MAKE) inject-readme
+	# the same budget with targets in the model's own words, and with LoRA
+	$(VENV)/bin/mixsd inject --model toy --data toy --n-facts 100 --retain 0.9 --guidance toy-own \
+	    --out $(INJECT_TOY)-own
+	$(VENV)/bin/mixsd inject --model toy --data toy --n-facts 100 --retain 0.9 --lora \
+	    --out $(INJECT_TOY)-lora
+	for v in own lora; do mkdir -p docs/inject/toy-$$v && cp $(INJECT_TOY)-$$v/inject.json \
+	    docs/inject/toy-$$v/ && $(VENV)/bin/mixsd report docs/inject/toy-$$v --out docs/inject/toy-$$v; done
 
 inject-readme: install
 	$(VENV)/bin/mixsd report docs/inject/toy --out docs/inject/toy --readme README.md --section inject

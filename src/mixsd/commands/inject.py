@@ -84,8 +84,8 @@ def summary_text(summary: dict[str, Any]) -> str:
         verdict = (f"{head}budget NOT met: no epoch of {len(summary['tries'])} tries kept "
                    f"every probe at >= {100 * c['retain']:g}% of the base while memorising "
                    f"more than it; wrote the best model found (try {sel['try']} lr "
-                   f"{sel['lr']:g}, epoch {sel['epoch']}: {learned}); a lower --retain or "
-                   "--lora may meet it")
+                   f"{sel['lr']:g}, epoch {sel['epoch']}: {learned}); a lower --retain"
+                   f"{'' if c['lora'] else ' or --lora'} may meet it")
     out = c["out"]
     return "\n".join([verdict, "", kept_table(summary).to_text(), "",
                       f"model:  {out}/model (card: {out}/model/README.md)",

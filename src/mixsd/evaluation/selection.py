@@ -102,12 +102,26 @@ def shortfall(row: Mapping[str, Any], floors: Mapping[str, float]) -> float:
     return worst
 
 
+def headroom(row: Mapping[str, Any], floors: Mapping[str, float]) -> float:
+    """How far one epoch's worst metric stays above its minimum, relative to it
+    (``(value - MIN) / MIN``, the smallest over the floors; minus infinity when a metric is
+    missing): among equally memorised epochs, the least damaged one."""
+    worst = math.inf
+    for name, low in floors.items():
+        value = row.get(name)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return -math.inf
+        worst = min(worst, (value - low) / low if low > 0 else float(value))
+    return worst
+
+
 def budget_pick(rows: Sequence[Mapping[str, Any]], floors: Mapping[str, float], *,
                 metric: str = "memorization", floor: float | None = None) -> tuple[int, bool]:
     """The epoch to ship under a forgetting budget: ``(index, met)``.
 
     The epochs are ranked by :func:`shortfall` (least first: the budget comes first), then by
-    ``metric`` (highest first), then by position (earliest first: less training). ``met`` is
+    ``metric`` (highest first), then by :func:`headroom` (the least damaged), then by
+    position (earliest first). ``met`` is
     True when the first-ranked epoch is within the budget and learned something (``metric``
     above ``floor``, the base model's memorisation): it is then the most memorised epoch
     within the budget. Otherwise it is the best model found: the one closest to the budget
@@ -121,8 +135,8 @@ def budget_pick(rows: Sequence[Mapping[str, Any]], floors: Mapping[str, float], 
         value = rows[i].get(metric)
         value = -math.inf if not isinstance(value, (int, float)) or math.isnan(value) \
             else float(value)
-        return (-shortfall(rows[i], floors), value, -i)
+        return (-shortfall(rows[i], floors), value, headroom(rows[i], floors), -i)
 
     best = max(range(len(rows)), key=rank)
-    deficit, value, _ = rank(best)
+    deficit, value, _, _ = rank(best)
     return best, bool(deficit == 0 and value > low)

@@ -93,5 +93,8 @@ def test_budget_pick_takes_the_most_memorised_epoch_within_the_budget():
     assert budget_pick(rows, FLOORS, floor=0.1) == (2, False)
     rows = _rows((0.5, 60, 99), (0.2, 85, 99), (0.1, 85, 99))
     assert budget_pick(rows, FLOORS, floor=0.1) == (1, False)
+    # equally memorised within the budget (nothing learned): the least damaged
+    rows = _rows((0.1, 95, 91), (0.1, 99, 99), (0.1, 99, 99))
+    assert budget_pick(rows, FLOORS, floor=0.1) == (1, False)
     with pytest.raises(MixsdError):
         budget_pick([], FLOORS)
