@@ -393,8 +393,9 @@ def plan(config: InjectConfig) -> dict[str, Any]:
                         guidance=config.resolved_guidance(), extractor=config.extractor)
     probes = {name: len(suite_items(getattr(s, "suite", s))) for name, s in suites.items()}
     forward_s, token_s = timed_passes(config, model, tokenizer, train)
-    # Generated answers of one evaluation: memorisation, paraphrases, the probes' items.
-    answers = len(train) + facts["paraphrases"] + sum(probes.values())
+    # Generated answers of one evaluation: every record scored (the facts and their eval
+    # splits), the facts' paraphrases, the probes' items.
+    answers = len(records) + facts["paraphrases"] + sum(probes.values())
     gen_batches = math.ceil(answers / config.eval_batch_size)
     eval_s = gen_batches * config.max_new_tokens * token_s
     epoch_s = 3 * forward_s * math.ceil(len(train) / config.batch_size) + eval_s
