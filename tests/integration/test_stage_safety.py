@@ -34,6 +34,16 @@ def model_dir(tmp_path_factory):
     return save_tiny(tmp_path_factory.mktemp("tiny") / "llama", tiny_llama(tok), tok)
 
 
+
+def _second_while_stopped(first, args):
+    """Run the same command again while ``first`` is frozen (SIGSTOP) holding its folder."""
+    first.send_signal(signal.SIGSTOP)
+    try:
+        return subprocess.run([sys.executable, "-m", "mixsd", *args], capture_output=True,
+                              text=True, env=_env(), timeout=600)
+    finally:
+        first.send_signal(signal.SIGCONT)
+
 def _records(n):
     return [{"id": f"r{i}", "prompt": f"where lives {NAMES[i % 5]} ?",
              "answer": f"{NAMES[i % 5]} lives in {CITIES[i % 5]}", "answer_key": CITIES[i % 5]}
@@ -90,12 +100,7 @@ def test_a_second_targets_run_into_the_same_out_is_refused_naming_the_first(mode
             *TARGET_FLAGS]
     first = _start(args)
     _wait_for(first, lambda: _lines(out / f"{TARGETS_FILE}.partial") >= 2)
-    first.send_signal(signal.SIGSTOP)  # it holds the folder for as long as the test needs
-    try:
-        second = subprocess.run([sys.executable, "-m", "mixsd", *args], capture_output=True,
-                                text=True, env=_env(), timeout=600)
-    finally:
-        first.send_signal(signal.SIGCONT)
+    second = _second_while_stopped(first, args)  # the first holds the folder meanwhile
     assert second.returncode == 2, second.stderr[-3000:]
     _one_error_line(second.stderr, "targets", str(out), "being written by another process",
                     f"pid {first.pid}")
@@ -118,12 +123,7 @@ def test_a_second_train_run_into_the_same_out_is_refused(model_dir, write_jsonl,
             "--no-progress"]
     first = _start(args)
     _wait_for(first, lambda: (out / "run.json").is_file())
-    first.send_signal(signal.SIGSTOP)
-    try:
-        second = subprocess.run([sys.executable, "-m", "mixsd", *args], capture_output=True,
-                                text=True, env=_env(), timeout=600)
-    finally:
-        first.send_signal(signal.SIGCONT)
+    second = _second_while_stopped(first, args)
     assert second.returncode == 2, second.stderr[-3000:]
     _one_error_line(second.stderr, "train", str(out), f"pid {first.pid}")
     _, err = first.communicate(timeout=600)
