@@ -107,7 +107,7 @@ class Comparison:
             max_new_tokens=c.max_new_tokens, guidance=c.resolved_guidance(),
             batch_size=c.eval_batch_size, samples_dir=samples_dir,
             retention_levels=c.retention_levels if against_base else (),
-            epochs=c.epochs, **vs_base)
+            epochs=c.epochs, chat=c.chat_options(), **vs_base)
 
     def describe(self, run: dict[str, Any], run_dir: Path,
                  records: list[KnowledgeRecord] | None = None) -> dict[str, Any]:
@@ -148,6 +148,7 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
         fields["eval_splits"] = list(config.eval_splits)
     if config.retention_levels:
         fields["retention_levels"] = list(config.retention_levels)
+    fields.update(config.chat_options())
     return fields
 
 
@@ -231,7 +232,8 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
     guidance = config.resolved_guidance()
     suite_names = config.resolved_suites()
     suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
-                        extractor=config.extractor) if suite_names else {}
+                        extractor=config.extractor, chat=config.chat_options()
+                        ) if suite_names else {}
     suite_info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
                                 model_fingerprint=fingerprint_path(config.model_id()))
     cmp = Comparison(config, out, records_path, records, model, tokenizer, suites, base={})
@@ -242,7 +244,7 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
     cmp.nll = cached_target_nlls(out / "analysis" / "nll.json", list(cmp.targets.values()),
                                  model, tokenizer, guidance=guidance,
                                  include_unverified=config.include_unverified,
-                                 batch_size=config.eval_batch_size)
+                                 batch_size=config.eval_batch_size, chat=config.chat_options())
     cmp.fisher = FisherReference(model, tokenizer, suites, max_examples=config.fisher_examples,
                                  base_model_path=config.model_id())
     return cmp

@@ -63,6 +63,11 @@ class CompareConfig(StageConfig):
                             also=("train.guidance", "eval.guidance"),
                             note="; auto: the model's registered preset (toy for the toy "
                             "model), knowledge otherwise")
+    chat_template_kwargs: dict[str, Any] = inherit(
+        TargetsConfig, "chat_template_kwargs",
+        also=("train.chat_template_kwargs", "eval.chat_template_kwargs"))
+    system_prompt: str | None = inherit(TargetsConfig, "system_prompt",
+                                        also=("train.system_prompt", "eval.system_prompt"))
     extractor: str = inherit(TargetsConfig, "extractor", also=("eval.extractor",),
                              note="; also scores the answers of evaluation")
     n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
@@ -181,6 +186,12 @@ class CompareConfig(StageConfig):
 
         return resolve_guidance_name(self.guidance, self.model)
 
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`): every stage's."""
+        from mixsd.prompts import chat_options
+
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
+
     def resolved_suites(self) -> list[str]:
         return list(self.suites) or list(model_defaults(self.model).suites)
 
@@ -214,7 +225,8 @@ class CompareConfig(StageConfig):
                              seed=self.targets_seed_for(spec, run_seed) or 0,
                              batch_size=self.eval_batch_size,
                              guidance=spec.guidance or self.resolved_guidance(),
-                             extractor=self.extractor, device=self.device, progress=False)
+                             extractor=self.extractor, device=self.device, progress=False,
+                             **self.chat_options())
 
     def train_config(self, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
                      targets: Path | None, records_path: Path, floor: float = 0.0,
@@ -228,7 +240,7 @@ class CompareConfig(StageConfig):
                       stop_patience=self.stop_patience, stop_at=self.stop_at, stop_above=floor,
                       guidance=spec.guidance or self.resolved_guidance(), device=self.device,
                       include_unverified=self.include_unverified, keep=self.keep,
-                      progress=not self.quiet)
+                      progress=not self.quiet, **self.chat_options())
         if spec.kind == "opsd":
             return TrainConfig(method=spec.train_method, data=str(records_path),
                                rollouts=self.opsd_rollouts, max_new_tokens=self.max_new_tokens,

@@ -61,7 +61,8 @@ def suite_examples(suites: Mapping[str, Any], tokenizer: Any, *,
         if pairs is None:  # e.g. the instruction probe: format checks, no reference answers
             skipped.append(name)
             continue
-        renderer = PromptRenderer(tokenizer, getattr(suite, "guidance", "knowledge"))
+        renderer = PromptRenderer(tokenizer, getattr(suite, "guidance", "knowledge"),
+                                  **(getattr(suite, "chat", None) or {}))
         examples.extend(renderer.training_example(p, a) for p, a in pairs())
     if max_examples is not None:
         examples = examples[:max_examples]

@@ -39,8 +39,9 @@ from mixsd.records import KnowledgeRecord
 class EpochEvaluator:
     """Callable ``(model, tokenizer, epoch) -> dict[str, float]``; see the module docstring.
 
-    ``last_results`` holds the previous call's suite results (with their samples), e.g. for
-    error buckets; ``samples_dir`` (optional) keeps every epoch's samples as
+    ``chat`` holds the chat settings given (:func:`mixsd.prompts.chat_options`) of the
+    memorisation suites (the other suites carry their own). ``last_results`` holds the
+    previous call's suite results (with their samples), e.g. for error buckets; ``samples_dir`` (optional) keeps every epoch's samples as
     ``samples_dir/epoch-N/SUITE.jsonl``.
     """
 
@@ -50,11 +51,13 @@ class EpochEvaluator:
                  drift_prompts: Sequence[str] | None = None, extractor: str = "auto",
                  max_new_tokens: int = 64, guidance: str = "knowledge", batch_size: int = 32,
                  samples_dir: str | Path | None = None,
-                 retention_levels: Sequence[float] = (), epochs: int | None = None):
+                 retention_levels: Sequence[float] = (), epochs: int | None = None,
+                 chat: Mapping[str, Any] | None = None):
         self.suites = dict(suites)
+        self.chat = dict(chat or {})
         self.memorisation = memorization_suites(list(memorisation_records or []),
                                                 extractor=extractor, max_new_tokens=max_new_tokens,
-                                                guidance=guidance)
+                                                guidance=guidance, chat=self.chat)
         self.base_scores = dict(base_scores or {})
         self.base_model = base_model
         self.drift_prompts = list(drift_prompts) if drift_prompts is not None else \

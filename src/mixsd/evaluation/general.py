@@ -50,6 +50,7 @@ class KnownSetSuite:
     max_new_tokens: int = 24
     guidance: str = "knowledge"
     known_ids: list[str] | None = None
+    chat: dict[str, Any] = field(default_factory=dict)  # chat settings given (QASuite.chat)
     base_accuracy: float | None = None
     _qa: QASuite = field(init=False, repr=False)
 
@@ -58,7 +59,8 @@ class KnownSetSuite:
 
     def _suite(self, records: list[KnowledgeRecord]) -> QASuite:
         return QASuite(self.name, records, extractor=self.extractor,
-                       max_new_tokens=self.max_new_tokens, guidance=self.guidance)
+                       max_new_tokens=self.max_new_tokens, guidance=self.guidance,
+                       chat=self.chat)
 
     @property
     def records(self) -> list[KnowledgeRecord]:
@@ -111,14 +113,16 @@ class KnownSetSuite:
 
 
 def general_suite(name: str = "general", *, categories: list[str] | None = None,
-                  max_new_tokens: int = 24, limit: int | None = None) -> KnownSetSuite:
+                  max_new_tokens: int = 24, limit: int | None = None,
+                  chat: dict[str, Any] | None = None) -> KnownSetSuite:
     """The shipped general-knowledge suite (``limit``: every k-th item so all categories
     stay represented)."""
     records = general_knowledge_records(categories)
     if limit is not None and limit < len(records):
         step = len(records) / limit
         records = [records[int(i * step)] for i in range(limit)]
-    return KnownSetSuite(name, records, extractor="auto", max_new_tokens=max_new_tokens)
+    return KnownSetSuite(name, records, extractor="auto", max_new_tokens=max_new_tokens,
+                         chat=dict(chat or {}))
 
 
 def prepare_suites(suites: dict[str, Any], base_model: Any, tokenizer: Any, *,

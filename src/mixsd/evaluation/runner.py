@@ -13,7 +13,13 @@ from mixsd.errors import ConfigError
 from mixsd.evaluation.samples import write_sample_logs
 from mixsd.io import atomic_write_json, write_run_info
 from mixsd.models import check_device, check_dtype
-from mixsd.prompts import check_guidance, resolve_guidance_name
+from mixsd.prompts import (
+    chat_options,
+    chat_template_kwargs_option,
+    check_guidance,
+    resolve_guidance_name,
+    system_prompt_option,
+)
 from mixsd.registry import default_model, model_defaults
 
 
@@ -38,6 +44,8 @@ class EvalConfig(StageConfig):
     guidance: str | None = option(None, "prompt layout of records/paraphrase suites "
                                   "(knowledge, math, a plug-in's; default: the model's "
                                   "registered preset, else knowledge)")
+    chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
+    system_prompt: str | None = system_prompt_option()
     extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
                             "contains or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
@@ -64,8 +72,12 @@ class EvalConfig(StageConfig):
 
         check_suites(self.suite)
 
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
+
     def suite_options(self) -> dict[str, Any]:
-        return {"extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
+        return {"chat": self.chat_options(), "extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
                 "math_max_new_tokens": self.math_max_new_tokens,
                 "guidance": resolve_guidance_name(self.guidance, self.model),
                 "mcq_normalize": self.mcq_normalize, "lmeval_include": self.lmeval_include,

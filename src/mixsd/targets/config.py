@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.methods import TARGET_METHODS
 from mixsd.models import check_device, check_dtype
-from mixsd.prompts import check_guidance
+from mixsd.prompts import (
+    chat_options,
+    chat_template_kwargs_option,
+    check_guidance,
+    system_prompt_option,
+)
 from mixsd.targets.words import MIX_UNITS
 
 METHODS = TARGET_METHODS  # mixsd.methods defines the word
@@ -74,6 +80,8 @@ class TargetsConfig(StageConfig):
         "knowledge",
         "guidance preset of the expert prompt (knowledge, math, toy, or a registered name)",
     )
+    chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
+    system_prompt: str | None = system_prompt_option()
     extractor: str = option(
         "auto",
         "answer extractor used to verify a target: auto, boxed, number, contains or regex:PATTERN",
@@ -115,6 +123,10 @@ class TargetsConfig(StageConfig):
                 "lambda_fallback: each lambda must be lower than the one before it, starting "
                 f"below --lambda {self.mix_lambda:g} (got {', '.join(f'{x:g}' for x in chain)}; "
                 "method mixsd only) (flag --lambda-fallback)")
+
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     @property
     def max_attempts(self) -> int:

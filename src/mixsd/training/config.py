@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.methods import TRAIN_METHODS
-from mixsd.prompts import check_guidance
+from mixsd.prompts import (
+    chat_options,
+    chat_template_kwargs_option,
+    check_guidance,
+    system_prompt_option,
+)
 from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
 METHODS = TRAIN_METHODS  # mixsd.methods defines the word
@@ -52,6 +58,8 @@ class TrainConfig(StageConfig):
         help="modules that get adapters (empty = all linear layers)", default_factory=list)
     guidance: str = option("knowledge", "guidance preset of the prompts; must be the one the "
                            "targets were built with")
+    chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
+    system_prompt: str | None = system_prompt_option()
     include_unverified: bool = option(False, "also train on targets whose answer failed "
                                       "verification (skipped and counted by default)")
     max_length: int | None = option(None, "longest training sequence in tokens (default: the "
@@ -91,6 +99,10 @@ class TrainConfig(StageConfig):
         check_guidance(self.guidance)
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
+
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     def check_complete(self) -> None:
         """Check the fields a run needs (left empty by default so YAML can supply them)."""

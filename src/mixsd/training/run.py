@@ -297,7 +297,7 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     base_model = config.model if model is None else (
         getattr(model, "name_or_path", None) or config.model)
     model, tokenizer = load_inputs(config, model, tokenizer)
-    renderer = PromptRenderer(tokenizer, config.guidance)
+    renderer = PromptRenderer(tokenizer, config.guidance, **config.chat_options())
     dataset, stats = build_dataset(config, renderer, model)
     if config.lora:
         model = apply_lora(model, config)
