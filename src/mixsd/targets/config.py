@@ -21,7 +21,7 @@ from mixsd.targets.words import MIX_UNITS
 METHODS = TARGET_METHODS  # mixsd.methods defines the word
 
 # Fields that do not change a single target: they are left out of the resume fingerprint.
-NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")
+NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress", "export")
 # Fields added after targets were first made are declared ``later=True``: left out of the
 # fingerprint at their default, so files made before them still resume.
 
@@ -108,6 +108,11 @@ class TargetsConfig(StageConfig):
         "auto", "model dtype: auto (bf16 on GPUs that support it), float32, bfloat16, float16"
     )
     overwrite: bool = option(False, "start again instead of resuming an existing partial output")
+    export: list[str] = option(
+        default_factory=list, choices=("trl", "messages"), later=True,
+        help="also write the verified targets for another trainer, once complete: trl "
+        "(prompt/completion, conversational with a chat template; TRL's SFTTrainer) or "
+        "messages (chat messages: axolotl, NeMo-RL), to OUT/export/FORMAT.jsonl")
     progress: bool = option(True, "show a tqdm progress bar")
 
     def validate(self) -> None:

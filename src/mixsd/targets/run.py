@@ -256,7 +256,8 @@ def run_targets(
                        overwrite=config.overwrite, overwrite_flag="--overwrite")
     out = out_dir / TARGETS_FILE
     if stage.complete and out.is_file():
-        return {**summarize(out), "already_complete": True, "out": str(out_dir)}
+        return {**summarize(out), "already_complete": True, "out": str(out_dir),
+                **_export(config, out_dir, model_name, tokenizer)}
     if out.is_file() and not stage.resumed and not config.overwrite:
         raise MixsdError(f"{out_dir} holds a {TARGETS_FILE} without the run.json that says how "
                          "it was made; pass --overwrite to rebuild it or choose another --out")
@@ -296,4 +297,20 @@ def run_targets(
     if shard.rank == 0:
         stage.write_info(config, status=COMPLETE, **info, summary=summary,
                          device=_device_of(builder))
+        summary.update(_export(config, out_dir, model_name, tokenizer))
     return summary
+
+
+def _export(config: TargetsConfig, out_dir: Path, model_name: str, tokenizer: Any
+            ) -> dict[str, Any]:
+    """``config.export``: the complete folder's verified targets for other trainers
+    (:mod:`mixsd.targets.export`); ``{"exported": {format: path}}``, ``{}`` when none."""
+    if not config.export:
+        return {}
+    from mixsd.models import load_tokenizer
+    from mixsd.targets.export import export_targets
+
+    tokenizer = tokenizer or load_tokenizer(config.model or model_name)
+    paths = export_targets(out_dir, config.export, tokenizer, guidance=config.guidance,
+                           chat=config.chat_options())
+    return {"exported": {fmt: str(path) for fmt, path in paths.items()}}
