@@ -53,7 +53,9 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
 
     Help, choices, range and default are the stage's (one definition); ``changes`` replaces
     some of them where the composite needs another value (``default=64``, ``min=0``), and
-    says so in one visible place; ``note`` is appended to the help. The field answers to the
+    says so in one visible place (``later=True`` where the composite gains a field its
+    stage had before: see :func:`option`); ``note`` is appended to the help. The field
+    answers to the
     dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name) and ``also``
     besides its own name.
     """
@@ -63,7 +65,7 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
     source = fields[name]
     meta = {k: v for k, v in source.metadata.items() if k != "aliases"}
     meta["flag"] = None  # the composite's flag comes from its own field name
-    for key in ("help", "flag", "choices", "min", "max", "cli"):
+    for key in ("help", "flag", "choices", "min", "max", "cli", "later"):
         if key in changes:
             meta[key] = changes.pop(key)
     meta["help"] += note

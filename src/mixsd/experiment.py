@@ -136,6 +136,12 @@ def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[Knowled
     return path, corpus.records
 
 
+def _load_dtype(config: CompareConfig) -> str:
+    """The dtype of the comparison's base model (targets, evaluation): ``auto`` (bf16 on a GPU
+    that has it) unless training asks for pure weights of one dtype."""
+    return config.dtype if config.dtype in ("float32", "bfloat16") else "auto"
+
+
 def base_fields(config: CompareConfig) -> dict[str, Any]:
     """What decides the base model's scores (their key in ``OUT/base.json``): the model, the
     corpus and the evaluation."""
@@ -149,6 +155,10 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
     if config.retention_levels:
         fields["retention_levels"] = list(config.retention_levels)
     fields.update(config.chat_options())
+    if config.revision:
+        fields["revision"] = config.revision
+    if config.dtype != "auto":
+        fields["dtype"] = config.dtype
     return fields
 
 
@@ -220,7 +230,7 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
     from mixsd.evaluation.general import prepare_suites
     from mixsd.evaluation.retention import fingerprint_path
     from mixsd.evaluation.suites import get_suites
-    from mixsd.models import load_model_and_tokenizer
+    from mixsd.models import load_model_and_tokenizer, model_key
 
     bar.start("base model")
     records_path, records = prepare_corpus(config, out)
@@ -228,14 +238,17 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
         from mixsd.editing.memit import check_subjects
 
         check_subjects(read_records(records_path))
-    model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
+    model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
+                                                dtype=_load_dtype(config),
+                                                **config.hub_options())
     guidance = config.resolved_guidance()
     suite_names = config.resolved_suites()
     suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
                         extractor=config.extractor, chat=config.chat_options()
                         ) if suite_names else {}
     suite_info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
-                                model_fingerprint=fingerprint_path(config.model_id()))
+                                model_fingerprint=fingerprint_path(
+                                    model_key(config.model_id(), config.revision)))
     cmp = Comparison(config, out, records_path, records, model, tokenizer, suites, base={})
     base_evaluator = cmp.evaluator(out / "base_samples", against_base=False)
     cmp.base = evaluate_base(out, model, tokenizer, base_evaluator, suite_info,

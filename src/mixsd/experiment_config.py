@@ -93,6 +93,19 @@ class CompareConfig(StageConfig):
     top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
                          note="; also opsd's loss: the teacher's top-k tokens")
     lora: bool = inherit(TrainConfig, "lora")
+    # Training knobs passed on to every run (added later: at their defaults, comparisons
+    # made before them keep their fingerprints).
+    lora_r: int = inherit(TrainConfig, "lora_r", later=True)
+    lora_alpha: float = inherit(TrainConfig, "lora_alpha", later=True)
+    grad_accum: int = inherit(TrainConfig, "grad_accum", later=True)
+    lr_scheduler: str = inherit(TrainConfig, "lr_scheduler", later=True)
+    dtype: str = inherit(TrainConfig, "dtype", later=True,
+                         note="; also the dtype the base model is loaded in")
+    revision: str | None = inherit(TrainConfig, "revision",
+                                   also=("targets.revision", "eval.revision"))
+    trust_remote_code: bool = inherit(TrainConfig, "trust_remote_code",
+                                      also=("targets.trust_remote_code",
+                                            "eval.trust_remote_code"))
     include_unverified: bool = inherit(TrainConfig, "include_unverified")
     warmup_steps: int = inherit(TrainConfig, "warmup_steps")
     keep: str = inherit(TrainConfig, "keep")
@@ -201,6 +214,12 @@ class CompareConfig(StageConfig):
 
         return resolve_model_path(self.model)
 
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
+        from mixsd.models import hub_options
+
+        return hub_options(self.revision, self.trust_remote_code)
+
     # -- one run of the grid as stage configs ---------------------------------------------
     def targets_seed_for(self, spec: MethodSpec, run_seed: int) -> int | None:
         """The seed of a method's targets for one run: ``targets_seed``, else the run's seed;
@@ -226,7 +245,7 @@ class CompareConfig(StageConfig):
                              batch_size=self.eval_batch_size,
                              guidance=spec.guidance or self.resolved_guidance(),
                              extractor=self.extractor, device=self.device, progress=False,
-                             **self.chat_options())
+                             **self.chat_options(), **self.hub_options())
 
     def train_config(self, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
                      targets: Path | None, records_path: Path, floor: float = 0.0,
@@ -240,7 +259,9 @@ class CompareConfig(StageConfig):
                       stop_patience=self.stop_patience, stop_at=self.stop_at, stop_above=floor,
                       guidance=spec.guidance or self.resolved_guidance(), device=self.device,
                       include_unverified=self.include_unverified, keep=self.keep,
-                      progress=not self.quiet, **self.chat_options())
+                      progress=not self.quiet, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+                      grad_accum=self.grad_accum, lr_scheduler=self.lr_scheduler,
+                      dtype=self.dtype, **self.chat_options(), **self.hub_options())
         if spec.kind == "opsd":
             return TrainConfig(method=spec.train_method, data=str(records_path),
                                rollouts=self.opsd_rollouts, max_new_tokens=self.max_new_tokens,

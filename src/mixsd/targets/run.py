@@ -92,9 +92,10 @@ def _load(config: TargetsConfig, model: Any, tokenizer: Any, shard: Shard) -> tu
         return model, tokenizer
     name = model if isinstance(model, str) else config.model
     if config.method == "sft":
-        return None, tokenizer or load_tokenizer(name)
+        return None, tokenizer or load_tokenizer(name, **config.hub_options())
     device = shard.device(config.device)
-    loaded, loaded_tok = load_model_and_tokenizer(name, device=device, dtype=config.dtype)
+    loaded, loaded_tok = load_model_and_tokenizer(name, device=device, dtype=config.dtype,
+                                                  **config.hub_options())
     return loaded, tokenizer or loaded_tok
 
 
@@ -310,7 +311,7 @@ def _export(config: TargetsConfig, out_dir: Path, model_name: str, tokenizer: An
     from mixsd.models import load_tokenizer
     from mixsd.targets.export import export_targets
 
-    tokenizer = tokenizer or load_tokenizer(config.model or model_name)
+    tokenizer = tokenizer or load_tokenizer(config.model or model_name, **config.hub_options())
     paths = export_targets(out_dir, config.export, tokenizer, guidance=config.guidance,
                            chat=config.chat_options())
     return {"exported": {fmt: str(path) for fmt, path in paths.items()}}

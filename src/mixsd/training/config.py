@@ -8,6 +8,7 @@ from typing import Any
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.methods import TRAIN_METHODS
+from mixsd.models import hub_options, revision_option, trust_remote_code_option
 from mixsd.prompts import (
     chat_options,
     chat_template_kwargs_option,
@@ -60,6 +61,8 @@ class TrainConfig(StageConfig):
                            "targets were built with")
     chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
     system_prompt: str | None = system_prompt_option()
+    revision: str | None = revision_option()
+    trust_remote_code: bool = trust_remote_code_option()
     include_unverified: bool = option(False, "also train on targets whose answer failed "
                                       "verification (skipped and counted by default)")
     max_length: int | None = option(None, "longest training sequence in tokens (default: the "
@@ -99,6 +102,10 @@ class TrainConfig(StageConfig):
         check_guidance(self.guidance)
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
+
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
+        return hub_options(self.revision, self.trust_remote_code)
 
     def chat_options(self) -> dict[str, Any]:
         """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""

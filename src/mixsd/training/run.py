@@ -123,10 +123,11 @@ def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, A
 
     if model is None:
         dtype = "bfloat16" if config.dtype == "bfloat16" else "float32"
-        model, loaded_tok = load_model_and_tokenizer(config.model, device="cpu", dtype=dtype)
+        model, loaded_tok = load_model_and_tokenizer(config.model, device="cpu", dtype=dtype,
+                                                     **config.hub_options())
         tokenizer = tokenizer or loaded_tok
     elif tokenizer is None:
-        tokenizer = load_tokenizer(config.model)
+        tokenizer = load_tokenizer(config.model, **config.hub_options())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -301,7 +302,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     dataset, stats = build_dataset(config, renderer, model)
     if config.lora:
         model = apply_lora(model, config)
-    info = {"base_model": base_model, "lora": config.lora, "method": config.method}
+    info = {"base_model": base_model, "lora": config.lora, "method": config.method,
+            **config.hub_options()}  # a LoRA checkpoint reloads its base at this revision
     callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback,
                                        stop=_stopper(config),
                                        after_save=lambda: prune_checkpoints(config,
