@@ -157,6 +157,10 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
     fields.update(config.chat_options())
     if config.revision:
         fields["revision"] = config.revision
+    if any(s.startswith("math:") for s in config.resolved_suites()):
+        from mixsd.answers import math_scorer  # math suites were string-matched before
+
+        fields["math_scorer"] = math_scorer()
     if config.dtype != "auto":
         fields["dtype"] = config.dtype
     return fields

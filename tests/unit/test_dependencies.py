@@ -11,7 +11,7 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[2]
 # import name -> distribution name, where they differ
-DISTRIBUTION = {"yaml": "pyyaml", "lm_eval": "lm-eval"}
+DISTRIBUTION = {"yaml": "pyyaml", "lm_eval": "lm-eval", "math_verify": "math-verify"}
 
 
 def _imports(folder: Path) -> set[str]:

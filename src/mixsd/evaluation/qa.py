@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixsd.answers import extract_answer, is_correct
+from mixsd.answers import extract_answer, is_correct, math_scorer
 from mixsd.generation import greedy_generate
 from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord
@@ -44,6 +44,7 @@ class QASuite:
         the chat settings when any is given)."""
         blob = json.dumps([[r.prompt, r.answer_key] for r in self.records]
                           + [self.extractor, self.max_new_tokens, str(self.guidance)]
+                          + ([math_scorer()] if self.extractor == "math" else [])
                           + ([self.chat] if self.chat else []), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -56,7 +56,7 @@ class EvalConfig(StageConfig):
     revision: str | None = revision_option()
     trust_remote_code: bool = trust_remote_code_option()
     extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
-                            "contains or regex:PATTERN")
+                            "contains, math or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
                                 "(per character)", choices=("none", "chars"))
     lmeval_include: str | None = option(None, "folder of extra lm-eval task YAML files")

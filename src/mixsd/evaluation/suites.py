@@ -13,7 +13,8 @@ world's probes, ``mixsd.toyworld.plugin``):
 ``general:PATH.jsonl``        the same known-set scoring on your own records
 ``instruct[:PATH.jsonl]``     format compliance on simple instructions (one word, a number,
                               yes/no, a list, ...; :mod:`mixsd.evaluation.instruct`)
-``math:PATH.jsonl``           records answered with ``\\boxed{}`` (extractor boxed, math layout)
+``math:PATH.jsonl``           records answered with ``\\boxed{}``, compared as mathematics
+                              (extractor math: ``math-verify`` when installed), math layout
 ``mcq:PATH.jsonl``            multiple choice by log-likelihood (:mod:`mixsd.evaluation.mcq`)
 ``lmeval:TASK``               any lm-eval task on the in-memory model (:mod:`.lmeval`)
 ``records:PATH[@SPLIT]``      memorisation: records whose split is SPLIT (default: ``train``
@@ -164,7 +165,7 @@ def _paraphrase(spec: str, rest: str, opts: dict) -> dict[str, Any]:
 
 def _math(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     records = read_records(_path(spec, rest))
-    return {spec: QASuite(spec, records, extractor="boxed",
+    return {spec: QASuite(spec, records, extractor="math",
                           max_new_tokens=opts.get("math_max_new_tokens", 512), guidance="math",
                           chat=dict(opts.get("chat") or {}))}
 

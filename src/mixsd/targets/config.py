@@ -92,7 +92,8 @@ class TargetsConfig(StageConfig):
     trust_remote_code: bool = trust_remote_code_option()
     extractor: str = option(
         "auto",
-        "answer extractor used to verify a target: auto, boxed, number, contains or regex:PATTERN",
+        "answer extractor used to verify a target: auto, boxed, number, contains, math (as "
+        "mathematics, with math-verify) or regex:PATTERN",
     )
     verify_entities: bool = option(
         False,
