@@ -38,6 +38,7 @@ from typing import Any
 
 from mixsd.artifacts import COMPLETE, RUNNING, KeyedCache, StageDir, decisive, open_stage
 from mixsd.errors import MixsdError
+from mixsd.evaluation.runner import lmeval_options
 from mixsd.experiment_config import EXTENDABLE_FIELDS, CompareConfig
 from mixsd.io import folder_bytes
 from mixsd.methods import MethodSpec, parse_method
@@ -163,6 +164,9 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
         fields["math_scorer"] = math_scorer()
     if config.dtype != "auto":
         fields["dtype"] = config.dtype
+    later = CompareConfig.later_defaults()  # lm-eval settings, where they are not lm-eval's
+    fields.update({k: v for k, v in lmeval_options(config).items()
+                   if k != "lmeval_unsafe_code" and v != later[k]})
     return fields
 
 
@@ -233,6 +237,7 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
     from mixsd.analysis.nll import cached_target_nlls
     from mixsd.evaluation.general import prepare_suites
     from mixsd.evaluation.retention import fingerprint_path
+    from mixsd.evaluation.runner import lmeval_options
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import load_model_and_tokenizer, model_key
 
@@ -248,8 +253,8 @@ def prepare(config: CompareConfig, out: Path, bar: Any) -> Comparison:
     guidance = config.resolved_guidance()
     suite_names = config.resolved_suites()
     suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
-                        extractor=config.extractor, chat=config.chat_options()
-                        ) if suite_names else {}
+                        extractor=config.extractor, chat=config.chat_options(),
+                        **lmeval_options(config)) if suite_names else {}
     suite_info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
                                 model_fingerprint=fingerprint_path(
                                     model_key(config.model_id(), config.revision)))

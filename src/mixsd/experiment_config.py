@@ -123,6 +123,11 @@ class CompareConfig(StageConfig):
     eval_splits: list[str] | None = option(
         None, "the evaluation splits of a corpus folder scored besides the training "
         "questions (e.g. paraphrase,two_hop; default: every split found)", later=True)
+    lmeval_include: str | None = inherit(EvalConfig, "lmeval_include", later=True)
+    lmeval_chat_template: bool = inherit(EvalConfig, "lmeval_chat_template")
+    lmeval_fewshot_as_multiturn: bool = inherit(EvalConfig, "lmeval_fewshot_as_multiturn")
+    lmeval_gen_kwargs: dict[str, Any] = inherit(EvalConfig, "lmeval_gen_kwargs")
+    lmeval_unsafe_code: bool = inherit(EvalConfig, "lmeval_unsafe_code")
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
     equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
                                        "comparison: each run at its first epoch at or above "

@@ -59,7 +59,22 @@ class EvalConfig(StageConfig):
                             "contains, math or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
                                 "(per character)", choices=("none", "chars"))
-    lmeval_include: str | None = option(None, "folder of extra lm-eval task YAML files")
+    lmeval_include: str | None = option(None, "folder of extra lm-eval task YAML files (added "
+                                        "to lm-eval's built-in tasks)")
+    lmeval_chat_template: bool = option(
+        False, "lm-eval: apply the model's chat template (instruct models), with "
+        "--chat-template-kwargs (Qwen3: thinking off unless asked) and --system-prompt as "
+        "the system instruction", later=True)
+    lmeval_fewshot_as_multiturn: bool = option(
+        True, "lm-eval: few-shot examples as chat turns (with --lmeval-chat-template)",
+        later=True)
+    lmeval_gen_kwargs: dict[str, Any] = option(
+        default_factory=dict, later=True,
+        help="lm-eval: generation settings of generative tasks (e.g. max_gen_toks=1024,"
+        "temperature=0)")
+    lmeval_unsafe_code: bool = option(
+        False, "lm-eval: allow tasks that execute the model's generated code (HumanEval, "
+        "MBPP); run only in a sandbox", later=True)
     num_fewshot: int | None = option(None, "lm-eval few-shot examples (default: the task's)",
                                      min=0)
     limit: int | None = option(None, "lm-eval: only the first N documents", min=1)
@@ -94,9 +109,19 @@ class EvalConfig(StageConfig):
         return {"chat": self.chat_options(), "extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
                 "math_max_new_tokens": self.math_max_new_tokens,
                 "guidance": resolve_guidance_name(self.guidance, self.model),
-                "mcq_normalize": self.mcq_normalize, "lmeval_include": self.lmeval_include,
+                "mcq_normalize": self.mcq_normalize, **lmeval_options(self),
                 "num_fewshot": self.num_fewshot, "limit": self.limit,
                 "toy_items": self.toy_items}
+
+
+LMEVAL_FIELDS = ("lmeval_include", "lmeval_chat_template", "lmeval_fewshot_as_multiturn",
+                 "lmeval_gen_kwargs", "lmeval_unsafe_code")
+
+
+def lmeval_options(config: Any) -> dict[str, Any]:
+    """The lm-eval settings of ``config`` (an :class:`EvalConfig` or a comparison's config,
+    which inherits them) as :func:`~mixsd.evaluation.suites.get_suites` options."""
+    return {name: getattr(config, name) for name in LMEVAL_FIELDS}
 
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:

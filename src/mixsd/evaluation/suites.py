@@ -186,7 +186,13 @@ def _lmeval(spec: str, rest: str, opts: dict) -> dict[str, Any]:
         raise ConfigError("suite 'lmeval:' needs a task name: lmeval:TASK (flag --suite)")
     return {spec: LMEvalSuite(spec, rest, include_path=opts.get("lmeval_include"),
                               num_fewshot=opts.get("num_fewshot"), limit=opts.get("limit"),
-                              metric=opts.get("lmeval_metric"))}
+                              metric=opts.get("lmeval_metric"),
+                              chat_template=bool(opts.get("lmeval_chat_template")),
+                              fewshot_as_multiturn=opts.get("lmeval_fewshot_as_multiturn",
+                                                            True),
+                              gen_kwargs=dict(opts.get("lmeval_gen_kwargs") or {}),
+                              unsafe_code=bool(opts.get("lmeval_unsafe_code")),
+                              chat=dict(opts.get("chat") or {}))}
 
 
 def _general(spec: str, rest: str, opts: dict) -> dict[str, Any]:
@@ -261,7 +267,9 @@ def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
     every suite that renders prompts), ``extractor``, ``max_new_tokens``, ``guidance``
     (records/paraphrase suites),
     ``math_max_new_tokens`` (default 512), ``mcq_guidance``, ``mcq_normalize`` (none|chars),
-    ``lmeval_include`` (task YAML folder), ``num_fewshot``, ``limit``, ``lmeval_metric``,
+    ``lmeval_include`` (task YAML folder, added to lm-eval's built-in tasks), ``num_fewshot``,
+    ``limit``, ``lmeval_metric``, ``lmeval_chat_template``, ``lmeval_fewshot_as_multiturn``,
+    ``lmeval_gen_kwargs``, ``lmeval_unsafe_code`` (:class:`~mixsd.evaluation.lmeval.LMEvalSuite`),
     ``general_max_new_tokens`` (default 24), ``instruct_max_new_tokens`` (default 48) and
     those of plug-in kinds (the toy world's ``toy_items`` and ``toy_seed``).
     """
