@@ -91,6 +91,40 @@ class Comparison:
     targets: dict[tuple[str, int], Path] = field(default_factory=dict)
     nll: dict[str, float] = field(default_factory=dict)
     fisher: Any = None
+    drift: Any = None  # the base model's log-probabilities on the drift prompts (made once)
+    base_device: Any = None  # where the base model was before park_base() moved it
+
+    def drift_reference(self) -> Any:
+        """The base model's :class:`~mixsd.evaluation.drift.DriftReference` on the drift
+        prompts of the comparison's suites, computed once and shared by every run."""
+        if self.drift is None:
+            from mixsd.evaluation.callback import held_out_prompts
+            from mixsd.evaluation.drift import DriftReference
+
+            self.drift = DriftReference.from_model(self.model, self.tokenizer,
+                                                   held_out_prompts(self.suites),
+                                                   batch_size=self.config.eval_batch_size)
+        return self.drift
+
+    def park_base(self) -> None:
+        """Move the base model off the accelerator while runs train (their drift compares
+        against :meth:`drift_reference`, the Fisher is computed first): the training process
+        holds one model, not two. Nothing moves on the CPU."""
+        device = next(self.model.parameters()).device
+        if device.type == "cpu":
+            return
+        self.drift_reference()
+        if self.fisher is not None:
+            self.fisher.compute()
+        self.base_device = device
+        self.model.to("cpu")
+        _free_accelerator_memory()
+
+    def unpark_base(self) -> None:
+        """Bring the base model back to its device (an edit, memit, works on it)."""
+        if self.base_device is not None:
+            self.model.to(self.base_device)
+            self.base_device = None
 
     def evaluator(self, samples_dir: Path, records: list[KnowledgeRecord] | None = None,
                   *, against_base: bool = True) -> Any:
@@ -101,7 +135,7 @@ class Comparison:
         from mixsd.evaluation.callback import make_epoch_evaluator
 
         c = self.config
-        vs_base = dict(base_scores=self.base["scores"], base_model=self.model) \
+        vs_base = dict(base_scores=self.base["scores"], drift_reference=self.drift_reference()) \
             if against_base else {}
         return make_epoch_evaluator(
             self.suites, self.records if records is None else records, extractor=c.extractor,
@@ -122,6 +156,16 @@ class Comparison:
         checkpoint = run_dir / f"epoch-{epoch}"
         run["fisher"] = self.fisher.displacement(checkpoint) if checkpoint.exists() else None
         return run
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[KnowledgeRecord]]:
@@ -406,10 +450,12 @@ def _run_grid(config: CompareConfig, out: Path, terminal: Any) -> dict[str, Any]
     grid = config.grid()
     bar = GridBar(total=len(grid), file=terminal)
     cmp = prepare(config, out, bar)
+    cmp.park_base()
     runs = []
     for spec, lr, seed in grid:
         if spec.kind == "memit":
             bar.start(f"{spec.name} seed={seed}")
+            cmp.unpark_base()
             runs.append(run_memit(cmp, spec, seed))
         else:
             bar.start(f"{spec.name} lr={lr:g} seed={seed}")

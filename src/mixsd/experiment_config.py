@@ -22,6 +22,11 @@ from mixsd.training.config import TrainConfig
 from mixsd.training.keep import KeepPolicy
 
 
+# Training fields of how a run uses its hardware, passed on as they are (TrainConfig's).
+SCALE_FIELDS = ("gradient_checkpointing", "deepspeed", "fsdp", "fsdp_config", "report_to",
+                "logging_steps", "save_only_model", "eval_from_checkpoint", "trainer_args")
+
+
 @dataclass
 class CompareConfig(StageConfig):
     """The grid of a comparison: methods x learning rates x seeds on one model and corpus.
@@ -101,6 +106,15 @@ class CompareConfig(StageConfig):
     lr_scheduler: str = inherit(TrainConfig, "lr_scheduler", later=True)
     dtype: str = inherit(TrainConfig, "dtype", later=True,
                          note="; also the dtype the base model is loaded in")
+    gradient_checkpointing: bool = inherit(TrainConfig, "gradient_checkpointing")
+    deepspeed: str | None = inherit(TrainConfig, "deepspeed")
+    fsdp: str | None = inherit(TrainConfig, "fsdp")
+    fsdp_config: str | None = inherit(TrainConfig, "fsdp_config")
+    report_to: list[str] = inherit(TrainConfig, "report_to")
+    logging_steps: int = inherit(TrainConfig, "logging_steps")
+    save_only_model: bool = inherit(TrainConfig, "save_only_model")
+    eval_from_checkpoint: bool | None = inherit(TrainConfig, "eval_from_checkpoint")
+    trainer_args: dict[str, Any] = inherit(TrainConfig, "trainer_args")
     revision: str | None = inherit(TrainConfig, "revision",
                                    also=("targets.revision", "eval.revision"))
     trust_remote_code: bool = inherit(TrainConfig, "trust_remote_code",
@@ -225,6 +239,10 @@ class CompareConfig(StageConfig):
 
         return hub_options(self.revision, self.trust_remote_code)
 
+    def scale_options(self) -> dict[str, Any]:
+        """The TrainingArguments pass-through of every run (docs/scale.md)."""
+        return {name: getattr(self, name) for name in SCALE_FIELDS}
+
     # -- one run of the grid as stage configs ---------------------------------------------
     def targets_seed_for(self, spec: MethodSpec, run_seed: int) -> int | None:
         """The seed of a method's targets for one run: ``targets_seed``, else the run's seed;
@@ -266,7 +284,8 @@ class CompareConfig(StageConfig):
                       include_unverified=self.include_unverified, keep=self.keep,
                       progress=not self.quiet, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
                       grad_accum=self.grad_accum, lr_scheduler=self.lr_scheduler,
-                      dtype=self.dtype, **self.chat_options(), **self.hub_options())
+                      dtype=self.dtype, **self.scale_options(), **self.chat_options(),
+                      **self.hub_options())
         if spec.kind == "opsd":
             return TrainConfig(method=spec.train_method, data=str(records_path),
                                rollouts=self.opsd_rollouts, max_new_tokens=self.max_new_tokens,
@@ -290,4 +309,6 @@ class CompareConfig(StageConfig):
 # Fields that may change between two invocations on the same --out: they add runs or change
 # only presentation; every other field decides artifacts that are reused.
 EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
-                     "eval_batch_size", "equal_memorization", "quiet", "keep")
+                     "eval_batch_size", "equal_memorization", "quiet", "keep", "report_to",
+                     "logging_steps", "gradient_checkpointing", "eval_from_checkpoint",
+                     "lmeval_unsafe_code")

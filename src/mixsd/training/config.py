@@ -18,6 +18,20 @@ from mixsd.prompts import (
 from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
 METHODS = TRAIN_METHODS  # mixsd.methods defines the word
+# TrainingArguments fields mixsd sets from its own flags (not through --trainer-args).
+OWNED_ARGUMENTS = {
+    "output_dir": "--out", "num_train_epochs": "--epochs", "learning_rate": "--lr",
+    "per_device_train_batch_size": "--batch-size", "gradient_accumulation_steps": "--grad-accum",
+    "warmup_steps": "--warmup-steps", "warmup_ratio": "--warmup-ratio",
+    "lr_scheduler_type": "--lr-scheduler", "weight_decay": "--weight-decay",
+    "max_grad_norm": "--max-grad-norm", "seed": "--seed", "bf16": "--dtype", "fp16": "--dtype",
+    "use_cpu": "--device", "save_strategy": "epoch checkpoints", "eval_strategy": "the epoch "
+    "evaluation", "gradient_checkpointing": "--gradient-checkpointing",
+    "activation_checkpointing": "--gradient-checkpointing", "deepspeed": "--deepspeed",
+    "fsdp": "--fsdp", "fsdp_config": "--fsdp-config", "report_to": "--report-to",
+    "logging_steps": "--logging-steps", "logging_strategy": "--logging-steps",
+    "save_only_model": "--save-only-model", "disable_tqdm": "--progress",
+    "remove_unused_columns": "the collators"}
 DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
 
 
@@ -83,6 +97,37 @@ class TrainConfig(StageConfig):
     device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     progress: bool = option(True, "the trainer's step progress bar (off: its per-epoch log "
                             "lines only)")
+    # -- scale: TrainingArguments passed through (docs/scale.md) ---------------------------
+    gradient_checkpointing: bool = option(
+        False, "recompute activations in the backward pass (less memory, ~30%% more time)",
+        later=True)
+    deepspeed: str | None = option(
+        None, "DeepSpeed config JSON (e.g. ZeRO-3; set stage3_gather_16bit_weights_on_model_"
+        "save so every epoch saves whole weights); run under accelerate launch or torchrun",
+        later=True)
+    fsdp: str | None = option(
+        None, "FSDP mode of TrainingArguments (e.g. 'full_shard auto_wrap'); run under "
+        "accelerate launch or torchrun", later=True)
+    fsdp_config: str | None = option(
+        None, "FSDP config JSON of TrainingArguments (use state_dict_type FULL_STATE_DICT so "
+        "every epoch saves whole weights)", later=True)
+    report_to: list[str] = option(
+        default_factory=list, later=True,
+        help="where the trainer reports its logs: wandb, tensorboard, ... (default: none)")
+    logging_steps: int = option(
+        0, "log the training loss every N optimiser steps (0 = once per epoch); metrics.jsonl "
+        "keeps the epoch's mean either way", min=0, later=True)
+    save_only_model: bool = option(
+        False, "epoch checkpoints without optimiser and scheduler state (half the disk of "
+        "full fine-tuning; a killed run resumes with fresh AdamW moments)", later=True)
+    eval_from_checkpoint: bool | None = option(
+        None, "run the epoch evaluation on the saved checkpoint, loaded on the main process, "
+        "instead of the model in training memory (default: with --deepspeed or --fsdp, where "
+        "the weights in memory are sharded)", later=True)
+    trainer_args: dict[str, Any] = option(
+        default_factory=dict, later=True,
+        help="any other TrainingArguments field, KEY=VALUE (e.g. ddp_timeout=7200,"
+        "optim=adamw_torch_fused,torch_compile=true); not those mixsd sets from its own flags")
     # -- OPSD -----------------------------------------------------------------------------
     rollouts: int = option(4, "opsd: rollouts sampled per naive prompt", min=1)
     rollout_temperature: float = option(1.0, "opsd: sampling temperature of the rollouts",
@@ -102,6 +147,26 @@ class TrainConfig(StageConfig):
         check_guidance(self.guidance)
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
+        owned = sorted(set(self.trainer_args) & set(OWNED_ARGUMENTS))
+        if owned:
+            raise ConfigError(f"trainer_args: {', '.join(owned)} is set by mixsd from its own "
+                              f"flags ({', '.join(OWNED_ARGUMENTS[k] for k in owned)}) "
+                              "(flag --trainer-args)")
+        if self.deepspeed and self.fsdp:
+            raise ConfigError("deepspeed and fsdp are two ways to shard: choose one "
+                              "(flags --deepspeed, --fsdp)")
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the weights in training memory are sharded over the processes
+        (DeepSpeed or FSDP): the epoch evaluation then reads the saved checkpoint."""
+        return bool(self.deepspeed or self.fsdp)
+
+    @property
+    def evaluates_checkpoint(self) -> bool:
+        """Whether the epoch evaluation runs on the saved checkpoint (``eval_from_checkpoint``,
+        by default when :attr:`sharded`)."""
+        return self.sharded if self.eval_from_checkpoint is None else self.eval_from_checkpoint
 
     def hub_options(self) -> dict[str, Any]:
         """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
@@ -112,7 +177,15 @@ class TrainConfig(StageConfig):
         return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     def check_complete(self) -> None:
-        """Check the fields a run needs (left empty by default so YAML can supply them)."""
+        """Check the fields a run needs (left empty by default so YAML can supply them) and
+        the files it names."""
+        from pathlib import Path
+
+        for key in ("deepspeed", "fsdp_config"):
+            value = getattr(self, key)
+            if value and not Path(value).is_file():
+                raise ConfigError(f"{key}: file not found: {value} "
+                                  f"(flag --{key.replace('_', '-')})")
         if not self.model:
             raise ConfigError("model is required (flag --model)")
         if not self.out:
