@@ -21,7 +21,6 @@ from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
 from mixsd.training.keep import KeepPolicy
 
-
 # Training fields of how a run uses its hardware, passed on as they are (TrainConfig's).
 SCALE_FIELDS = ("gradient_checkpointing", "deepspeed", "fsdp", "fsdp_config", "report_to",
                 "logging_steps", "save_only_model", "eval_from_checkpoint", "trainer_args")
