@@ -92,7 +92,8 @@ class TrainConfig(StageConfig):
                               "watch (a key of metrics.jsonl)")
     keep: str = option(DEFAULT_KEEP, KEEP_HELP)
     dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "
-                        "bfloat16: pure bf16 weights; float32: fp32 throughout",
+                        "bfloat16: pure bf16 weights (with --deepspeed: bf16 weights and "
+                        "DeepSpeed's fp32 master copy); float32: fp32 throughout",
                         choices=("auto", "float32", "bfloat16"))
     device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     progress: bool = option(True, "the trainer's step progress bar (off: its per-epoch log "

@@ -181,7 +181,10 @@ def training_arguments(config: TrainConfig, run_dir: Path, n_examples: int = 0) 
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     if config.device == "cuda" and not torch.cuda.is_available():
         raise MixsdError("device cuda requested but no CUDA device is available")
-    bf16 = config.dtype == "auto" and not use_cpu and torch.cuda.is_bf16_supported()
+    # auto: fp32 weights under bf16 autocast; bfloat16 under DeepSpeed: bf16 weights whose
+    # fp32 master copy DeepSpeed's optimizer shards keep (bf16 mode on); else pure bf16.
+    bf16 = not use_cpu and torch.cuda.is_bf16_supported() and (
+        config.dtype == "auto" or (config.dtype == "bfloat16" and bool(config.deepspeed)))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     warmup = warmup_steps(config, n_examples, world)
     scale = scale_arguments(config)
