@@ -38,7 +38,6 @@ from typing import Any
 
 from mixsd.artifacts import COMPLETE, RUNNING, KeyedCache, StageDir, decisive, open_stage
 from mixsd.errors import MixsdError
-from mixsd.evaluation.runner import lmeval_options
 from mixsd.experiment_config import EXTENDABLE_FIELDS, CompareConfig
 from mixsd.io import folder_bytes
 from mixsd.methods import MethodSpec, parse_method
@@ -110,6 +109,8 @@ class Comparison:
         """Move the base model off the accelerator while runs train (their drift compares
         against :meth:`drift_reference`, the Fisher is computed first): the training process
         holds one model, not two. Nothing moves on the CPU."""
+        from mixsd.models import free_accelerator_memory
+
         device = next(self.model.parameters()).device
         if device.type == "cpu":
             return
@@ -118,7 +119,7 @@ class Comparison:
             self.fisher.compute()
         self.base_device = device
         self.model.to("cpu")
-        _free_accelerator_memory()
+        free_accelerator_memory()
 
     def unpark_base(self) -> None:
         """Bring the base model back to its device (an edit, memit, works on it)."""
@@ -156,16 +157,6 @@ class Comparison:
         checkpoint = run_dir / f"epoch-{epoch}"
         run["fisher"] = self.fisher.displacement(checkpoint) if checkpoint.exists() else None
         return run
-
-
-def _free_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def prepare_corpus(config: CompareConfig, out: Path) -> tuple[Path, list[KnowledgeRecord]]:
@@ -208,6 +199,8 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
         fields["math_scorer"] = math_scorer()
     if config.dtype != "auto":
         fields["dtype"] = config.dtype
+    from mixsd.evaluation.runner import lmeval_options
+
     later = CompareConfig.later_defaults()  # lm-eval settings, where they are not lm-eval's
     fields.update({k: v for k, v in lmeval_options(config).items()
                    if k != "lmeval_unsafe_code" and v != later[k]})

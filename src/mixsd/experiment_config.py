@@ -173,6 +173,9 @@ class CompareConfig(StageConfig):
         for spec in specs:
             check_guidance(spec.guidance, key=f"methods: {spec.name}: guidance", flag="--methods")
         self.method_lrs()
+        if any(s.kind == "opsd" for s in specs) and (self.deepspeed or self.fsdp):
+            raise ConfigError("methods: opsd does not run sharded (--deepspeed, --fsdp); "
+                              "compare it with --lora instead (flag --methods)")
         if self.suites:
             check_suites(self.suites, flag="--suites")
         if any(s.kind == "memit" for s in specs):

@@ -319,6 +319,17 @@ def _load_adapter(path: Path, base_model: Any, *, device: str | None, dtype: str
     return (model.merge_and_unload() if merge else model).eval()
 
 
+def free_accelerator_memory() -> None:
+    """Return the memory of dropped tensors to the accelerator (after a model is let go)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def context_length(model: Any) -> int | None:
     """The longest sequence the model accepts (None when the config does not say)."""
     cfg = model.config

@@ -115,8 +115,8 @@ class EpochCheckpointCallback(TrainerCallback):
         self.eval_dtype = eval_dtype
         self.trainer: Any = None  # set by the trainer factory (needed for process barriers)
         self.pending: dict[str, Any] = {}
-        # The epoch's mean loss from the trainer's logs (several per epoch with logging_steps).
-        self._loss = [0.0, 0]  # sum of loss x steps, steps
+        # The epoch's logged losses with their steps (several per epoch with logging_steps).
+        self._loss: list[tuple[float, int]] = []
         self._logged_step = 0
         self._learning_rate: float | None = None
 
@@ -155,15 +155,17 @@ class EpochCheckpointCallback(TrainerCallback):
         # of an epoch average to the epoch's mean (one log per epoch without logging_steps).
         steps = max(1, state.global_step - self._logged_step)
         self._logged_step = state.global_step
-        self._loss[0] += float(logs["loss"]) * steps
-        self._loss[1] += steps
+        self._loss.append((float(logs["loss"]), steps))
         if "learning_rate" in logs:
             self._learning_rate = float(logs["learning_rate"])
 
     def _epoch_loss(self) -> None:
         """The epoch's mean training loss (and last learning rate) into its metrics."""
-        if self._loss[1]:
-            self.pending["train_loss"] = self._loss[0] / self._loss[1]
+        if len(self._loss) == 1:  # one log per epoch: its value as it is
+            self.pending["train_loss"] = self._loss[0][0]
+        elif self._loss:
+            self.pending["train_loss"] = (sum(loss * n for loss, n in self._loss)
+                                          / sum(n for _, n in self._loss))
         if self._learning_rate is not None:
             self.pending["learning_rate"] = self._learning_rate
 
@@ -179,13 +181,13 @@ class EpochCheckpointCallback(TrainerCallback):
                 control.should_training_stop = True
         if state.is_world_process_zero:
             self._finalise(state)
-        self.pending, self._loss, self._learning_rate = {}, [0.0, 0], None
+        self.pending, self._loss, self._learning_rate = {}, [], None
         accelerator.wait_for_everyone()
         return control
 
     def _evaluate_saved(self, args: Any, state: Any) -> dict[str, Any]:
         """The epoch callback on the checkpoint just saved, loaded whole on this process."""
-        from mixsd.models import load_model
+        from mixsd.models import free_accelerator_memory, load_model
 
         saved = self.run_dir / f"checkpoint-{state.global_step}"
         atomic_write_json(saved / CHECKPOINT_INFO, {**self.info, "epoch": self.pending["epoch"]})
@@ -197,7 +199,7 @@ class EpochCheckpointCallback(TrainerCallback):
                                       self.pending["epoch"])
         finally:
             del model
-            _free_accelerator_memory()
+            free_accelerator_memory()
 
     def _finalise(self, state: Any) -> None:
         epoch = self.pending.get("epoch", int(round(state.epoch or 0)))
@@ -216,16 +218,6 @@ class EpochCheckpointCallback(TrainerCallback):
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in metrics.items())
         logger.info("epoch %d done: %s -> %s", epoch, shown, final)
-
-
-def _free_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def run_epoch_callback(fn: EpochCallback, model: Any, tokenizer: Any, epoch: int

@@ -156,6 +156,12 @@ class TrainConfig(StageConfig):
         if self.deepspeed and self.fsdp:
             raise ConfigError("deepspeed and fsdp are two ways to shard: choose one "
                               "(flags --deepspeed, --fsdp)")
+        if self.method == "opsd" and self.sharded:
+            # Rollouts are sampled with generate() on one process's model, which a sharded
+            # model cannot do alone, and the full-FT teacher copy would not be sharded.
+            raise ConfigError("method opsd does not run sharded (--deepspeed, --fsdp): use "
+                              "--lora (the teacher is the adapter disabled, no copy) on one "
+                              "GPU, or data-parallel processes without sharding")
 
     @property
     def sharded(self) -> bool:

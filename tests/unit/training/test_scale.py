@@ -41,6 +41,8 @@ def test_bad_scale_values_are_one_line_errors(tmp_path):
         TrainConfig(trainer_args={"learning_rate": 1e-3})
     with pytest.raises(ConfigError, match="choose one"):
         TrainConfig(deepspeed="ds.json", fsdp="full_shard")
+    with pytest.raises(ConfigError, match="does not run sharded"):
+        TrainConfig(method="opsd", fsdp="full_shard")
     with pytest.raises(ConfigError, match="deepspeed: file not found"):
         TrainConfig(model="m", out="o", targets="t", deepspeed=str(tmp_path / "no.json")
                     ).check_complete()
