@@ -55,9 +55,8 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
     some of them where the composite needs another value (``default=64``, ``min=0``), and
     says so in one visible place (``later=True`` where the composite gains a field its
     stage had before: see :func:`option`); ``note`` is appended to the help. The field
-    answers to the
-    dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name) and ``also``
-    besides its own name.
+    answers to the dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name)
+    and ``also`` besides its own name.
     """
     fields = {f.name: f for f in dataclasses.fields(stage)}
     if name not in fields:
