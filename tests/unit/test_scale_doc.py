@@ -73,8 +73,9 @@ def test_every_documented_command_parses(argv, tmp_path, monkeypatch):
         build_parser(verb)[0].parse_args(rest)
         return
     args = build_parser(verb)[0].parse_args(rest)
-    # files the commands name exist on the node; here only their values are checked
-    monkeypatch.setattr("mixsd.evaluation.suites._check_builtin", lambda *a: None)
+    # the corpus folder the commands name exists on the node (made by `mixsd corpus`)
+    (tmp_path / "data" / "kgfact").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
     if verb == "train":
         config = TrainConfig.from_args(args)
         assert config.deepspeed == "docs/scale/ds_zero3.json"
