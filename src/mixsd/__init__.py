@@ -2,7 +2,10 @@
 
 The flow (see docs/design): corpus -> records.jsonl -> targets.jsonl -> checkpoint/ ->
 results.json -> report. Public entry points are re-exported lazily so that
-``import mixsd`` stays cheap (no torch import until a stage is used).
+``import mixsd`` stays cheap (no torch import until a stage is used)::
+
+    from mixsd import CompareConfig, TargetsConfig, TrainConfig, run_compare, run_targets, train
+
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ _LAZY = {
     "run_targets": "mixsd.targets",
     "inject": "mixsd.injection",
     "InjectConfig": "mixsd.injection",
+    "export_targets": "mixsd.targets.export",
+    "TrainConfig": "mixsd.training",
+    "train": "mixsd.training",
+    "EvalConfig": "mixsd.evaluation.runner",
+    "run_eval": "mixsd.evaluation.runner",
+    "CompareConfig": "mixsd.experiment_config",
+    "run_compare": "mixsd.experiment",
 }
 
 

@@ -2,17 +2,21 @@
 
 Extractors (method.md, "verify"): ``boxed`` (last brace-matched ``\\boxed{...}``), ``number``
 (last number), ``contains`` (the key appears as whole words), ``auto`` (boxed if present, else
-last number for a numeric key, else contains) and ``regex:PATTERN`` (group 1, else the match).
+last number for a numeric key, else contains), ``regex:PATTERN`` (group 1, else the match)
+and ``math`` (boxed, else the last number, compared as mathematics: ``\\frac{1}{2}`` = ``0.5``
+= ``1/2``, by the ``math-verify`` package when it is installed, else by the string rule).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import string
+from typing import Any
 
 from mixsd.errors import ConfigError
 
-EXTRACTORS = ("auto", "boxed", "number", "contains")
+EXTRACTORS = ("auto", "boxed", "number", "contains", "math")
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -72,6 +76,45 @@ def answers_match(prediction: str | None, answer_key: str) -> bool:
     return normalize_answer(prediction) == normalize_answer(answer_key)
 
 
+@functools.lru_cache(maxsize=1)
+def _math_verify() -> Any:
+    """The ``math_verify`` module, or None when it is not installed."""
+    try:
+        import math_verify
+    except ImportError:
+        return None
+    return math_verify
+
+
+def math_scorer() -> str:
+    """Which rule compares ``math`` answers: ``math-verify VERSION`` or ``string`` (the
+    fallback, :func:`answers_match`); part of a math suite's fingerprint."""
+    if _math_verify() is None:
+        return "string"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"math-verify {version('math-verify')}"
+    except PackageNotFoundError:
+        return "math-verify"
+
+
+def math_answers_match(prediction: str | None, answer_key: str) -> bool:
+    """Whether ``prediction`` and ``answer_key`` are the same mathematical answer: equal
+    after normalisation, or (with ``math-verify``) equal as parsed expressions, sets or
+    numbers (``\\frac{1}{2}`` = ``0.5``, ``(x+1)^2`` = ``x^2+2x+1``, ``50\\%`` = ``0.5``)."""
+    if prediction is None:
+        return False
+    if answers_match(prediction, answer_key):
+        return True
+    verifier = _math_verify()
+    if verifier is None:
+        return False
+    gold = verifier.parse(f"${answer_key}$")
+    found = verifier.parse(f"${prediction}$")
+    return bool(gold and found and verifier.verify(gold, found))
+
+
 def contains_phrase(text: str, answer_key: str) -> bool:
     """Does ``text`` contain ``answer_key`` as whole words (after normalisation)?"""
     key = normalize_answer(answer_key)
@@ -110,6 +153,9 @@ def extract_answer(text: str, extractor: str = "auto", answer_key: str | None = 
         return last.group(1) if last.groups() else last.group(0)
     if extractor == "boxed":
         return extract_boxed(text)
+    if extractor == "math":
+        boxed = extract_boxed(text)
+        return boxed if boxed is not None else extract_last_number(text)
     if extractor == "number":
         return extract_last_number(text)
     if extractor == "auto":
@@ -125,4 +171,6 @@ def extract_answer(text: str, extractor: str = "auto", answer_key: str | None = 
 
 def is_correct(text: str, answer_key: str, extractor: str = "auto") -> bool:
     """Does the generation ``text`` carry the answer ``answer_key``? (The verifier.)"""
+    if extractor == "math":
+        return math_answers_match(extract_answer(text, extractor, answer_key), answer_key)
     return answers_match(extract_answer(text, extractor, answer_key), answer_key)

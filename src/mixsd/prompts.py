@@ -8,6 +8,12 @@ A :class:`GuidancePreset` holds the prefix and suffix and two format strings (fi
 tokenizer has a chat template the user turn is wrapped in it (with the generation prompt);
 otherwise the text is used as it is. The engine, the trainers and the evaluators all render
 through :class:`PromptRenderer`, so training sees exactly the prompt the engine conditioned on.
+
+Chat conventions: keyword arguments of the chat template (``chat_template_kwargs``) and an
+optional system turn (``system_prompt``). A family of models that needs a default gets it
+from the ``chat_families`` registry, recognised by its template (:func:`chat_convention`):
+Qwen3's template opens a ``<think>`` block unless ``enable_thinking=False`` is passed, so
+thinking is off unless asked (``chat_template_kwargs={"enable_thinking": True}``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixsd.errors import ConfigError
-from mixsd.registry import REGISTRIES, Registries, model_defaults
+from mixsd.registry import REGISTRIES, ChatFamily, Registries, model_defaults
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,92 @@ MATH = GuidancePreset(
 )
 
 
+#: Qwen3 (and every template that reads ``enable_thinking``): answers without a think block
+QWEN3 = ChatFamily(marker="enable_thinking", template_kwargs={"enable_thinking": False})
+
+
 def register(r: Registries) -> None:
-    """The built-in plug-in of prompts: the ``knowledge`` and ``math`` presets."""
+    """The built-in plug-in of prompts: the ``knowledge`` and ``math`` presets and the
+    ``qwen3`` chat family (thinking off unless asked)."""
     r.guidance.register(KNOWLEDGE.name, KNOWLEDGE)
     r.guidance.register(MATH.name, MATH)
+    r.chat_families.register("qwen3", QWEN3)
+
+
+@dataclass(frozen=True)
+class ChatConvention:
+    """How prompts are put into a chat template: its keyword arguments and a system turn.
+
+    :func:`chat_convention` resolves one for a tokenizer: the registered family's defaults,
+    then what the user set (a user value wins, key by key)."""
+
+    template_kwargs: dict[str, Any]
+    system_prompt: str | None = None
+
+    def messages(self, user_text: str) -> list[dict[str, str]]:
+        """The conversation of one user turn (the system turn first, when there is one)."""
+        turns = [{"role": "user", "content": user_text}]
+        if self.system_prompt:
+            turns.insert(0, {"role": "system", "content": self.system_prompt})
+        return turns
+
+
+def chat_family(tokenizer: Any) -> tuple[str, ChatFamily] | None:
+    """The registered chat family whose marker the tokenizer's chat template contains."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str):
+        return None
+    for name in REGISTRIES.chat_families.names():
+        family = REGISTRIES.chat_families.get(name)
+        if family.matches(template):
+            return name, family
+    return None
+
+
+def chat_convention(tokenizer: Any, chat_template_kwargs: dict[str, Any] | None = None,
+                    system_prompt: str | None = None) -> ChatConvention:
+    """The chat convention of ``tokenizer``: its family's defaults (:func:`chat_family`)
+    overridden by the user's ``chat_template_kwargs`` (key by key) and ``system_prompt``
+    (``""`` = no system turn, also where the family has one)."""
+    found = chat_family(tokenizer)
+    kwargs = dict(found[1].template_kwargs) if found else {}
+    kwargs.update(chat_template_kwargs or {})
+    system = found[1].system_prompt if found else None
+    if system_prompt is not None:
+        system = system_prompt or None
+    return ChatConvention(kwargs, system)
+
+
+def chat_template_kwargs_option() -> Any:
+    """The ``chat_template_kwargs`` field of a stage config (targets, train, eval; compare
+    passes it on to each): one definition of its help."""
+    from mixsd.config import option
+
+    return option(default_factory=dict, later=True, help=(
+        "keyword arguments of the chat template, over the model family's defaults (Qwen3: "
+        "enable_thinking=false unless set), the same for targets, training, OPSD and "
+        "evaluation (e.g. enable_thinking=true)"))
+
+
+def system_prompt_option() -> Any:
+    """The ``system_prompt`` field of a stage config (see :func:`chat_template_kwargs_option`)."""
+    from mixsd.config import option
+
+    return option(None, later=True, help=(
+        "system turn of every chat prompt (targets, training, OPSD, evaluation); chat "
+        "templates only; default: none"))
+
+
+def chat_options(chat_template_kwargs: dict[str, Any] | None,
+                 system_prompt: str | None) -> dict[str, Any]:
+    """The user's chat settings as :class:`PromptRenderer` keywords, only those set: what a
+    config or a suite carries (``{}`` = the family defaults) and what enters a cache key."""
+    found: dict[str, Any] = {}
+    if chat_template_kwargs:
+        found["chat_template_kwargs"] = dict(chat_template_kwargs)
+    if system_prompt is not None:
+        found["system_prompt"] = system_prompt
+    return found
 
 # Stand-in assistant text rendered to find the token a chat template closes a turn with.
 _PROBE_TEXT = "mixsd-probe"
@@ -159,28 +247,46 @@ class PromptRenderer:
         tokenizer: a Hugging Face tokenizer.
         guidance: preset name or :class:`GuidancePreset`.
         use_chat_template: ``None`` = use it when the tokenizer has one.
-        system_prompt: optional system turn (chat templates only).
+        system_prompt: optional system turn (chat templates only; ``""`` = none, also where
+            the model's chat family has a default one).
+        chat_template_kwargs: keyword arguments of the chat template
+            (``{"enable_thinking": True}``), over the family's defaults
+            (:func:`chat_convention`: Qwen3 thinks only when asked).
     """
 
     def __init__(self, tokenizer: Any, guidance: str | GuidancePreset = "knowledge",
-                 use_chat_template: bool | None = None, system_prompt: str | None = None):
+                 use_chat_template: bool | None = None, system_prompt: str | None = None,
+                 chat_template_kwargs: dict[str, Any] | None = None):
         self.tokenizer = tokenizer
         self.guidance = get_guidance(guidance)
         has_template = bool(getattr(tokenizer, "chat_template", None))
         if use_chat_template and not has_template:
             raise ConfigError("use_chat_template is set but the tokenizer has no chat template")
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
-        self.system_prompt = system_prompt
+        if not self.use_chat_template and (system_prompt or chat_template_kwargs):
+            raise ConfigError("system_prompt and chat_template_kwargs need a chat template, "
+                              "and this model's tokenizer has none (flags --system-prompt, "
+                              "--chat-template-kwargs)")
+        self.chat = chat_convention(tokenizer, chat_template_kwargs, system_prompt) \
+            if self.use_chat_template else ChatConvention({})
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system turn prompts carry (None: none)."""
+        return self.chat.system_prompt
 
     # -- text ---------------------------------------------------------------------------
+    def naive_messages(self, prompt: str) -> list[dict[str, str]]:
+        """The naive prompt x as a conversation (system turn, user turn): what a chat
+        trainer (TRL, axolotl) renders with the same template and :attr:`chat`."""
+        return self.chat.messages(self.guidance.naive(prompt))
+
     def _wrap(self, user_text: str) -> str:
         if not self.use_chat_template:
             return user_text
-        messages = [{"role": "user", "content": user_text}]
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            self.chat.messages(user_text), tokenize=False, add_generation_prompt=True,
+            **self.chat.template_kwargs)
 
     def naive_text(self, prompt: str) -> str:
         """The naive prompt x as the model sees it."""

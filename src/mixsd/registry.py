@@ -1,5 +1,5 @@
 """Explicit registries of what plug-ins add: model aliases and formats, guidance presets,
-suite kinds, corpora, per-model defaults, MEMIT text sources and CLI verbs.
+suite kinds, corpora, per-model defaults, chat families, MEMIT text sources and CLI verbs.
 
 A plug-in is a module (or a callable) with ``register(r)``, where ``r`` is
 :data:`REGISTRIES`; it calls ``r.models.register(...)``, ``r.guidance.register(...)`` and so
@@ -120,6 +120,25 @@ class ModelDefaults:
 
 
 @dataclass(frozen=True)
+class ChatFamily:
+    """The chat conventions a family of models needs by default, recognised by its chat
+    template: every template that contains ``marker`` (the argument it reads, the family's
+    special token) gets ``template_kwargs`` and ``system_prompt`` unless the user sets them.
+
+    The Qwen3 family (``marker="enable_thinking"``) is built in: its template opens a
+    ``<think>`` block unless ``enable_thinking=False`` is passed, so mixsd turns thinking off
+    unless asked (:mod:`mixsd.prompts`)."""
+
+    marker: str
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+
+    def matches(self, chat_template: str | None) -> bool:
+        """Whether a tokenizer's chat template belongs to the family."""
+        return bool(chat_template) and self.marker in str(chat_template)
+
+
+@dataclass(frozen=True)
 class TextSource:
     """Generic text of MEMIT's covariance: ``texts(n, seed)`` and context
     ``prefixes(n, words, seed)``."""
@@ -152,6 +171,8 @@ class Registries:
     corpora: Registry[CorpusSource] = field(default_factory=lambda: Registry("corpus", "--corpus"))
     model_defaults: Registry[ModelDefaults] = field(
         default_factory=lambda: Registry("model", "--model"))
+    chat_families: Registry[ChatFamily] = field(
+        default_factory=lambda: Registry("chat family", "--chat-template-kwargs"))
     text_sources: Registry[TextSource] = field(
         default_factory=lambda: Registry("text source", "--cov-source"))
     verbs: Registry[Verb] = field(default_factory=lambda: Registry("verb", "VERB"))

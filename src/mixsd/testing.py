@@ -1,7 +1,9 @@
 """Tiny in-process models and tokenizers for tests and benchmarks (no downloads).
 
 ``tiny_tokenizer()`` is a word-level tokenizer over a small vocabulary; ``tiny_llama`` and
-``tiny_gpt2`` are randomly initialised models over it. Optionally the tokenizer carries a
+``tiny_gpt2`` are randomly initialised models over it; ``tiny_qwen3`` is a Qwen3-architecture
+model with Qwen3's special tokens, to carry a real Qwen3 chat template
+(:func:`trl_chat_template` reads the copy TRL ships). Optionally the tokenizer carries a
 small chat template so the chat code path is exercised: ``chat=True`` closes a turn with
 ``<|end|>`` (EOS stays ``</s>``, both declared by the models, as Llama 3 declares a list);
 ``chat="eot"`` closes a turn with ``<|eot|>``, which is also the EOS, while ``</s>`` is an
@@ -117,6 +119,61 @@ def tiny_eot_chat_llama(seed: int = 0) -> tuple[Any, Any]:
         model.lm_head.weight[tokenizer.convert_tokens_to_ids("</s>")] *= 4.0
         model.lm_head.weight[tokenizer.eos_token_id] *= 0.7
     return model, tokenizer
+
+
+# The special and added tokens of Qwen3's tokenizer that its chat template writes.
+QWEN3_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN3_ADDED = ["<think>", "</think>"]
+QWEN3_WORDS = ("system user assistant you are helpful brief tool", )
+
+
+def trl_chat_template(name: str = "qwen3") -> str:
+    """The text of a chat template that TRL ships inside its package
+    (``trl/chat_templates/NAME.jinja``: copies of the templates of Qwen3, Llama 3.2, ...), read
+    without importing TRL; a :class:`FileNotFoundError` when TRL is not installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("trl")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "chat_templates" / f"{name}.jinja"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise FileNotFoundError(f"chat template {name}.jinja: TRL is not installed (pip install trl)")
+
+
+def tiny_qwen3(chat_template: str | None = None, *, hidden: int = 32, layers: int = 2,
+               heads: int = 4, seed: int = 0, max_positions: int = 256) -> tuple[Any, Any]:
+    """``(model, tokenizer)``: a randomly initialised ``Qwen3ForCausalLM`` over a word-level
+    tokenizer with Qwen3's special tokens (``<|im_start|>``, ``<|im_end|>`` = EOS,
+    ``<|endoftext|>`` = pad, ``<think>``/``</think>`` as added tokens) and ``chat_template``
+    (e.g. the real Qwen3 template, :func:`trl_chat_template`); no BOS, as Qwen3 has none.
+    The model declares both ends (``<|im_end|>``, ``<|endoftext|>``) as Qwen3 does."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    words = list(dict.fromkeys([*WORDS, *" ".join(QWEN3_WORDS).split(), "<unk>"]))
+    vocab = {tok: i for i, tok in enumerate(QWEN3_SPECIAL + QWEN3_ADDED + words)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>", unk_token="<unk>",
+                                  additional_special_tokens=["<|im_start|>"])
+    tok.add_tokens(QWEN3_ADDED)
+    if chat_template:
+        tok.chat_template = chat_template
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_hidden_layers=layers, num_attention_heads=heads,
+                      num_key_value_heads=max(1, heads // 2), head_dim=hidden // heads,
+                      max_position_embeddings=max_positions, tie_word_embeddings=True,
+                      bos_token_id=None, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(cfg).eval()
+    model.generation_config.eos_token_id = [tok.eos_token_id, tok.pad_token_id]
+    return model, tok
 
 
 def tiny_gpt2(tokenizer: Any | None = None, *, hidden: int = 32, layers: int = 2, heads: int = 4,

@@ -56,3 +56,39 @@ def test_regex_extractor():
         check_extractor("regex:(")
     with pytest.raises(ConfigError, match="extractor must be one of"):
         check_extractor("nope")
+
+
+EQUIVALENT = [("\\boxed{\\frac{1}{2}}", "0.5"), ("so \\boxed{0.5}", "\\frac{1}{2}"),
+              ("\\boxed{1/2}", "\\frac{1}{2}"), ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\sqrt{2}/2"),
+              ("\\boxed{(x+1)^2}", "x^2+2x+1"), ("\\boxed{\\{2, 1\\}}", "\\{1,2\\}"),
+              ("the answer is 1,000", "1000"), ("\\boxed{50\\%}", "0.5")]
+
+
+@pytest.mark.parametrize("text,key", EQUIVALENT)
+def test_math_answers_are_compared_as_mathematics(text, key):
+    pytest.importorskip("math_verify")
+    from mixsd.answers import is_correct, math_scorer
+
+    assert math_scorer().startswith("math-verify")
+    assert is_correct(text, key, "math")
+    assert not is_correct("\\boxed{0.75}", key, "math")
+    assert not is_correct("no answer here", key, "math")
+
+
+def test_math_falls_back_to_the_string_rule_without_math_verify(monkeypatch):
+    import mixsd.answers as answers
+
+    monkeypatch.setattr(answers, "_math_verify", lambda: None)
+    assert answers.math_scorer() == "string"
+    assert answers.is_correct("\\boxed{1,000}", "1000", "math")  # the string rule still holds
+    assert not answers.is_correct("\\boxed{\\frac{1}{2}}", "0.5", "math")
+    assert answers.extract_answer("x = 4, then 7", "math") == "7"
+
+
+def test_math_suites_use_the_math_scorer(write_jsonl):
+    from mixsd.evaluation.suites import get_suites
+
+    path = write_jsonl([{"id": "a", "prompt": "half ?", "answer": "\\boxed{0.5}",
+                         "answer_key": "\\frac{1}{2}"}])
+    suite = get_suites([f"math:{path}"])[f"math:{path}"]
+    assert suite.extractor == "math"

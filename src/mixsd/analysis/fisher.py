@@ -61,7 +61,8 @@ def suite_examples(suites: Mapping[str, Any], tokenizer: Any, *,
         if pairs is None:  # e.g. the instruction probe: format checks, no reference answers
             skipped.append(name)
             continue
-        renderer = PromptRenderer(tokenizer, getattr(suite, "guidance", "knowledge"))
+        renderer = PromptRenderer(tokenizer, getattr(suite, "guidance", "knowledge"),
+                                  **(getattr(suite, "chat", None) or {}))
         examples.extend(renderer.training_example(p, a) for p, a in pairs())
     if max_examples is not None:
         examples = examples[:max_examples]
@@ -196,14 +197,21 @@ class FisherReference:
         self._fisher: dict[str, Any] | None = None
         self._theta0: dict[str, Any] | None = None
 
-    def displacement(self, checkpoint: str | Path) -> dict[str, Any] | None:
-        """The Fisher displacement of ``checkpoint`` (a LoRA adapter is merged into
-        ``base_model_path`` first)."""
+    def compute(self) -> bool:
+        """Compute the Fisher and keep the base weights (on the CPU) now, once; False when
+        the measurement is off. After it the base model itself is no longer needed."""
         if self.max_examples == 0 or not self.suites:
-            return None
+            return False
         if self._fisher is None:
             examples = suite_examples(self.suites, self.tokenizer, max_examples=self.max_examples)
             self._fisher = empirical_fisher(self.model, examples)
             self._theta0 = parameters_of(self.model)
+        return True
+
+    def displacement(self, checkpoint: str | Path) -> dict[str, Any] | None:
+        """The Fisher displacement of ``checkpoint`` (a LoRA adapter is merged into
+        ``base_model_path`` first)."""
+        if not self.compute():
+            return None
         theta = load_checkpoint_parameters(checkpoint, self.base_model_path)
         return fisher_displacement(self._fisher, self._theta0, theta)

@@ -84,10 +84,12 @@ def nll_of_files(model: Any, tokenizer: Any, paths: Sequence[str | Path], *,
 
 def cached_target_nlls(cache: str | Path, files: Sequence[str | Path], model: Any, tokenizer: Any,
                        *, guidance: str = "knowledge", include_unverified: bool = False,
-                       batch_size: int = 8) -> dict[str, float]:
+                       batch_size: int = 8, chat: dict[str, Any] | None = None
+                       ) -> dict[str, float]:
     """Mean per-token NLL of each targets folder or file under ``model``, keyed by its name
     (:func:`mixsd.records.targets_name`: ``LABEL-sSEED`` for ``LABEL-sSEED/`` and for an old
-    ``LABEL-sSEED.jsonl``), kept in the JSON file ``cache`` (a comparison's
+    ``LABEL-sSEED.jsonl``) with the chat settings ``chat`` (renderer keywords), kept in the
+    JSON file ``cache`` (a comparison's
     ``OUT/analysis/nll.json``): a name already there is not scored again, and the cache is
     rewritten after each new one."""
     from mixsd.io import atomic_write_json, read_json_or_empty
@@ -99,8 +101,9 @@ def cached_target_nlls(cache: str | Path, files: Sequence[str | Path], model: An
         name = targets_name(file)
         if name not in known:
             pairs = load_pairs(file, include_unverified=include_unverified)
-            known[name] = target_nll(model, tokenizer, pairs, guidance=guidance,
-                                     batch_size=batch_size, name=name).mean_nll
+            renderer = PromptRenderer(tokenizer, guidance, **(chat or {}))
+            known[name] = target_nll(model, tokenizer, pairs, batch_size=batch_size, name=name,
+                                     renderer=renderer).mean_nll
             atomic_write_json(cache, known)
     return known
 

@@ -30,6 +30,9 @@ Example:
       --epochs 12 --lr 1e-3 --batch-size 4 --out runs/rounds
   mixsd compare --model Qwen/Qwen3-1.7B --corpus kgfact-small/ --suites math:gsm8k.jsonl \\
       --methods sft,mixsd:0.3 --lr 1e-5,3e-5 --lora --out runs/qwen
+  mixsd compare --model Qwen/Qwen3-8B --corpus kgfact-small/ --methods sft,mixsd:0.3,opsd \\
+      --lora --lora-r 16 --lr 1e-4 --suites general,lmeval:gsm8k --lmeval-chat-template \\
+      --gradient-checkpointing --fisher-examples 0 --out runs/qwen3-8b  # docs/scale.md
 """
 
 from __future__ import annotations

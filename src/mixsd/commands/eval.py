@@ -13,6 +13,9 @@ Example:
       --suite toy,records:corpus.jsonl,paraphrase:corpus.jsonl --guidance toy
   mixsd eval --model Qwen/Qwen2.5-0.5B-Instruct --suite math:math500.jsonl,mcq:mmlu.jsonl \\
       --out eval-out
+  mixsd eval --model Qwen/Qwen3-8B --suite lmeval:gsm8k,lmeval:humaneval \\
+      --lmeval-chat-template --lmeval-gen-kwargs max_gen_toks=1024 --lmeval-unsafe-code \\
+      --out eval-q8      # Qwen3 thinking off unless --chat-template-kwargs enable_thinking=true
 """
 
 from __future__ import annotations

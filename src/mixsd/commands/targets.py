@@ -12,8 +12,12 @@ record plus `target` and `meta`) in the folder OUT: OUT/targets.jsonl (streamed 
 OUT/targets.jsonl.partial), OUT/config.yaml and OUT/run.json (the summary); re-run the same
 command to resume, --overwrite to start again (built beside OUT in .OUT.overwrite and renamed
 over it when complete: killed, OUT keeps its old targets; the same command resumes). One
-process writes OUT at a time: a second one is refused, naming the first. An OUT ending in .jsonl is refused: targets
-are a folder (a single targets file made before stays readable by train and analyze). Under `accelerate launch --multi_gpu -m mixsd targets`
+process writes OUT at a time: a second one is refused, naming the first. An OUT ending in .jsonl
+is refused: targets are a folder (a single targets file made before stays readable by train and
+analyze). --export trl (prompt/completion) or messages (chat) also writes the verified targets
+for another trainer (TRL's SFTTrainer, axolotl, NeMo-RL) to OUT/export/FORMAT.jsonl, with the
+chat convention they were built with (--chat-template-kwargs, --system-prompt; Qwen3 thinks
+only when asked). Under `accelerate launch --multi_gpu -m mixsd targets`
 or `torchrun -m mixsd targets` every process takes a share (records i % N == rank) and the
 main process merges them in input order; the file equals a one-process run. A process that
 dies ends the run: the others stop with an error naming its rank once its heartbeat file is
@@ -24,6 +28,8 @@ Example:
       --temperature 0 --top-k 64 --seed 0 --batch-size 32 --max-new-tokens 256 \\
       --max-retries 10 --guidance knowledge
   mixsd targets --model toy --data records.jsonl --out sft --method sft
+  mixsd targets --model Qwen/Qwen3-1.7B --data records.jsonl --out q3 --lambda 0.3 \
+      --export trl,messages   # + q3/export/trl.jsonl for TRL's SFTTrainer, messages.jsonl
   mixsd targets --model smollm2 --data records.jsonl --out word --lambda 0.5 \
       --mix-unit word --verify-entities --verify-round-trip
   accelerate launch --multi_gpu --num_processes 2 -m mixsd targets --model PATH \\
@@ -54,10 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def format_summary(summary: dict) -> str:
     """The one-screen summary printed by the CLI."""
     if summary.get("already_complete"):
-        return (
+        return "\n".join([
             f"{summary['out']} is already complete ({summary['records']} records); "
-            "use --overwrite to rebuild it"
-        )
+            "use --overwrite to rebuild it", *_exported(summary)])
     fraction = summary.get("mean_naive_token_fraction")
     rate = summary.get("tokens_per_s")
     lines = [
@@ -81,7 +86,11 @@ def format_summary(summary: dict) -> str:
         f"  tokens/s          {'n/a' if rate is None else f'{rate:.1f}'}",
         f"  wall_s            {summary['wall_s']:.1f}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _exported(summary))
+
+
+def _exported(summary: dict) -> list[str]:
+    return [f"  export {fmt:<10} {path}" for fmt, path in (summary.get("exported") or {}).items()]
 
 
 def run(args: argparse.Namespace) -> str | None:

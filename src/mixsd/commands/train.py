@@ -16,6 +16,9 @@ Example:
   mixsd train --model toy --method opsd --data records.jsonl --out runs/opsd --rollouts 4
   accelerate launch --multi_gpu --num_processes 2 -m mixsd train --model toy \\
       --targets targets --out runs/ddp      # 2 processes (gloo on CPU, NCCL on GPUs)
+  accelerate launch --multi_gpu --num_processes 8 -m mixsd train --model Qwen/Qwen3-8B \\
+      --targets targets --out runs/q8 --batch-size 2 --dtype bfloat16 \\
+      --deepspeed docs/scale/ds_zero3.json --gradient-checkpointing   # docs/scale.md
 """
 
 from __future__ import annotations

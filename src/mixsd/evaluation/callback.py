@@ -7,7 +7,8 @@ to ``RUN_DIR/metrics.jsonl``. Keys:
   (``split/2hop``, ``split/retrieval``, ...);
 * ``score/SUITE`` for each retention suite, and ``retained/SUITE`` (% of the base score) plus
   ``retention_mean`` when base scores are given;
-* ``drift_kl`` when a base model is given (on ``drift_prompts``; by default up to 32
+* ``drift_kl`` when a base model or its :class:`~mixsd.evaluation.drift.DriftReference`
+  is given (on ``drift_prompts``; by default up to 32
   questions of the held-out suites, which are in the model's own language and unrelated to
   the injected facts, else :data:`~mixsd.evaluation.drift.NEUTRAL_PROMPTS`);
 * ``eval_s``, the seconds this evaluation took.
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mixsd.evaluation.drift import drift_kl
+from mixsd.evaluation.drift import DriftReference
 from mixsd.evaluation.retention import retained, retention_mean
 from mixsd.evaluation.samples import write_sample_logs
 from mixsd.evaluation.suites import memorization_suites
@@ -39,8 +40,9 @@ from mixsd.records import KnowledgeRecord
 class EpochEvaluator:
     """Callable ``(model, tokenizer, epoch) -> dict[str, float]``; see the module docstring.
 
-    ``last_results`` holds the previous call's suite results (with their samples), e.g. for
-    error buckets; ``samples_dir`` (optional) keeps every epoch's samples as
+    ``chat`` holds the chat settings given (:func:`mixsd.prompts.chat_options`) of the
+    memorisation suites (the other suites carry their own). ``last_results`` holds the
+    previous call's suite results (with their samples), e.g. for error buckets; ``samples_dir`` (optional) keeps every epoch's samples as
     ``samples_dir/epoch-N/SUITE.jsonl``.
     """
 
@@ -50,13 +52,17 @@ class EpochEvaluator:
                  drift_prompts: Sequence[str] | None = None, extractor: str = "auto",
                  max_new_tokens: int = 64, guidance: str = "knowledge", batch_size: int = 32,
                  samples_dir: str | Path | None = None,
-                 retention_levels: Sequence[float] = (), epochs: int | None = None):
+                 retention_levels: Sequence[float] = (), epochs: int | None = None,
+                 chat: Mapping[str, Any] | None = None,
+                 drift_reference: DriftReference | None = None):
         self.suites = dict(suites)
+        self.chat = dict(chat or {})
         self.memorisation = memorization_suites(list(memorisation_records or []),
                                                 extractor=extractor, max_new_tokens=max_new_tokens,
-                                                guidance=guidance)
+                                                guidance=guidance, chat=self.chat)
         self.base_scores = dict(base_scores or {})
-        self.base_model = base_model
+        self.base_model = base_model  # dropped once its drift reference is made
+        self.drift_reference: DriftReference | None = drift_reference
         self.drift_prompts = list(drift_prompts) if drift_prompts is not None else \
             held_out_prompts(self.suites)
         self.batch_size = batch_size
@@ -124,13 +130,24 @@ class EpochEvaluator:
         mean = retention_mean(table)
         if mean is not None:
             metrics["retention_mean"] = mean
-        if self.base_model is not None:
-            metrics["drift_kl"] = drift_kl(self.base_model, model, tokenizer, self.drift_prompts,
-                                           batch_size=self.batch_size)
+        reference = self.drift_base(tokenizer)
+        if reference is not None:
+            metrics["drift_kl"] = reference.kl(model)
         self.last_results = results
         if self.samples_dir is not None:
             write_sample_logs(self.samples_dir, results, epoch)
         return metrics
+
+
+    def drift_base(self, tokenizer: Any) -> DriftReference | None:
+        """The base model's log-probabilities on the drift prompts (the given reference, or
+        made from ``base_model`` at the first use, after which the evaluator lets the base
+        model go); None without either (no drift)."""
+        if self.drift_reference is None and self.base_model is not None:
+            self.drift_reference = DriftReference.from_model(
+                self.base_model, tokenizer, self.drift_prompts, batch_size=self.batch_size)
+            self.base_model = None
+        return self.drift_reference
 
 
 def held_out_prompts(suites: Mapping[str, Any], limit: int = 32) -> list[str] | None:

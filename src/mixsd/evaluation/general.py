@@ -150,24 +150,29 @@ class KnownSetSuite(KnownSet):
 
     def __init__(self, name: str, all_records: list[KnowledgeRecord], extractor: str = "auto",
                  max_new_tokens: int = 24, guidance: str = "knowledge",
-                 known_ids: list[str] | None = None, base_accuracy: float | None = None):
+                 known_ids: list[str] | None = None, base_accuracy: float | None = None,
+                 chat: dict[str, Any] | None = None):
         self.all_records = list(all_records)
         self.max_new_tokens = max_new_tokens
         self.guidance = guidance
+        self.chat = dict(chat or {})  # the chat settings given (QASuite.chat)
         super().__init__(name, QASuite(name, self.all_records, extractor=extractor,
-                                       max_new_tokens=max_new_tokens, guidance=guidance),
+                                       max_new_tokens=max_new_tokens, guidance=guidance,
+                                       chat=self.chat),
                          known_ids, base_accuracy)
 
 
 def general_suite(name: str = "general", *, categories: list[str] | None = None,
-                  max_new_tokens: int = 24, limit: int | None = None) -> KnownSetSuite:
+                  max_new_tokens: int = 24, limit: int | None = None,
+                  chat: dict[str, Any] | None = None) -> KnownSetSuite:
     """The shipped general-knowledge suite (``limit``: every k-th item so all categories
     stay represented)."""
     records = general_knowledge_records(categories)
     if limit is not None and limit < len(records):
         step = len(records) / limit
         records = [records[int(i * step)] for i in range(limit)]
-    return KnownSetSuite(name, records, extractor="auto", max_new_tokens=max_new_tokens)
+    return KnownSetSuite(name, records, extractor="auto", max_new_tokens=max_new_tokens,
+                         chat=dict(chat or {}))
 
 
 def prepare_suites(suites: dict[str, Any], base_model: Any, tokenizer: Any, *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,7 @@ class InstructionSuite:
     items: list[dict[str, Any]]
     max_new_tokens: int = 48
     guidance: str = "knowledge"  # only the naive layout of the preset is used
+    chat: dict[str, Any] = field(default_factory=dict)  # chat settings given (QASuite.chat)
 
     @property
     def prompts(self) -> list[str]:
@@ -128,11 +129,12 @@ class InstructionSuite:
 
     def fingerprint(self) -> str:
         blob = json.dumps([[i["prompt"], i["check"]] for i in self.items]
-                          + [self.max_new_tokens, self.guidance])
+                          + [self.max_new_tokens, self.guidance]
+                          + ([self.chat] if self.chat else []), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def evaluate(self, model: Any, tokenizer: Any, *, batch_size: int = 32) -> QAResult:
-        renderer = PromptRenderer(tokenizer, self.guidance)
+        renderer = PromptRenderer(tokenizer, self.guidance, **self.chat)
         outputs = greedy_generate(model, tokenizer, [renderer.naive_ids(p) for p in self.prompts],
                                   max_new_tokens=self.max_new_tokens,
                                   stop_token_ids=renderer.stop_ids(model), batch_size=batch_size)
@@ -146,6 +148,8 @@ class InstructionSuite:
 
 
 def instruction_suite(name: str = "instruct", path: str | Path | None = None, *,
-                      max_new_tokens: int = 48) -> InstructionSuite:
+                      max_new_tokens: int = 48, chat: dict[str, Any] | None = None
+                      ) -> InstructionSuite:
     """The shipped instruction-following probe, or one read from ``path``."""
-    return InstructionSuite(name, read_instructions(path), max_new_tokens=max_new_tokens)
+    return InstructionSuite(name, read_instructions(path), max_new_tokens=max_new_tokens,
+                            chat=dict(chat or {}))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +91,13 @@ class MCQSuite:
     items: list[MCQItem]
     guidance: str = "knowledge"
     normalize: str = "none"  # "none" | "chars"
+    chat: dict[str, Any] = field(default_factory=dict)  # chat settings given (QASuite.chat)
 
     def fingerprint(self) -> str:
-        """Hash of what decides the score (items, layout, normalisation)."""
+        """Hash of what decides the score (items, layout, normalisation, chat settings)."""
         blob = json.dumps([[i.question, i.choices, i.answer] for i in self.items]
-                          + [self.guidance, self.normalize])
+                          + [self.guidance, self.normalize]
+                          + ([self.chat] if self.chat else []), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def reference_pairs(self) -> list[tuple[str, str]]:
@@ -104,7 +106,7 @@ class MCQSuite:
 
     def evaluate(self, model: Any, tokenizer: Any, *, batch_size: int = 32,
                  renderer: PromptRenderer | None = None) -> QAResult:
-        renderer = renderer or PromptRenderer(tokenizer, self.guidance)
+        renderer = renderer or PromptRenderer(tokenizer, self.guidance, **self.chat)
         sep = "" if renderer.use_chat_template else " "
         pairs, owners = [], []
         for k, item in enumerate(self.items):

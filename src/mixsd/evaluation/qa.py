@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixsd.answers import extract_answer, is_correct
+from mixsd.answers import extract_answer, is_correct, math_scorer
 from mixsd.generation import greedy_generate
 from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord
@@ -36,11 +36,16 @@ class QASuite:
     extractor: str = "auto"
     max_new_tokens: int = 64
     guidance: str = "knowledge"  # only the naive layout of the preset is used
+    #: the chat settings given (:func:`mixsd.prompts.chat_options`; empty: the family's)
+    chat: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Hash of what decides the score (questions, keys, extractor, budget, layout)."""
+        """Hash of what decides the score (questions, keys, extractor, budget, layout, and
+        the chat settings when any is given)."""
         blob = json.dumps([[r.prompt, r.answer_key] for r in self.records]
-                          + [self.extractor, self.max_new_tokens, str(self.guidance)])
+                          + [self.extractor, self.max_new_tokens, str(self.guidance)]
+                          + ([math_scorer()] if self.extractor == "math" else [])
+                          + ([self.chat] if self.chat else []), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def reference_pairs(self) -> list[tuple[str, str]]:
@@ -51,7 +56,8 @@ class QASuite:
                  renderer: PromptRenderer | None = None) -> QAResult:
         return score_qa(model, tokenizer, self.records, name=self.name, extractor=self.extractor,
                         max_new_tokens=self.max_new_tokens, batch_size=batch_size,
-                        renderer=renderer or PromptRenderer(tokenizer, self.guidance))
+                        renderer=renderer or PromptRenderer(tokenizer, self.guidance,
+                                                            **self.chat))
 
 
 def score_qa(model: Any, tokenizer: Any, records: list[KnowledgeRecord], *, name: str = "qa",

@@ -12,8 +12,21 @@ from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.evaluation.samples import write_sample_logs
 from mixsd.io import atomic_write_json, write_run_info
-from mixsd.models import check_device, check_dtype
-from mixsd.prompts import check_guidance, resolve_guidance_name
+from mixsd.models import (
+    check_device,
+    check_dtype,
+    hub_options,
+    model_key,
+    revision_option,
+    trust_remote_code_option,
+)
+from mixsd.prompts import (
+    chat_options,
+    chat_template_kwargs_option,
+    check_guidance,
+    resolve_guidance_name,
+    system_prompt_option,
+)
 from mixsd.registry import default_model, model_defaults
 
 
@@ -39,11 +52,30 @@ class EvalConfig(StageConfig):
     guidance: str | None = option(None, "prompt layout of records/paraphrase suites "
                                   "(knowledge, math, a plug-in's; default: the model's "
                                   "registered preset, else knowledge)")
+    chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
+    system_prompt: str | None = system_prompt_option()
+    revision: str | None = revision_option()
+    trust_remote_code: bool = trust_remote_code_option()
     extractor: str = option("auto", "answer extractor of records suites: auto, boxed, number, "
-                            "contains or regex:PATTERN")
+                            "contains, math or regex:PATTERN")
     mcq_normalize: str = option("none", "multiple choice: none (summed log-likelihood) or chars "
                                 "(per character)", choices=("none", "chars"))
-    lmeval_include: str | None = option(None, "folder of extra lm-eval task YAML files")
+    lmeval_include: str | None = option(None, "folder of extra lm-eval task YAML files (added "
+                                        "to lm-eval's built-in tasks)")
+    lmeval_chat_template: bool = option(
+        False, "lm-eval: apply the model's chat template (instruct models), with "
+        "--chat-template-kwargs (Qwen3: thinking off unless asked) and --system-prompt as "
+        "the system instruction", later=True)
+    lmeval_fewshot_as_multiturn: bool = option(
+        True, "lm-eval: few-shot examples as chat turns (with --lmeval-chat-template)",
+        later=True)
+    lmeval_gen_kwargs: dict[str, Any] = option(
+        default_factory=dict, later=True,
+        help="lm-eval: generation settings of generative tasks (e.g. max_gen_toks=1024,"
+        "temperature=0)")
+    lmeval_unsafe_code: bool = option(
+        False, "lm-eval: allow tasks that execute the model's generated code (HumanEval, "
+        "MBPP); run only in a sandbox", later=True)
     num_fewshot: int | None = option(None, "lm-eval few-shot examples (default: the task's)",
                                      min=0)
     limit: int | None = option(None, "lm-eval: only the first N documents", min=1)
@@ -65,13 +97,32 @@ class EvalConfig(StageConfig):
 
         check_suites(self.suite)
 
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`): both the
+        model's and the base model's (a local folder ignores them)."""
+        return hub_options(self.revision, self.trust_remote_code)
+
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
+
     def suite_options(self) -> dict[str, Any]:
-        return {"extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
+        return {"chat": self.chat_options(), "extractor": self.extractor, "max_new_tokens": self.max_new_tokens,
                 "math_max_new_tokens": self.math_max_new_tokens,
                 "guidance": resolve_guidance_name(self.guidance, self.model),
-                "mcq_normalize": self.mcq_normalize, "lmeval_include": self.lmeval_include,
+                "mcq_normalize": self.mcq_normalize, **lmeval_options(self),
                 "num_fewshot": self.num_fewshot, "limit": self.limit,
                 "toy_items": self.toy_items}
+
+
+LMEVAL_FIELDS = ("lmeval_include", "lmeval_chat_template", "lmeval_fewshot_as_multiturn",
+                 "lmeval_gen_kwargs", "lmeval_unsafe_code")
+
+
+def lmeval_options(config: Any) -> dict[str, Any]:
+    """The lm-eval settings of ``config`` (an :class:`EvalConfig` or a comparison's config,
+    which inherits them) as :func:`~mixsd.evaluation.suites.get_suites` options."""
+    return {name: getattr(config, name) for name in LMEVAL_FIELDS}
 
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
@@ -93,8 +144,8 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     if config.base_model:
         # The base model first: known-set suites (general) are restricted to what it knows.
         base, base_tok = load_model_and_tokenizer(config.base_model, device=config.device,
-                                                  dtype=config.dtype)
-        base_id = resolve_model_path(config.base_model)
+                                                  dtype=config.dtype, **config.hub_options())
+        base_id = model_key(resolve_model_path(config.base_model), config.revision)
         info = prepare_suites(suites, base, base_tok, model_fingerprint=fingerprint_path(base_id),
                               batch_size=config.batch_size, cache_dir=config.cache_dir)
         base_summary["base"] = base_scores(base, base_tok, suites, cache_dir=config.cache_dir,
@@ -103,7 +154,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             base_summary["suite_info"] = info
         del base
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device,
-                                                dtype=config.dtype)
+                                                dtype=config.dtype, **config.hub_options())
     results = {name: suite.evaluate(model, tokenizer, batch_size=config.batch_size)
                for name, suite in suites.items()}
     summary: dict[str, Any] = {"model": config.model,

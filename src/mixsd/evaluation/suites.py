@@ -13,7 +13,8 @@ world's probes, ``mixsd.toyworld.plugin``):
 ``general:PATH.jsonl``        the same known-set scoring on your own records
 ``instruct[:PATH.jsonl]``     format compliance on simple instructions (one word, a number,
                               yes/no, a list, ...; :mod:`mixsd.evaluation.instruct`)
-``math:PATH.jsonl``           records answered with ``\\boxed{}`` (extractor boxed, math layout)
+``math:PATH.jsonl``           records answered with ``\\boxed{}``, compared as mathematics
+                              (extractor math: ``math-verify`` when installed), math layout
 ``mcq:PATH.jsonl``            multiple choice by log-likelihood (:mod:`mixsd.evaluation.mcq`)
 ``lmeval:TASK``               any lm-eval task on the in-memory model (:mod:`.lmeval`)
 ``records:PATH[@SPLIT]``      memorisation: records whose split is SPLIT (default: ``train``
@@ -81,12 +82,14 @@ def paraphrase_records(records: list[KnowledgeRecord]) -> list[KnowledgeRecord]:
 
 
 def memorization_suites(records: list[KnowledgeRecord], *, extractor: str = "auto",
-                        max_new_tokens: int = 64, guidance: str = "knowledge"
-                        ) -> dict[str, QASuite]:
+                        max_new_tokens: int = 64, guidance: str = "knowledge",
+                        chat: dict[str, Any] | None = None) -> dict[str, QASuite]:
     """``memorization`` (train questions), ``paraphrase`` (the train records' ``paraphrases``
     plus any records of split ``paraphrase``) and one suite per other split found in
-    ``records`` (e.g. ``two_hop``, ``retrieval``)."""
-    opts = {"extractor": extractor, "max_new_tokens": max_new_tokens, "guidance": guidance}
+    ``records`` (e.g. ``two_hop``, ``retrieval``); ``chat``: the chat settings given
+    (:func:`mixsd.prompts.chat_options`)."""
+    opts = {"extractor": extractor, "max_new_tokens": max_new_tokens, "guidance": guidance,
+            "chat": dict(chat or {})}
     train = train_records(records)
     suites = {"memorization": QASuite("memorization", train, **opts)} if train else {}
     para = paraphrase_records(train) + [r for r in records if r.split == "paraphrase"]
@@ -140,7 +143,8 @@ def load_split(spec: str, path: Path, split: str | None) -> list[KnowledgeRecord
 def _qa(spec: str, records: list[KnowledgeRecord], opts: dict) -> dict[str, Any]:
     return {spec: QASuite(spec, records, extractor=opts.get("extractor", "auto"),
                           max_new_tokens=opts.get("max_new_tokens", 64),
-                          guidance=opts.get("guidance", "knowledge"))}
+                          guidance=opts.get("guidance", "knowledge"),
+                          chat=dict(opts.get("chat") or {}))}
 
 
 def _records(spec: str, rest: str, opts: dict) -> dict[str, Any]:
@@ -165,8 +169,9 @@ def _paraphrase(spec: str, rest: str, opts: dict) -> dict[str, Any]:
 
 def _math(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     records = read_records(_path(spec, rest))
-    return {spec: QASuite(spec, records, extractor="boxed",
-                          max_new_tokens=opts.get("math_max_new_tokens", 512), guidance="math")}
+    return {spec: QASuite(spec, records, extractor="math",
+                          max_new_tokens=opts.get("math_max_new_tokens", 512), guidance="math",
+                          chat=dict(opts.get("chat") or {}))}
 
 
 def _mcq(spec: str, rest: str, opts: dict) -> dict[str, Any]:
@@ -174,7 +179,8 @@ def _mcq(spec: str, rest: str, opts: dict) -> dict[str, Any]:
 
     return {spec: MCQSuite(spec, read_mcq(_path(spec, rest)),
                            guidance=opts.get("mcq_guidance", "knowledge"),
-                           normalize=opts.get("mcq_normalize", "none"))}
+                           normalize=opts.get("mcq_normalize", "none"),
+                           chat=dict(opts.get("chat") or {}))}
 
 
 def _lmeval(spec: str, rest: str, opts: dict) -> dict[str, Any]:
@@ -184,7 +190,13 @@ def _lmeval(spec: str, rest: str, opts: dict) -> dict[str, Any]:
         raise ConfigError("suite 'lmeval:' needs a task name: lmeval:TASK (flag --suite)")
     return {spec: LMEvalSuite(spec, rest, include_path=opts.get("lmeval_include"),
                               num_fewshot=opts.get("num_fewshot"), limit=opts.get("limit"),
-                              metric=opts.get("lmeval_metric"))}
+                              metric=opts.get("lmeval_metric"),
+                              chat_template=bool(opts.get("lmeval_chat_template")),
+                              fewshot_as_multiturn=opts.get("lmeval_fewshot_as_multiturn",
+                                                            True),
+                              gen_kwargs=dict(opts.get("lmeval_gen_kwargs") or {}),
+                              unsafe_code=bool(opts.get("lmeval_unsafe_code")),
+                              chat=dict(opts.get("chat") or {}))}
 
 
 def _general(spec: str, rest: str, opts: dict) -> dict[str, Any]:
@@ -193,10 +205,11 @@ def _general(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     budget = opts.get("general_max_new_tokens", 24)
     if not rest or rest.isdigit():
         return {spec: general_suite(spec, max_new_tokens=budget,
-                                    limit=int(rest) if rest else None)}
+                                    limit=int(rest) if rest else None, chat=opts.get("chat"))}
     return {spec: KnownSetSuite(spec, load_split(spec, Path(rest), None),
                                 extractor=opts.get("extractor", "auto"), max_new_tokens=budget,
-                                guidance=opts.get("guidance", "knowledge"))}
+                                guidance=opts.get("guidance", "knowledge"),
+                                chat=dict(opts.get("chat") or {}))}
 
 
 def _known(spec: str, rest: str, opts: dict) -> dict[str, Any]:
@@ -220,7 +233,8 @@ def _instruct(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     from mixsd.evaluation.instruct import instruction_suite
 
     return {spec: instruction_suite(spec, Path(rest) if rest else None,
-                                    max_new_tokens=opts.get("instruct_max_new_tokens", 48))}
+                                    max_new_tokens=opts.get("instruct_max_new_tokens", 48),
+                                    chat=opts.get("chat"))}
 
 
 # kinds whose argument is a file or folder that must exist (``general`` and ``instruct``
@@ -271,9 +285,13 @@ def check_suites(names: str | Iterable[str], *, flag: str = "--suite") -> list[s
 def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
     """Resolve suite specs (see the module docstring) into ``{spec: suite}``.
 
-    Options: ``extractor``, ``max_new_tokens``, ``guidance`` (records/paraphrase suites),
+    Options: ``chat`` (the chat settings given, :func:`mixsd.prompts.chat_options`, for
+    every suite that renders prompts), ``extractor``, ``max_new_tokens``, ``guidance``
+    (records/paraphrase suites),
     ``math_max_new_tokens`` (default 512), ``mcq_guidance``, ``mcq_normalize`` (none|chars),
-    ``lmeval_include`` (task YAML folder), ``num_fewshot``, ``limit``, ``lmeval_metric``,
+    ``lmeval_include`` (task YAML folder, added to lm-eval's built-in tasks), ``num_fewshot``,
+    ``limit``, ``lmeval_metric``, ``lmeval_chat_template``, ``lmeval_fewshot_as_multiturn``,
+    ``lmeval_gen_kwargs``, ``lmeval_unsafe_code`` (:class:`~mixsd.evaluation.lmeval.LMEvalSuite`),
     ``general_max_new_tokens`` (default 24), ``instruct_max_new_tokens`` (default 48) and
     those of plug-in kinds (the toy world's ``toy_items`` and ``toy_seed``).
     """

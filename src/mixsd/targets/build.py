@@ -84,7 +84,7 @@ class TargetBuilder:
 
     def __init__(self, model: Any, tokenizer: Any, config: TargetsConfig):
         self.model, self.tokenizer, self.config = model, tokenizer, config
-        self.renderer = PromptRenderer(tokenizer, config.guidance)
+        self.renderer = PromptRenderer(tokenizer, config.guidance, **config.chat_options())
         self.generated_tokens = 0
         self.generate_s = 0.0
         self.rejections = dict.fromkeys(CHECKS, 0)

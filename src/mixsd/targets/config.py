@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.methods import TARGET_METHODS
-from mixsd.models import check_device, check_dtype
-from mixsd.prompts import check_guidance
+from mixsd.models import (
+    check_device,
+    check_dtype,
+    hub_options,
+    revision_option,
+    trust_remote_code_option,
+)
+from mixsd.prompts import (
+    chat_options,
+    chat_template_kwargs_option,
+    check_guidance,
+    system_prompt_option,
+)
 from mixsd.targets.words import MIX_UNITS
 
 METHODS = TARGET_METHODS  # mixsd.methods defines the word
 
 # Fields that do not change a single target: they are left out of the resume fingerprint.
-NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress")
+NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress", "export")
 # Fields added after targets were first made are declared ``later=True``: left out of the
 # fingerprint at their default, so files made before them still resume.
 
@@ -74,9 +86,14 @@ class TargetsConfig(StageConfig):
         "knowledge",
         "guidance preset of the expert prompt (knowledge, math, toy, or a registered name)",
     )
+    chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
+    system_prompt: str | None = system_prompt_option()
+    revision: str | None = revision_option()
+    trust_remote_code: bool = trust_remote_code_option()
     extractor: str = option(
         "auto",
-        "answer extractor used to verify a target: auto, boxed, number, contains or regex:PATTERN",
+        "answer extractor used to verify a target: auto, boxed, number, contains, math (as "
+        "mathematics, with math-verify) or regex:PATTERN",
     )
     verify_entities: bool = option(
         False,
@@ -100,6 +117,11 @@ class TargetsConfig(StageConfig):
         "auto", "model dtype: auto (bf16 on GPUs that support it), float32, bfloat16, float16"
     )
     overwrite: bool = option(False, "start again instead of resuming an existing partial output")
+    export: list[str] = option(
+        default_factory=list, choices=("trl", "messages"), later=True,
+        help="also write the verified targets for another trainer, once complete: trl "
+        "(prompt/completion, conversational with a chat template; TRL's SFTTrainer) or "
+        "messages (chat messages: axolotl, NeMo-RL), to OUT/export/FORMAT.jsonl")
     progress: bool = option(True, "show a tqdm progress bar")
 
     def validate(self) -> None:
@@ -115,6 +137,14 @@ class TargetsConfig(StageConfig):
                 "lambda_fallback: each lambda must be lower than the one before it, starting "
                 f"below --lambda {self.mix_lambda:g} (got {', '.join(f'{x:g}' for x in chain)}; "
                 "method mixsd only) (flag --lambda-fallback)")
+
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
+        return hub_options(self.revision, self.trust_remote_code)
+
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     @property
     def max_attempts(self) -> int:

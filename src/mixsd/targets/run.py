@@ -103,9 +103,10 @@ def _load(config: TargetsConfig, model: Any, tokenizer: Any, shard: Shard) -> tu
         return model, tokenizer
     name = model if isinstance(model, str) else config.model
     if config.method == "sft":
-        return None, tokenizer or load_tokenizer(name)
+        return None, tokenizer or load_tokenizer(name, **config.hub_options())
     device = shard.device(config.device)
-    loaded, loaded_tok = load_model_and_tokenizer(name, device=device, dtype=config.dtype)
+    loaded, loaded_tok = load_model_and_tokenizer(name, device=device, dtype=config.dtype,
+                                                  **config.hub_options())
     return loaded, tokenizer or loaded_tok
 
 
@@ -296,7 +297,8 @@ def _run_targets(config: TargetsConfig, data: str | Path, stage: StageDir,
     out_dir, dest = stage.path, stage.dest
     out = out_dir / TARGETS_FILE
     if stage.complete and out.is_file():
-        return {**summarize(out), "already_complete": True, "out": str(dest)}
+        return {**summarize(out), "already_complete": True, "out": str(dest),
+                **_export(config, dest, model_name, tokenizer)}
     if out.is_file() and not stage.resumed and not config.overwrite:
         raise MixsdError(f"{out_dir} holds a {TARGETS_FILE} without the run.json that says how "
                          "it was made; pass --overwrite to rebuild it or choose another --out")
@@ -342,5 +344,21 @@ def _run_targets(config: TargetsConfig, data: str | Path, stage: StageDir,
     if shard.rank == 0:
         stage.write_info(config, status=COMPLETE, **info, summary=summary,
                          device=_device_of(builder))
-        stage.commit()
+        stage.commit()  # the export reads the complete folder where it now lies
+        summary.update(_export(config, stage.dest, model_name, tokenizer))
     return summary
+
+
+def _export(config: TargetsConfig, out_dir: Path, model_name: str, tokenizer: Any
+            ) -> dict[str, Any]:
+    """``config.export``: the complete folder's verified targets for other trainers
+    (:mod:`mixsd.targets.export`); ``{"exported": {format: path}}``, ``{}`` when none."""
+    if not config.export:
+        return {}
+    from mixsd.models import load_tokenizer
+    from mixsd.targets.export import export_targets
+
+    tokenizer = tokenizer or load_tokenizer(config.model or model_name, **config.hub_options())
+    paths = export_targets(out_dir, config.export, tokenizer, guidance=config.guidance,
+                           chat=config.chat_options())
+    return {"exported": {fmt: str(path) for fmt, path in paths.items()}}

@@ -116,12 +116,18 @@ class EpochCheckpointCallback(TrainerCallback):
     Order at the end of an epoch (``Trainer``): ``on_epoch_end`` (the evaluation callback runs
     here, on the main process, under a forked RNG so it cannot change training), the epoch's
     mean loss is logged (``on_log``), the checkpoint is saved (``on_save``: finalised here).
+
+    With ``from_checkpoint`` (sharded training: DeepSpeed ZeRO-3, FSDP, where the model in
+    memory holds one shard per process and a forward needs every process) the evaluation runs
+    in ``on_save`` instead, on the checkpoint just written, loaded whole on the main process
+    (in ``eval_dtype``) while the other processes wait; the early-stop decision follows it.
     """
 
     def __init__(self, run_dir: str | Path, tokenizer: Any, info: dict[str, Any],
                  epoch_callback: EpochCallback | None = None,
                  stop: Callable[[list[dict[str, Any]]], bool] | None = None,
-                 after_save: Callable[[], Any] | None = None, stop_metric: str | None = None):
+                 after_save: Callable[[], Any] | None = None, *, stop_metric: str | None = None,
+                 from_checkpoint: bool = False, eval_dtype: str = "auto"):
         self.run_dir = Path(run_dir)
         self.stop_metric = stop_metric  # checked against the first epoch's metrics
         self.saving: Path | None = None  # the checkpoint folder being written, during a save
@@ -130,24 +136,39 @@ class EpochCheckpointCallback(TrainerCallback):
         self.tokenizer = tokenizer
         self.info = info
         self.epoch_callback = epoch_callback
+        self.from_checkpoint = from_checkpoint
+        self.eval_dtype = eval_dtype
         self.trainer: Any = None  # set by the trainer factory (needed for process barriers)
         self.pending: dict[str, Any] = {}
+        # The epoch's logged losses with their steps (several per epoch with logging_steps).
+        self._loss: list[tuple[float, int]] = []
+        self._logged_step = 0
+        self._learning_rate: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._logged_step = state.global_step  # a resumed run starts counting here
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         epoch = int(round(state.epoch or 0))
         self.pending = {"epoch": epoch, "global_step": state.global_step}
+        control.should_save = True
+        control.should_log = True
+        self.saving = self.run_dir / f"checkpoint-{state.global_step}"
+        if self.from_checkpoint:
+            return control  # evaluated (and the stop decided) once the checkpoint is saved
         if self.epoch_callback is not None and state.is_world_process_zero:
             self.pending.update(run_epoch_callback(self.epoch_callback, model, self.tokenizer,
                                                    epoch))
-            if self.stop_metric is not None:
-                check_stop_metric(self.stop_metric, list(self.pending))
-                self.stop_metric = None
-        control.should_save = True
-        self.saving = self.run_dir / f"checkpoint-{state.global_step}"
-        control.should_log = True
+            self._check_stop_metric()
         if self.stop is not None and self._stop_now(args, state):
             control.should_training_stop = True  # after this epoch's save
         return control
+
+    def _check_stop_metric(self) -> None:
+        """The metric early stopping watches must be among the first epoch's metrics."""
+        if self.stop_metric is not None:
+            check_stop_metric(self.stop_metric, list(self.pending))
+            self.stop_metric = None
 
     def _stop_now(self, args: Any, state: Any) -> bool:
         """The early-stop decision, taken on the main process and shared with the others."""
@@ -161,18 +182,59 @@ class EpochCheckpointCallback(TrainerCallback):
         return decision[0]
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs and self.pending:
-            self.pending["train_loss"] = float(logs["loss"])
-            if "learning_rate" in logs:
-                self.pending["learning_rate"] = float(logs["learning_rate"])
+        if not logs or "loss" not in logs:
+            return
+        # A logged loss is the mean since the previous log: weighted by its steps, the logs
+        # of an epoch average to the epoch's mean (one log per epoch without logging_steps).
+        steps = max(1, state.global_step - self._logged_step)
+        self._logged_step = state.global_step
+        self._loss.append((float(logs["loss"]), steps))
+        if "learning_rate" in logs:
+            self._learning_rate = float(logs["learning_rate"])
+
+    def _epoch_loss(self) -> None:
+        """The epoch's mean training loss (and last learning rate) into its metrics."""
+        if len(self._loss) == 1:  # one log per epoch: its value as it is
+            self.pending["train_loss"] = self._loss[0][0]
+        elif self._loss:
+            self.pending["train_loss"] = (sum(loss * n for loss, n in self._loss)
+                                          / sum(n for _, n in self._loss))
+        if self._learning_rate is not None:
+            self.pending["learning_rate"] = self._learning_rate
 
     def on_save(self, args, state, control, **kwargs):
         accelerator = self.trainer.accelerator
         accelerator.wait_for_everyone()  # every process has written its RNG state
         self.saving = None
+        self._epoch_loss()
+        if self.from_checkpoint:
+            if self.epoch_callback is not None and state.is_world_process_zero:
+                self.pending.update(self._evaluate_saved(args, state))
+                self._check_stop_metric()
+            accelerator.wait_for_everyone()
+            if self.stop is not None and self._stop_now(args, state):
+                control.should_training_stop = True
         if state.is_world_process_zero:
             self._finalise(state)
+        self.pending, self._loss, self._learning_rate = {}, [], None
         accelerator.wait_for_everyone()
+        return control
+
+    def _evaluate_saved(self, args: Any, state: Any) -> dict[str, Any]:
+        """The epoch callback on the checkpoint just saved, loaded whole on this process."""
+        from mixsd.models import free_accelerator_memory, load_model
+
+        saved = self.run_dir / f"checkpoint-{state.global_step}"
+        atomic_write_json(saved / CHECKPOINT_INFO, {**self.info, "epoch": self.pending["epoch"]})
+        device = str(args.device) if str(args.device).startswith("cuda") else "cpu"
+        dtype = "float32" if device == "cpu" else self.eval_dtype
+        model = load_model(str(saved), device=device, dtype=dtype)
+        try:
+            return run_epoch_callback(self.epoch_callback, model, self.tokenizer,
+                                      self.pending["epoch"])
+        finally:
+            del model
+            free_accelerator_memory()
 
     def _finalise(self, state: Any) -> None:
         epoch = self.pending.get("epoch", int(round(state.epoch or 0)))

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.methods import TRAIN_METHODS
-from mixsd.prompts import check_guidance
+from mixsd.models import hub_options, revision_option, trust_remote_code_option
+from mixsd.prompts import (
+    chat_options,
+    chat_template_kwargs_option,
+    check_guidance,
+    system_prompt_option,
+)
 from mixsd.training.keep import DEFAULT_KEEP, KEEP_HELP, KeepPolicy
 
 METHODS = TRAIN_METHODS  # mixsd.methods defines the word
+# TrainingArguments fields mixsd sets from its own flags (not through --trainer-args).
+OWNED_ARGUMENTS = {
+    "output_dir": "--out", "num_train_epochs": "--epochs", "learning_rate": "--lr",
+    "per_device_train_batch_size": "--batch-size", "gradient_accumulation_steps": "--grad-accum",
+    "warmup_steps": "--warmup-steps", "warmup_ratio": "--warmup-ratio",
+    "lr_scheduler_type": "--lr-scheduler", "weight_decay": "--weight-decay",
+    "max_grad_norm": "--max-grad-norm", "seed": "--seed", "bf16": "--dtype", "fp16": "--dtype",
+    "use_cpu": "--device", "save_strategy": "epoch checkpoints", "eval_strategy": "the epoch "
+    "evaluation", "gradient_checkpointing": "--gradient-checkpointing",
+    "activation_checkpointing": "--gradient-checkpointing", "deepspeed": "--deepspeed",
+    "fsdp": "--fsdp", "fsdp_config": "--fsdp-config", "report_to": "--report-to",
+    "logging_steps": "--logging-steps", "logging_strategy": "--logging-steps",
+    "save_only_model": "--save-only-model", "disable_tqdm": "--progress",
+    "remove_unused_columns": "the collators"}
 DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
 
 
@@ -53,6 +74,10 @@ class TrainConfig(StageConfig):
         help="modules that get adapters (empty = all linear layers)", default_factory=list)
     guidance: str = option("knowledge", "guidance preset of the prompts; must be the one the "
                            "targets were built with")
+    chat_template_kwargs: dict[str, Any] = chat_template_kwargs_option()
+    system_prompt: str | None = system_prompt_option()
+    revision: str | None = revision_option()
+    trust_remote_code: bool = trust_remote_code_option()
     include_unverified: bool = option(False, "also train on targets whose answer failed "
                                       "verification (skipped and counted by default)")
     max_length: int | None = option(None, "longest training sequence in tokens (default: the "
@@ -73,11 +98,43 @@ class TrainConfig(StageConfig):
         "among those that keep every minimum (as `mixsd inject` does)")
     keep: str = option(DEFAULT_KEEP, KEEP_HELP)
     dtype: str = option("auto", "auto: bf16 mixed precision where the device has it, else fp32; "
-                        "bfloat16: pure bf16 weights; float32: fp32 throughout",
+                        "bfloat16: pure bf16 weights (with --deepspeed: bf16 weights and "
+                        "DeepSpeed's fp32 master copy); float32: fp32 throughout",
                         choices=("auto", "float32", "bfloat16"))
     device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     progress: bool = option(True, "the trainer's step progress bar (off: its per-epoch log "
                             "lines only)")
+    # -- scale: TrainingArguments passed through (docs/scale.md) ---------------------------
+    gradient_checkpointing: bool = option(
+        False, "recompute activations in the backward pass (less memory, ~30%% more time)",
+        later=True)
+    deepspeed: str | None = option(
+        None, "DeepSpeed config JSON (e.g. ZeRO-3; set stage3_gather_16bit_weights_on_model_"
+        "save so every epoch saves whole weights); run under accelerate launch or torchrun",
+        later=True)
+    fsdp: str | None = option(
+        None, "FSDP mode of TrainingArguments (e.g. 'full_shard auto_wrap'); run under "
+        "accelerate launch or torchrun", later=True)
+    fsdp_config: str | None = option(
+        None, "FSDP config JSON of TrainingArguments (use state_dict_type FULL_STATE_DICT so "
+        "every epoch saves whole weights)", later=True)
+    report_to: list[str] = option(
+        default_factory=list, later=True,
+        help="where the trainer reports its logs: wandb, tensorboard, ... (default: none)")
+    logging_steps: int = option(
+        0, "log the training loss every N optimiser steps (0 = once per epoch); metrics.jsonl "
+        "keeps the epoch's mean either way", min=0, later=True)
+    save_only_model: bool = option(
+        False, "epoch checkpoints without optimiser and scheduler state (half the disk of "
+        "full fine-tuning; a killed run resumes with fresh AdamW moments)", later=True)
+    eval_from_checkpoint: bool | None = option(
+        None, "run the epoch evaluation on the saved checkpoint, loaded on the main process, "
+        "instead of the model in training memory (default: with --deepspeed or --fsdp, where "
+        "the weights in memory are sharded)", later=True)
+    trainer_args: dict[str, Any] = option(
+        default_factory=dict, later=True,
+        help="any other TrainingArguments field, KEY=VALUE (e.g. ddp_timeout=7200,"
+        "optim=adamw_torch_fused,torch_compile=true); not those mixsd sets from its own flags")
     # -- OPSD -----------------------------------------------------------------------------
     rollouts: int = option(4, "opsd: rollouts sampled per naive prompt", min=1)
     rollout_temperature: float = option(1.0, "opsd: sampling temperature of the rollouts",
@@ -98,6 +155,40 @@ class TrainConfig(StageConfig):
         self.floors()
         if self.method == "opsd" and self.divergence == "jsd" and not 0 < self.jsd_beta < 1:
             raise ConfigError(f"jsd_beta must be in (0, 1), got {self.jsd_beta:g} (flag --jsd-beta)")
+        owned = sorted(set(self.trainer_args) & set(OWNED_ARGUMENTS))
+        if owned:
+            raise ConfigError(f"trainer_args: {', '.join(owned)} is set by mixsd from its own "
+                              f"flags ({', '.join(OWNED_ARGUMENTS[k] for k in owned)}) "
+                              "(flag --trainer-args)")
+        if self.deepspeed and self.fsdp:
+            raise ConfigError("deepspeed and fsdp are two ways to shard: choose one "
+                              "(flags --deepspeed, --fsdp)")
+        if self.method == "opsd" and self.sharded:
+            # Rollouts are sampled with generate() on one process's model, which a sharded
+            # model cannot do alone, and the full-FT teacher copy would not be sharded.
+            raise ConfigError("method opsd does not run sharded (--deepspeed, --fsdp): use "
+                              "--lora (the teacher is the adapter disabled, no copy) on one "
+                              "GPU, or data-parallel processes without sharding")
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the weights in training memory are sharded over the processes
+        (DeepSpeed or FSDP): the epoch evaluation then reads the saved checkpoint."""
+        return bool(self.deepspeed or self.fsdp)
+
+    @property
+    def evaluates_checkpoint(self) -> bool:
+        """Whether the epoch evaluation runs on the saved checkpoint (``eval_from_checkpoint``,
+        by default when :attr:`sharded`)."""
+        return self.sharded if self.eval_from_checkpoint is None else self.eval_from_checkpoint
+
+    def hub_options(self) -> dict[str, Any]:
+        """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
+        return hub_options(self.revision, self.trust_remote_code)
+
+    def chat_options(self) -> dict[str, Any]:
+        """The chat settings given (:func:`mixsd.prompts.chat_options`), as renderer keywords."""
+        return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     def floors(self) -> dict[str, float]:
         """``stop_floor`` as ``{metric: minimum}`` (validated)."""
@@ -106,7 +197,15 @@ class TrainConfig(StageConfig):
         return metric_floors(self.stop_floor)
 
     def check_complete(self) -> None:
-        """Check the fields a run needs (left empty by default so YAML can supply them)."""
+        """Check the fields a run needs (left empty by default so YAML can supply them) and
+        the files it names."""
+        from pathlib import Path
+
+        for key in ("deepspeed", "fsdp_config"):
+            value = getattr(self, key)
+            if value and not Path(value).is_file():
+                raise ConfigError(f"{key}: file not found: {value} "
+                                  f"(flag --{key.replace('_', '-')})")
         if not self.model:
             raise ConfigError("model is required (flag --model)")
         if not self.out:

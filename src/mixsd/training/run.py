@@ -51,8 +51,10 @@ from mixsd.training.keep import KeepPolicy, apply_keep
 logger = logging.getLogger(__name__)
 
 # Config keys that may change between a killed run and its resumption (left out of the
-# run folder's fingerprint).
-RESUMABLE_CHANGES = ("device", "keep", "progress")
+# run folder's fingerprint): where it runs, what it keeps, how it reports and how it saves
+# memory, none of which changes the weights it trains.
+RESUMABLE_CHANGES = ("device", "keep", "progress", "report_to", "logging_steps",
+                     "gradient_checkpointing", "eval_from_checkpoint")
 
 
 @dataclass
@@ -127,10 +129,11 @@ def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, A
 
     if model is None:
         dtype = "bfloat16" if config.dtype == "bfloat16" else "float32"
-        model, loaded_tok = load_model_and_tokenizer(config.model, device="cpu", dtype=dtype)
+        model, loaded_tok = load_model_and_tokenizer(config.model, device="cpu", dtype=dtype,
+                                                     **config.hub_options())
         tokenizer = tokenizer or loaded_tok
     elif tokenizer is None:
-        tokenizer = load_tokenizer(config.model)
+        tokenizer = load_tokenizer(config.model, **config.hub_options())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -182,20 +185,57 @@ def training_arguments(config: TrainConfig, run_dir: Path, n_examples: int = 0) 
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     if config.device == "cuda" and not torch.cuda.is_available():
         raise MixsdError("device cuda requested but no CUDA device is available")
-    bf16 = config.dtype == "auto" and not use_cpu and torch.cuda.is_bf16_supported()
+    # auto: fp32 weights under bf16 autocast; bfloat16 under DeepSpeed: bf16 weights whose
+    # fp32 master copy DeepSpeed's optimizer shards keep (bf16 mode on); else pure bf16.
+    bf16 = not use_cpu and torch.cuda.is_bf16_supported() and (
+        config.dtype == "auto" or (config.dtype == "bfloat16" and bool(config.deepspeed)))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     warmup = warmup_steps(config, n_examples, world)
-    return TrainingArguments(
-        output_dir=str(run_dir), num_train_epochs=config.epochs, learning_rate=config.lr,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, warmup_steps=warmup,
-        lr_scheduler_type="cosine" if config.lr_scheduler == "cosine" else "constant_with_warmup",
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, optim="adamw_torch",
-        seed=config.seed, bf16=bf16, use_cpu=use_cpu, save_strategy="epoch",
-        logging_strategy="epoch", eval_strategy="no", report_to="none",
-        remove_unused_columns=False, dataloader_num_workers=0, save_only_model=False,
-        ddp_find_unused_parameters=False, disable_tqdm=not config.progress,
-    )
+    scale = scale_arguments(config)
+    try:
+        return TrainingArguments(
+            output_dir=str(run_dir), num_train_epochs=config.epochs, learning_rate=config.lr,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum, warmup_steps=warmup,
+            lr_scheduler_type="cosine" if config.lr_scheduler == "cosine"
+            else "constant_with_warmup",
+            weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+            seed=config.seed, bf16=bf16, use_cpu=use_cpu, save_strategy="epoch",
+            eval_strategy="no", remove_unused_columns=False, disable_tqdm=not config.progress,
+            **scale)
+    except TypeError as exc:  # an unknown --trainer-args key
+        raise MixsdError(f"trainer_args: {exc} (flag --trainer-args)") from None
+
+
+def scale_arguments(config: TrainConfig) -> dict[str, Any]:
+    """The ``TrainingArguments`` a user passes through (docs/scale.md): gradient
+    checkpointing, DeepSpeed, FSDP, reporting, logging, lean checkpoints, then
+    ``trainer_args`` (any other field, over mixsd's defaults of those it does not own)."""
+    found: dict[str, Any] = {
+        "optim": "adamw_torch", "dataloader_num_workers": 0, "ddp_find_unused_parameters": False,
+        "report_to": list(config.report_to) or "none",
+        "logging_strategy": "steps" if config.logging_steps else "epoch",
+        "save_only_model": config.save_only_model,
+    }
+    if config.logging_steps:
+        found["logging_steps"] = config.logging_steps
+    if config.gradient_checkpointing:
+        # Non-reentrant checkpointing also works where the inputs need no grad (LoRA);
+        # transformers 5 renames the field activation_checkpointing.
+        import dataclasses
+
+        from transformers import TrainingArguments
+
+        name = "activation_checkpointing" if "activation_checkpointing" in {
+            f.name for f in dataclasses.fields(TrainingArguments)} else "gradient_checkpointing"
+        found.update({name: True, f"{name}_kwargs": {"use_reentrant": False}})
+    if config.deepspeed:
+        found["deepspeed"] = config.deepspeed
+    if config.fsdp:
+        found["fsdp"] = config.fsdp
+    if config.fsdp_config:
+        found["fsdp_config"] = config.fsdp_config
+    return {**found, **config.trainer_args}
 
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
@@ -352,17 +392,20 @@ def _train_in(config: TrainConfig, stage: StageDir, source: dict[str, Any], mode
     base_model = config.model if model is None else (
         getattr(model, "name_or_path", None) or config.model)
     model, tokenizer = load_inputs(config, model, tokenizer)
-    renderer = PromptRenderer(tokenizer, config.guidance)
+    renderer = PromptRenderer(tokenizer, config.guidance, **config.chat_options())
     dataset, stats = build_dataset(config, renderer, model)
     if config.lora:
         model = apply_lora(model, config)
-    info = {"base_model": base_model, "lora": config.lora, "method": config.method}
+    info = {"base_model": base_model, "lora": config.lora, "method": config.method,
+            **config.hub_options()}  # a LoRA checkpoint reloads its base at this revision
     callback = EpochCheckpointCallback(run_dir, tokenizer, info, epoch_callback,
                                        stop=_stopper(config),
                                        after_save=lambda: prune_checkpoints(config,
                                                                             complete=False),
                                        stop_metric=config.stop_metric
-                                       if _watches_metric(config) else None)
+                                       if _watches_metric(config) else None,
+                                       from_checkpoint=config.evaluates_checkpoint,
+                                       eval_dtype=config.dtype)
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
     main = trainer.args.process_index == 0
     # Seconds recorded by the calls that trained the epochs this call resumes from.

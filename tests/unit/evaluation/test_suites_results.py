@@ -61,7 +61,7 @@ def test_registry_resolves_file_suites(corpus, tmp_path):
                                                          ("what city ?", "paris")]
     assert [r.id for r in suites[f"records:{corpus}@2hop"].records] == ["r3"]
     math = suites[f"math:{corpus}"]
-    assert isinstance(math, QASuite) and math.extractor == "boxed" and math.guidance == "math"
+    assert isinstance(math, QASuite) and math.extractor == "math" and math.guidance == "math"
     assert isinstance(suites[f"mcq:{mcq}"], MCQSuite)
     assert suites["lmeval:some_task"].task == "some_task"
 

@@ -122,3 +122,42 @@ def test_stage_keys_set_the_comparisons_fields(tmp_path):
     assert "targets.max_new_tokens" not in cfg.to_dict()
     with pytest.raises(ConfigError, match="'max_new_tokens' and 'eval.max_new_tokens' set"):
         CompareConfig.from_dict({"max_new_tokens": 32, "eval.max_new_tokens": 48})
+
+
+def test_training_knobs_pass_through_and_keep_old_fingerprints(tmp_path):
+    """dtype, grad accumulation, LoRA rank/alpha, scheduler, revision and trust_remote_code
+    reach every run's TrainConfig (and the hub options the targets' too); at their defaults
+    the comparison's and each run's fingerprints are what they were."""
+    from mixsd.training.config import TrainConfig
+
+    spec = parse_method("mixsd:0.3")
+    plain = CompareConfig()
+    new = ("lora_r", "lora_alpha", "grad_accum", "lr_scheduler", "dtype", "revision",
+           "trust_remote_code")
+    assert not set(new) & set(plain.decisive_dict())
+    run = plain.train_config(spec, 1e-5, 0, tmp_path, tmp_path, tmp_path)
+    assert run.decisive_dict() == TrainConfig(**{k: getattr(run, k) for k in (
+        "model", "method", "targets", "out", "epochs", "lr", "batch_size", "seed", "lora",
+        "warmup_steps", "stop_patience", "stop_at", "stop_above", "guidance", "device",
+        "include_unverified", "keep", "progress")}).decisive_dict()
+    cfg = CompareConfig.from_dict({"lora": True, "lora_r": 8, "train.lora_alpha": 16,
+                                   "grad_accum": 4, "lr_scheduler": "cosine",
+                                   "dtype": "bfloat16", "revision": "v2",
+                                   "trust_remote_code": True})
+    run = cfg.train_config(spec, 1e-5, 0, tmp_path, tmp_path, tmp_path)
+    assert (run.lora_r, run.lora_alpha, run.grad_accum, run.lr_scheduler, run.dtype) == \
+        (8, 16.0, 4, "cosine", "bfloat16")
+    assert run.hub_options() == {"revision": "v2", "trust_remote_code": True}
+    assert cfg.targets_config(spec, 0).hub_options() == run.hub_options()
+    with pytest.raises(ConfigError, match="lr_scheduler"):
+        CompareConfig(lr_scheduler="linear")
+
+
+def test_public_entry_points_import_from_the_package():
+    import mixsd
+    from mixsd import CompareConfig as Compare
+    from mixsd import TrainConfig, export_targets, run_compare, run_eval, train
+
+    assert Compare is CompareConfig and callable(run_compare) and callable(train)
+    assert TrainConfig.stage == "train" and callable(run_eval) and callable(export_targets)
+    assert set(mixsd.__all__) >= {"train", "run_compare", "run_targets", "run_eval"}
