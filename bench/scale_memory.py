@@ -85,8 +85,12 @@ def stages(c: dict[str, int]) -> list[tuple[str, str, float]]:
          (2 * p + adam) / GIB),
         ("LoRA r=16, --dtype auto", "frozen fp32 weights 4P + adapter x 16 bytes",
          (4 * p + adam) / GIB),
-        ("OPSD full FT, one GPU, --dtype auto", "full FT + frozen fp32 teacher 4P + rollout KV",
+        ("OPSD full FT, one GPU, --dtype auto (mixsd train)",
+         "full FT + frozen fp32 teacher copy 4P + rollout KV",
          (20 * p + kv_bytes(c, OPSD_ROWS, TARGET_TOKENS)) / GIB),
+        ("OPSD full FT, one GPU, --dtype auto (mixsd compare)",
+         "full FT + the comparison's bf16 base model 2P as the teacher (no copy) + rollout KV",
+         (18 * p + kv_bytes(c, OPSD_ROWS, TARGET_TOKENS)) / GIB),
         ("OPSD LoRA, --dtype bfloat16", "LoRA (the teacher is the adapter disabled) + "
          "rollout KV", (2 * p + adam + kv_bytes(c, OPSD_ROWS, TARGET_TOKENS)) / GIB),
         ("evaluation (bf16)", f"weights 2P + KV cache of {EVAL_BATCH} x {EVAL_TOKENS} tokens",

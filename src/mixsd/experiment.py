@@ -367,7 +367,16 @@ def run_one(cmp: Comparison, spec: MethodSpec, lr: float, seed: int, *, progress
             progress.epoch(epoch)
         return evaluator(model, tokenizer, epoch)
 
-    trained = train(cfg, epoch_callback=callback)
+    # OPSD with full fine-tuning from the base model: the comparison's base model is the
+    # teacher (on the training device while the run trains), not a third copy of the weights.
+    teacher = cmp.model if spec.kind == "opsd" and not cfg.lora and model is None else None
+    if teacher is not None:
+        cmp.unpark_base()
+    try:
+        trained = train(cfg, epoch_callback=callback, teacher=teacher)
+    finally:
+        if teacher is not None:
+            cmp.park_base()
     metrics = read_metrics(run_dir)
     if len(metrics) < config.epochs and not should_stop(metrics, patience=config.stop_patience,
                                                         at=config.stop_at, above=floor):

@@ -1,6 +1,7 @@
-"""Two CPU processes (DDP over gloo, what this machine allows of issue 23's scale path): the
-epoch evaluation on the saved checkpoint runs once, on the main process, on the weights of
-that epoch, with step logging and gradient checkpointing passed through."""
+"""Two CPU processes (DDP, and FSDP full sharding, over gloo: what this machine allows of
+issue 23's scale path): the epoch evaluation on the saved checkpoint runs once, on the main
+process, on the whole weights of that epoch, with step logging and gradient checkpointing
+(DDP) passed through."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = """
 import json, os, sys
@@ -23,10 +26,10 @@ def callback(model, tokenizer, epoch):
         probe = float(model(input_ids=PROMPT).logits.sum())
     return {"probe": probe, "rank": float(os.environ.get("RANK", "0")), "memorization": 0.5}
 
-base, targets, out = sys.argv[1:4]
+base, targets, out, extra = sys.argv[1:5]
 config = TrainConfig(model=base, targets=targets, out=out, epochs=2, lr=1e-3, batch_size=2,
-                     device="cpu", progress=False, keep="all", eval_from_checkpoint=True,
-                     logging_steps=1, gradient_checkpointing=True, report_to=[])
+                     device="cpu", progress=False, keep="all", report_to=[],
+                     **json.loads(extra))
 result = train(config, epoch_callback=callback)
 if result.main_process:
     print("METRICS", json.dumps(result.metrics))
@@ -39,7 +42,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_evaluate_the_saved_checkpoint(tmp_path, tiny_tok, tiny_model):
+# DDP: the evaluation on the checkpoint asked for; FSDP: it is how a sharded run evaluates.
+SHARDING = {
+    "ddp": {"eval_from_checkpoint": True, "logging_steps": 1, "gradient_checkpointing": True},
+    "fsdp": {"fsdp": "full_shard", "fsdp_config": "FSDP_CONFIG"},
+}
+
+
+@pytest.mark.parametrize("sharding", sorted(SHARDING))
+def test_two_processes_evaluate_the_saved_checkpoint(sharding, tmp_path, tiny_tok, tiny_model):
     import torch
 
     from mixsd.testing import save_tiny
@@ -55,10 +66,13 @@ def test_two_processes_evaluate_the_saved_checkpoint(tmp_path, tiny_tok, tiny_mo
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     out = tmp_path / "run"
+    fsdp_config = tmp_path / "fsdp.json"  # whole weights in the checkpoint, as the docs say
+    fsdp_config.write_text(json.dumps({"state_dict_type": "FULL_STATE_DICT"}))
+    extra = json.dumps(SHARDING[sharding]).replace("FSDP_CONFIG", str(fsdp_config))
     accelerate = Path(sys.executable).with_name("accelerate")
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
            "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-           str(_free_port()), str(script), base, str(targets), str(out)]
+           str(_free_port()), str(script), base, str(targets), str(out), extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
            "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)

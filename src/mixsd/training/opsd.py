@@ -4,7 +4,9 @@ For each naive prompt x the student samples ``rollouts`` continuations y ~ p_θ(
 (temperature ``rollout_temperature``, no top-k/top-p filtering; the torch RNG that the
 ``Trainer`` seeds and checkpoints drives it). The teacher is the frozen base model given the
 EXPERT prompt x+ followed by the same y: with LoRA it is the same model with the adapter
-disabled (no second copy in memory), with full fine-tuning a frozen copy made before training.
+disabled (no second copy in memory); with full fine-tuning the base model the caller holds
+already (``teacher``: a comparison passes its base model, so no copy is made), else a frozen
+copy made before training.
 At every rollout position both next-token distributions are restricted to the teacher's top-k
 tokens and renormalised, and the loss is the chosen divergence averaged over rollout tokens.
 
@@ -66,18 +68,25 @@ def _is_peft(model: Any) -> bool:
 class OPSDTrainer(Trainer):
     """``Trainer`` whose loss is on-policy self-distillation from the expert-prompted base model.
 
-    Extra args: ``opsd_config`` (a :class:`~mixsd.training.TrainConfig`) and ``stop_token_ids``
-    (rollouts end at, and include, the first of them).
+    Extra args: ``opsd_config`` (a :class:`~mixsd.training.TrainConfig`), ``stop_token_ids``
+    (rollouts end at, and include, the first of them) and ``teacher``: for full fine-tuning,
+    the base model as the caller holds it (on the student's device; it is only read, under
+    ``no_grad``, and left as it is), used instead of a copy. Ignored with LoRA.
     """
 
-    def __init__(self, *args: Any, opsd_config: Any, stop_token_ids: Sequence[int], **kwargs: Any):
+    def __init__(self, *args: Any, opsd_config: Any, stop_token_ids: Sequence[int],
+                 teacher: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.opsd = opsd_config
         self.stop_token_ids = sorted(int(t) for t in stop_token_ids)
         self.divergence = get_divergence(opsd_config.divergence, beta=opsd_config.jsd_beta)
         self.model_accepts_loss_kwargs = False
         self.teacher: Any = None
-        if not _is_peft(self.model):
+        if _is_peft(self.model):
+            pass  # the adapter disabled is the teacher
+        elif teacher is not None:
+            self.teacher = teacher
+        else:
             # Full fine-tuning: a frozen copy of the base weights, taken before any training
             # (a resumed run loads its checkpoint into self.model later, in train()).
             self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -117,7 +126,12 @@ class OPSDTrainer(Trainer):
         """The frozen base model's logits on ``expert prompt + rollout`` (see :func:`rollout_logits`)."""
         with torch.no_grad():
             if self.teacher is not None:
-                return rollout_logits(self.teacher, expert_ids, rollouts, self.pad_id)
+                was_training = self.teacher.training
+                self.teacher.eval()
+                try:
+                    return rollout_logits(self.teacher, expert_ids, rollouts, self.pad_id)
+                finally:
+                    self.teacher.train(was_training)
             model = self.accelerator.unwrap_model(self.model)
             was_training = model.training
             model.eval()

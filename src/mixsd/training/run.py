@@ -239,8 +239,10 @@ def scale_arguments(config: TrainConfig) -> dict[str, Any]:
 
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
-                  renderer: PromptRenderer, callback: EpochCheckpointCallback) -> Any:
-    """The NLL ``Trainer`` or the OPSD trainer, with the epoch-checkpoint callback."""
+                  renderer: PromptRenderer, callback: EpochCheckpointCallback,
+                  teacher: Any = None) -> Any:
+    """The NLL ``Trainer`` or the OPSD trainer (``teacher``: see :func:`train`), with the
+    epoch-checkpoint callback."""
     args = training_arguments(config, Path(config.out), len(dataset))
     if config.method == "nll":
         from transformers import Trainer
@@ -254,7 +256,7 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
         trainer = OPSDTrainer(model=model, args=args, train_dataset=dataset,
                               data_collator=PromptCollator(), processing_class=tokenizer,
                               callbacks=[callback], opsd_config=config,
-                              stop_token_ids=renderer.stop_ids(model))
+                              stop_token_ids=renderer.stop_ids(model), teacher=teacher)
     callback.trainer = trainer
     return trainer
 
@@ -347,12 +349,17 @@ def recorded_train_seconds(run_dir: str | Path) -> float:
 
 
 def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
-          epoch_callback: EpochCallback | None = None) -> TrainResult:
+          epoch_callback: EpochCallback | None = None, teacher: Any = None) -> TrainResult:
     """Train ``config.model`` (or the given ``model``) and checkpoint every epoch.
 
     ``epoch_callback(model, tokenizer, epoch) -> dict[str, float]`` runs after every epoch on
     the main process; its metrics and the epoch's train loss go to ``RUN_DIR/metrics.jsonl``.
     Re-running the same config resumes from the last complete ``epoch-<k>/``.
+
+    ``teacher`` (OPSD with full fine-tuning): the base model, already loaded by the caller
+    on the training device, which scores the rollouts instead of a frozen copy of the start
+    model (``mixsd compare`` passes its base model: one copy of the weights fewer). It is
+    only read. Give it only when it holds the weights training starts from.
     """
     from mixsd.models import check_device_available
 
@@ -365,7 +372,8 @@ def train(config: TrainConfig, *, model: Any = None, tokenizer: Any = None,
     run_dir = Path(config.out)
     source = source_info(config)
     with open_run_dir(run_dir, config, source) as stage:
-        return _train_in(config, stage, source, model, tokenizer, epoch_callback, start)
+        return _train_in(config, stage, source, (model, teacher), tokenizer, epoch_callback,
+                         start)
 
 
 def _watches_metric(config: TrainConfig) -> bool:
@@ -376,10 +384,11 @@ def _watches_metric(config: TrainConfig) -> bool:
             or config.stop_at is not None)
 
 
-def _train_in(config: TrainConfig, stage: StageDir, source: dict[str, Any], model: Any,
-              tokenizer: Any, epoch_callback: EpochCallback | None, start: float
-              ) -> TrainResult:
-    """:func:`train` in its opened (locked) run folder."""
+def _train_in(config: TrainConfig, stage: StageDir, source: dict[str, Any],
+              models: tuple[Any, Any], tokenizer: Any, epoch_callback: EpochCallback | None,
+              start: float) -> TrainResult:
+    """:func:`train` in its opened (locked) run folder; ``models``: (model, teacher)."""
+    model, teacher = models
     run_dir = stage.path
     done = complete_checkpoints(run_dir)
     if len(done) >= config.epochs or (done and _stopper(config)(read_metrics(run_dir))):
@@ -406,7 +415,7 @@ def _train_in(config: TrainConfig, stage: StageDir, source: dict[str, Any], mode
                                        if _watches_metric(config) else None,
                                        from_checkpoint=config.evaluates_checkpoint,
                                        eval_dtype=config.dtype)
-    trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback)
+    trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback, teacher)
     main = trainer.args.process_index == 0
     # Seconds recorded by the calls that trained the epochs this call resumes from.
     earlier_s = recorded_train_seconds(run_dir) if done else 0.0

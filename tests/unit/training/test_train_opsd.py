@@ -134,3 +134,32 @@ def test_opsd_train_killed_and_resumed_equals_uninterrupted(make_config, records
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert any(not torch.equal(a[k], base[k]) for k in a)
+
+
+def test_a_given_teacher_replaces_the_copy_and_trains_the_same(make_config, records_path,
+                                                               tmp_path, base_dir, opsd):
+    """Issue 23: full-FT OPSD copied the model as its teacher; a comparison already holds the
+    base model. Given as ``teacher`` it is used as it is (no copy, weights and flags left
+    alone) and the run equals the one with the copy, weight for weight."""
+    from transformers import AutoModelForCausalLM
+
+    common = dict(method="opsd", data=str(records_path), epochs=2, rollouts=2,
+                  max_new_tokens=5, batch_size=2, lr=1e-2, seed=7)
+    copied = train(make_config(out=str(tmp_path / "copy"), **common))
+    held = AutoModelForCausalLM.from_pretrained(base_dir)
+    before = {k: v.clone() for k, v in held.state_dict().items()}
+    given = train(make_config(out=str(tmp_path / "given"), **common), teacher=held)
+    a = load_file(str(copied.checkpoints[-1] / "model.safetensors"))
+    b = load_file(str(given.checkpoints[-1] / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], before[k]) for k in a)  # it trained
+    assert all(torch.equal(v, before[k]) for k, v in held.state_dict().items())
+    assert all(p.requires_grad for p in held.parameters())  # the caller's model, untouched
+
+    trainer, _, _ = opsd(False)
+    from mixsd.training.opsd import OPSDTrainer
+
+    again = OPSDTrainer(model=trainer.model, args=trainer.args, opsd_config=trainer.opsd,
+                        stop_token_ids=trainer.stop_token_ids, teacher=held,
+                        processing_class=trainer.processing_class)
+    assert again.teacher is held
