@@ -153,13 +153,15 @@ class EpochCheckpointCallback(TrainerCallback):
         self.pending = {"epoch": epoch, "global_step": state.global_step}
         control.should_save = True
         control.should_log = True
-        self.saving = self.run_dir / f"checkpoint-{state.global_step}"
+        saving = self.run_dir / f"checkpoint-{state.global_step}"  # written next
         if self.from_checkpoint:
+            self.saving = saving
             return control  # evaluated (and the stop decided) once the checkpoint is saved
         if self.epoch_callback is not None and state.is_world_process_zero:
             self.pending.update(run_epoch_callback(self.epoch_callback, model, self.tokenizer,
                                                    epoch))
             self._check_stop_metric()
+        self.saving = saving  # an error from here on is one of the save
         if self.stop is not None and self._stop_now(args, state):
             control.should_training_stop = True  # after this epoch's save
         return control
