@@ -107,6 +107,7 @@ real-readme: install
 bench: install
 	$(PY) bench/mixing.py
 	$(PY) bench/training.py
+	$(PY) bench/evaluation.py
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

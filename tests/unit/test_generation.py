@@ -41,3 +41,87 @@ def test_score_qa_logs_every_sample(tiny_tok, tiny_model):
     result = score_qa(tiny_model, tiny_tok, recs, max_new_tokens=4)
     assert result.n == 3 and len(result.samples) == 3
     assert result.score == sum(s["correct"] for s in result.samples) / 3
+
+
+def _ragged_prompts(n, vocab, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(7, vocab, (int(torch.randint(2, 14, (1,), generator=g)),),
+                          generator=g).tolist() for _ in range(n)]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen3"])
+def test_dropping_finished_rows_equals_generate(arch, tiny_tok, tiny_model):
+    """The evaluation's own loop (rows leave the batch and its cache at their stop token)
+    gives exactly ``model.generate``'s tokens: ragged left-padded prompts, rows stopping at
+    different steps (several stop ids), odd batch sizes."""
+    from mixsd.generation import drops_rows, generate_reference
+    from mixsd.testing import tiny_qwen3
+
+    model = {"llama": tiny_model, "gpt2": tiny_gpt2(tiny_tok)}.get(arch)
+    tok = tiny_tok
+    if model is None:
+        model, tok = tiny_qwen3()
+    if arch != "llama":  # larger random weights: outputs that vary from step to step
+        torch.manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() > 1:
+                    p.normal_(0, 0.3)
+    assert drops_rows(model)
+    prompts = _ragged_prompts(23, model.config.vocab_size)
+    stops = _stops_at_varied_steps(model, tok, prompts)
+    reference = generate_reference(model, tok, prompts, max_new_tokens=12, stop_token_ids=stops,
+                                   batch_size=8)
+    lengths = {len(r) for r in reference}
+    assert len(lengths) > 2 and min(lengths) < 6  # rows stop at different steps
+    for batch_size in (1, 5, 8, 64):
+        fast = greedy_generate(model, tok, prompts, max_new_tokens=12, stop_token_ids=stops,
+                               batch_size=batch_size)
+        assert fast == reference, batch_size
+
+
+def _stops_at_varied_steps(model, tok, prompts):
+    """Stop ids that end rows at different steps: tokens the free-running rows emit at
+    steps 1-4, so some rows stop early, others late, others never."""
+    from mixsd.generation import generate_reference
+
+    vocab = model.config.vocab_size
+    free = generate_reference(model, tok, prompts, max_new_tokens=12,
+                              stop_token_ids={vocab - 1}, batch_size=8)
+    return {row[1 + i % 4] for i, row in enumerate(free[::5]) if len(row) > 4} or {vocab - 1}
+
+
+def test_finished_rows_leave_the_batch(tiny_tok, tiny_model):
+    """A stopped row costs nothing more: the forward passes after a row's stop run on fewer
+    rows (counted at the model's input)."""
+    prompts = _ragged_prompts(16, tiny_model.config.vocab_size, seed=1)
+    stops = _stops_at_varied_steps(tiny_model, tiny_tok, prompts)
+    sizes = []
+    hook = tiny_model.model.embed_tokens.register_forward_hook(
+        lambda module, args, output: sizes.append(args[0].shape[0]))
+    try:
+        out = greedy_generate(tiny_model, tiny_tok, prompts, max_new_tokens=12,
+                              stop_token_ids=stops, batch_size=16)
+    finally:
+        hook.remove()
+    assert sizes[0] == 16 and sizes[1:] == sorted(sizes[1:], reverse=True)
+    # one forward per step for the longest row; each step runs only the rows still going
+    assert len(sizes) == max(len(o) for o in out) + 1 - (max(len(o) for o in out) == 12)
+    assert sum(sizes[1:]) < 16 * (len(sizes) - 1)
+
+
+def test_a_generation_config_that_changes_greedy_decoding_goes_to_generate(tiny_tok,
+                                                                            tiny_model):
+    """A repetition penalty (or any setting of the kind) is applied by ``generate``: the
+    fast loop steps aside rather than decode differently."""
+    from mixsd.generation import drops_rows, generate_reference
+
+    tiny_model.generation_config.repetition_penalty = 5.0
+    assert not drops_rows(tiny_model)
+    prompts = _ragged_prompts(6, tiny_model.config.vocab_size)
+    penalised = greedy_generate(tiny_model, tiny_tok, prompts, max_new_tokens=8, batch_size=3)
+    assert penalised == generate_reference(tiny_model, tiny_tok, prompts, max_new_tokens=8,
+                                           batch_size=3)
+    tiny_model.generation_config.repetition_penalty = 1.0
+    assert greedy_generate(tiny_model, tiny_tok, prompts, max_new_tokens=8, batch_size=3) != \
+        penalised
