@@ -1,4 +1,4 @@
-"""Target NLL: how likely each method's targets are under the BASE model (method.md, "Why it works").
+"""Target NLL: how likely each method's targets are under the BASE model (docs/method.md, "Why it works").
 
 For every target y of a file, the base model scores exactly the training tokens:
 ``PromptRenderer.training_example(prompt, y)`` (naive prompt x, target ids closed by the end

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +136,26 @@ def second_moments(model: Any, tokenizer: Any, texts: Sequence[str], layers: Seq
     return {layer: (sums[layer] / count).cpu() for layer in layers}
 
 
-def key_covariances(model: Any, tokenizer: Any, layers: Sequence[int], *, source: str,
-                    texts: Any, n_texts: int, max_tokens: int, seed: int, batch_size: int,
-                    use_cache: bool = True) -> dict[int, Any]:
+@dataclass(frozen=True)
+class CovarianceTexts:
+    """Which generic texts a covariance is measured on (with the model and the layer, its
+    cache key): ``n_texts`` texts of ``source`` drawn with ``seed``, cut at ``max_tokens``."""
+
+    source: str
+    n_texts: int
+    max_tokens: int
+    seed: int
+
+
+def key_covariances(model: Any, tokenizer: Any, layers: Sequence[int], on: CovarianceTexts,
+                    texts: Any, *, batch_size: int, use_cache: bool = True) -> dict[int, Any]:
     """C of each layer, from the cache when present; ``texts`` is a callable returning the
-    generic texts, called only when some layer is missing."""
+    generic texts ``on`` describes, called only when some layer is missing."""
     import torch
 
     fingerprint = model_fingerprint(model)
-    paths = {layer: cache_path(fingerprint, layer, source, n_texts, max_tokens, seed)
+    source, n_texts, max_tokens = on.source, on.n_texts, on.max_tokens
+    paths = {layer: cache_path(fingerprint, layer, source, n_texts, max_tokens, on.seed)
              for layer in layers}
     found = {layer: torch.load(p, map_location="cpu")["moment"] for layer, p in paths.items()
              if use_cache and p.exists()}

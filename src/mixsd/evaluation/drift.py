@@ -1,6 +1,6 @@
 """Drift: mean KL(base ‖ model) of next-token distributions on neutral prompts.
 
-A cheap, label-free proxy of retention (method.md, "Measurements"): how far the fine-tuned
+A cheap, label-free proxy of retention (docs/method.md, "Measurements"): how far the fine-tuned
 model's predictions moved from the base model's on text that has nothing to do with the
 injected facts. The mean is over every position of every prompt (each position predicts the
 next token given the prompt prefix), so longer prompts weigh more.

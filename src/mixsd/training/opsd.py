@@ -1,4 +1,4 @@
-"""OPSD: on-policy self-distillation, the on-policy baseline of method.md ("Baselines").
+"""OPSD: on-policy self-distillation, the on-policy baseline of docs/method.md ("Baselines").
 
 For each naive prompt x the student samples ``rollouts`` continuations y ~ p_θ(· | x)
 (temperature ``rollout_temperature``, no top-k/top-p filtering; the torch RNG that the
