@@ -47,6 +47,16 @@ def right_pad(batch: Sequence[Sequence[int]], pad_id: int, device: Any = None
     return pad_batch(batch, pad_id, side="right", device=device)
 
 
+def pad_token_id(tokenizer: Any) -> int:
+    """The one padding rule: the tokenizer's pad token; without one, its EOS (what the loaders
+    set as the pad token, :func:`mixsd.models.load_tokenizer`); without either, 0. Padded
+    positions are masked, so the id only has to be a valid one."""
+    for value in (tokenizer.pad_token_id, getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(value, int):
+            return value
+    return 0
+
+
 def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *,
                     max_new_tokens: int, stop_token_ids: set[int] | None = None,
                     batch_size: int = 32, desc: str | None = None) -> list[list[int]]:
@@ -58,7 +68,7 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]]
     import torch
 
     stops = set(stop_token_ids or {tokenizer.eos_token_id})
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops)
+    pad_id = pad_token_id(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device

@@ -37,6 +37,7 @@ from typing import Any
 
 from mixsd.artifacts import COMPLETE, RUNNING, Reuse, StageDir, open_stage
 from mixsd.errors import MixsdError
+from mixsd.generation import pad_token_id
 from mixsd.injection_config import InjectConfig, probe_specs
 from mixsd.io import atomic_write_json, file_sha256, read_json_or_empty
 from mixsd.records import KnowledgeRecord, write_records
@@ -435,7 +436,7 @@ def timed_passes(config: InjectConfig, model: Any, tokenizer: Any,
     timings = []
     with torch.no_grad():
         for batch, side in ((rows, "right"), (step, "left")):
-            ids, mask = pad_batch(batch, tokenizer.pad_token_id, side=side, device=device)
+            ids, mask = pad_batch(batch, pad_token_id(tokenizer), side=side, device=device)
             seconds = []
             for _ in range(4):  # the first is a warm-up
                 begin = time.perf_counter()

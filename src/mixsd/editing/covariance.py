@@ -27,7 +27,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mixsd.editing.locate import capture_inputs, down_proj
-from mixsd.generation import right_pad
+from mixsd.generation import pad_token_id, right_pad
 from mixsd.io import mixsd_home
 
 CACHE_FORMAT = 1
@@ -54,7 +54,7 @@ def sample_texts(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_
     from mixsd.generation import left_pad
 
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     texts: list[str] = []
     torch.manual_seed(seed)
     for start in range(0, len(prompts), batch_size):
@@ -121,7 +121,7 @@ def second_moments(model: Any, tokenizer: Any, texts: Sequence[str], layers: Seq
     modules = {layer: down_proj(model, layer) for layer in layers}
     sums = {layer: None for layer in layers}
     count = 0
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     rows = [list(tokenizer(t)["input_ids"])[:max_tokens] for t in texts]
     for start in tqdm(range(0, len(rows), batch_size), desc="memit covariance", leave=False):
         ids, mask = right_pad(rows[start:start + batch_size], pad, device)

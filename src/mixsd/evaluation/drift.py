@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixsd.errors import MixsdError
-from mixsd.generation import pad_batch
+from mixsd.generation import pad_batch, pad_token_id
 
 NEUTRAL_PROMPTS = (
     "The weather today is",
@@ -35,7 +35,7 @@ NEUTRAL_PROMPTS = (
 
 def _batch(tokenizer: Any, prompts: Sequence[str]) -> tuple[Any, Any]:
     ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     return pad_batch(ids, pad, side="right")
 
 

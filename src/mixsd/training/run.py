@@ -25,6 +25,7 @@ from typing import Any
 
 from mixsd.artifacts import COMPLETE, RUNNING, Reuse, StageDir, open_stage
 from mixsd.errors import ArtifactWriteError, MixsdError, is_write_failure
+from mixsd.generation import pad_token_id
 from mixsd.io import file_sha256, read_json_or_empty
 from mixsd.prompts import PromptRenderer
 from mixsd.training.checkpoints import (
@@ -249,7 +250,7 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
         from transformers import Trainer
 
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                          data_collator=PadCollator(tokenizer.pad_token_id),
+                          data_collator=PadCollator(pad_token_id(tokenizer)),
                           processing_class=tokenizer, callbacks=[callback])
     else:
         from mixsd.training.opsd import OPSDTrainer
