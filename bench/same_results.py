@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-IGNORED = {"created", "versions", "wall_s", "seconds", "eval_s", "out", "disk_bytes",
+IGNORED = {"created", "versions", "wall_s", "seconds", "eval_s", "edit_s", "out", "disk_bytes",
            "git_commit", "round_trip_s"}
 
 

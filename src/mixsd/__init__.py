@@ -38,8 +38,8 @@ _LAZY = {
     "train": "mixsd.training",
     "EvalConfig": "mixsd.evaluation.runner",
     "run_eval": "mixsd.evaluation.runner",
-    "CompareConfig": "mixsd.experiment_config",
-    "run_compare": "mixsd.experiment",
+    "CompareConfig": "mixsd.compare",
+    "run_compare": "mixsd.compare",
 }
 
 

@@ -1,6 +1,6 @@
 """Answer extraction and normalised matching — the one answer module of the library.
 
-Extractors (method.md, "verify"): ``boxed`` (last brace-matched ``\\boxed{...}``), ``number``
+Extractors (docs/method.md, "verify"): ``boxed`` (last brace-matched ``\\boxed{...}``), ``number``
 (last number), ``contains`` (the key appears as whole words), ``auto`` (boxed if present, else
 last number for a numeric key, else contains), ``regex:PATTERN`` (group 1, else the match)
 and ``math`` (boxed, else the last number, compared as mathematics: ``\\frac{1}{2}`` = ``0.5``

@@ -368,28 +368,40 @@ def refusal(path: Path, stage: str, changed: list[str], overwrite_flag: str | No
                       "or choose another --out")
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """How :func:`open_stage` compares a folder already there with this invocation.
+
+    ``mutable`` fields may change between invocations (left out of the fingerprint);
+    ``defaults`` are the defaults of fields added later
+    (:meth:`mixsd.config.StageConfig.later_defaults`): one missing on either side and at its
+    default on the other is no change; ``legacy(path)`` reads the fields of a folder whose
+    ``run.json`` has no fingerprint (default: its ``config.yaml``); ``has_outputs=False`` says
+    the folder keeps nothing worth resuming yet, so a mismatch starts again instead of
+    refusing."""
+
+    mutable: Iterable[str] = ()
+    defaults: Mapping[str, Any] | None = None
+    legacy: Callable[[Path], Mapping[str, Any] | None] | None = None
+    has_outputs: bool = True
+
+
 def open_stage(path: str | Path, stage: str, fields: Mapping[str, Any], *,
-               mutable: Iterable[str] = (), overwrite: bool = False,
-               overwrite_flag: str | None = None, has_outputs: bool = True,
-               legacy: Callable[[Path], Mapping[str, Any] | None] | None = None,
-               defaults: Mapping[str, Any] | None = None, in_place: bool = False,
+               reuse: Reuse = Reuse(), overwrite: bool = False,
+               overwrite_flag: str | None = None, in_place: bool = False,
                lock: bool = True) -> StageDir:
     """Open the folder of one stage: new, resume (same fingerprint), refuse, or overwrite;
     under the folder's lock (see the module docstring; ``lock=False`` only reads).
 
-    ``fields`` decide the stage's outputs; the ``mutable`` ones among them may change
-    between invocations and are left out of the fingerprint. ``overwrite`` starts a new run
+    ``fields`` decide the stage's outputs; ``reuse`` (:class:`Reuse`) says how a folder
+    already there is compared with them. ``overwrite`` starts a new run
     whatever is there, built into ``.NAME.overwrite`` (resumed there when an earlier
     ``--overwrite`` of the same fingerprint was cut) and renamed over the old folder by
     :meth:`StageDir.commit`; with ``in_place`` the old folder is moved aside to
     ``.NAME.replaced`` instead and the new run written at ``path`` (``overwrite_flag``, e.g.
-    ``"--overwrite"``, is named in a refusal where the stage has one). ``has_outputs=False``
-    says the folder keeps nothing worth resuming yet (a start that failed before its first
-    output), so a mismatch starts again instead of refusing. A ``run.json`` without a
-    fingerprint (written before this layer) is compared through ``legacy(path)`` (default:
-    its ``config.yaml``) on the fields both know. ``defaults`` are the defaults of fields
-    added later (:meth:`mixsd.config.StageConfig.later_defaults`): one missing on either side
-    and at its default on the other is no change. Nothing is written here but the lock (and
+    ``"--overwrite"``, is named in a refusal where the stage has one). A ``run.json``
+    without a fingerprint (written before this layer) is compared on the fields both know.
+    Nothing is written here but the lock (and
     an overwrite's renames): the stage calls :meth:`StageDir.write_info`.
     """
     path = Path(path)
@@ -397,9 +409,9 @@ def open_stage(path: str | Path, stage: str, fields: Mapping[str, Any], *,
     try:
         if _process_rank() == 0 and held is not None:
             _settle(path)
-        opened = _open(path, stage, fields, mutable=mutable, overwrite=overwrite,
-                       overwrite_flag=overwrite_flag, has_outputs=has_outputs, legacy=legacy,
-                       defaults=defaults, in_place=in_place, writer=held is not None)
+        opened = _open(path, stage, fields, reuse, overwrite=overwrite,
+                       overwrite_flag=overwrite_flag, in_place=in_place,
+                       writer=held is not None)
     except OSError as exc:
         if held is not None:
             held.release()
@@ -412,11 +424,10 @@ def open_stage(path: str | Path, stage: str, fields: Mapping[str, Any], *,
     return opened
 
 
-def _open(path: Path, stage: str, fields: Mapping[str, Any], *, mutable: Iterable[str],
-          overwrite: bool, overwrite_flag: str | None, has_outputs: bool,
-          legacy: Callable[[Path], Mapping[str, Any] | None] | None,
-          defaults: Mapping[str, Any] | None, in_place: bool, writer: bool) -> StageDir:
-    kept = decisive(fields, mutable)
+def _open(path: Path, stage: str, fields: Mapping[str, Any], reuse: Reuse, *,
+          overwrite: bool, overwrite_flag: str | None, in_place: bool, writer: bool
+          ) -> StageDir:
+    kept = decisive(fields, reuse.mutable)
     digest = fingerprint(kept)
 
     def opened(state: str, previous: dict[str, Any], at: Path = path, **more: Any) -> StageDir:
@@ -452,17 +463,17 @@ def _open(path: Path, stage: str, fields: Mapping[str, Any], *, mutable: Iterabl
     if "fingerprint" in previous:
         if previous["fingerprint"] == digest:
             return opened("resume", previous, replaced=aside)
-        changed = changed_fields(previous.get("fields") or {}, kept, defaults=defaults)
+        changed = changed_fields(previous.get("fields") or {}, kept, defaults=reuse.defaults)
         if not changed:
             return opened("resume", previous, replaced=aside)
     else:
-        old_fields = (legacy or read_config_fields)(path)
+        old_fields = (reuse.legacy or read_config_fields)(path)
         if old_fields is None:
             return opened("new", {}, replaced=aside)
-        changed = changed_fields(decisive(old_fields, mutable), kept, only_common=True)
+        changed = changed_fields(decisive(old_fields, reuse.mutable), kept, only_common=True)
         if not changed:
             return opened("resume", previous, replaced=aside)
-    if not has_outputs:
+    if not reuse.has_outputs:
         return opened("new", {}, replaced=aside)
     error = refusal(path, stage, changed, overwrite_flag)
     if aside is not None:

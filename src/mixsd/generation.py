@@ -77,9 +77,17 @@ def drops_rows(model: Any) -> bool:
     config = getattr(model, "generation_config", None)
     for name, neutral in _GREEDY_NEUTRAL.items():
         value = getattr(config, name, neutral)
-        if value not in (neutral, None) and not (name == "min_length" and value == 0):
+        if value not in (neutral, None):
             return False
     return not getattr(getattr(model, "config", None), "is_encoder_decoder", False)
+def pad_token_id(tokenizer: Any) -> int:
+    """The one padding rule: the tokenizer's pad token; without one, its EOS (what the loaders
+    set as the pad token, :func:`mixsd.models.load_tokenizer`); without either, 0. Padded
+    positions are masked, so the id only has to be a valid one."""
+    for value in (tokenizer.pad_token_id, getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(value, int):
+            return value
+    return 0
 
 
 def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *,
@@ -117,7 +125,7 @@ def _batched(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], max_n
     import torch
 
     stops = set(stop_token_ids or {tokenizer.eos_token_id})
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops)
+    pad_id = pad_token_id(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device

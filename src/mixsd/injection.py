@@ -1,7 +1,7 @@
 """``mixsd inject``: teach a model new facts under a forgetting budget, in one command.
 
 The user has a model and a file of facts and one question: give me a model that knows these
-and still does what it did. The recipe puts the library's stages together (method.md,
+and still does what it did. The recipe puts the library's stages together (docs/method.md,
 "Beyond the paper"):
 
 1. **Probes built for the model.** The model's registered suites (the toy world's) or the
@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixsd.artifacts import COMPLETE, RUNNING, StageDir, open_stage
+from mixsd.artifacts import COMPLETE, RUNNING, Reuse, StageDir, open_stage
 from mixsd.errors import MixsdError
+from mixsd.generation import pad_token_id
 from mixsd.injection_config import InjectConfig, probe_specs
 from mixsd.io import atomic_write_json, file_sha256, read_json_or_empty
 from mixsd.records import KnowledgeRecord, write_records
@@ -161,7 +162,7 @@ def build_targets(job: Injection, bar: Any) -> None:
 def prepare(config: InjectConfig, out: Path, bar: Any) -> Injection:
     """Everything the tries share: facts, base model, probes and base scores (cached in
     ``OUT/base.json``), the budget and the targets."""
-    from mixsd.experiment import evaluate_base
+    from mixsd.evaluation.base import evaluate_base
     from mixsd.models import load_model_and_tokenizer
 
     bar.start("base model")
@@ -347,7 +348,8 @@ def finish(job: Injection, tries: list[dict[str, Any]], chosen: dict[str, Any],
 def open_out(config: InjectConfig) -> StageDir:
     """Open ``OUT`` (:func:`mixsd.artifacts.open_stage`): the same command resumes, other
     values are refused naming them."""
-    return open_stage(Path(config.out), "injection", config.to_dict(), mutable=MUTABLE)
+    return open_stage(Path(config.out), "injection", config.to_dict(),
+                      reuse=Reuse(mutable=MUTABLE))
 
 
 def inject(config: InjectConfig) -> dict[str, Any]:
@@ -434,7 +436,7 @@ def timed_passes(config: InjectConfig, model: Any, tokenizer: Any,
     timings = []
     with torch.no_grad():
         for batch, side in ((rows, "right"), (step, "left")):
-            ids, mask = pad_batch(batch, tokenizer.pad_token_id, side=side, device=device)
+            ids, mask = pad_batch(batch, pad_token_id(tokenizer), side=side, device=device)
             seconds = []
             for _ in range(4):  # the first is a warm-up
                 begin = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Every artifact is written through :func:`atomic_output`: to a temporary name beside it, then
 renamed over it, so a reader sees the previous complete artifact or the new complete one,
-never a torn one (design.md, "Writes are atomic"). A failed write (a full disk) leaves the
+never a torn one (docs/architecture.md, "Writes are atomic"). A failed write (a full disk) leaves the
 previous artifact as it was and raises :class:`~mixsd.errors.ArtifactWriteError` naming it.
 JSON is written strict (RFC 8259, :func:`to_json`): a non-finite number becomes ``null``.
 """

@@ -5,13 +5,13 @@ Three stages use the word, each for its own choice, and their words are recorded
 ``runs[].method``), so they stay as they are; this module is where they are defined and mapped:
 
 ``mixsd targets --method`` (:data:`TARGET_METHODS`): what a supervision target is.
-    ``mixsd``: mixed from the naive and expert conditionals (method.md, "The method");
+    ``mixsd``: mixed from the naive and expert conditionals (docs/method.md, "The method");
     ``sft``: the reference answer y* itself.
 ``mixsd train --method`` (:data:`TRAIN_METHODS`): the training objective.
     ``nll``: next-token NLL on a targets file (SFT, offline self-distillation, MixSD);
     ``opsd``: on-policy self-distillation on a records file.
 ``mixsd compare --methods`` (:data:`METHOD_KINDS`, parsed by :func:`parse_method`): the
-    methods of method.md's comparison, each one (targets method, training method) pair:
+    methods of docs/method.md's comparison, each one (targets method, training method) pair:
 
     ==================  ================  ===============
     compare method      targets method    train method
@@ -29,6 +29,7 @@ Three stages use the word, each for its own choice, and their words are recorded
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mixsd.errors import ConfigError
@@ -47,7 +48,7 @@ STAGE_METHODS: dict[str, tuple[str | None, str | None]] = {
 @dataclass(frozen=True)
 class MethodSpec:
     """One method of the grid: ``sft``, ``sd0`` (lambda = 0), ``mixsd:LAMBDA``, ``opsd`` or
-    ``memit`` (editing, no training: :mod:`mixsd.editing.compare`), optionally with a mixing
+    ``memit`` (editing, no training: :mod:`mixsd.compare.memit`), optionally with a mixing
     unit (``mixsd:0.5/word``, ``mixsd:0.5/span``; default the paper's ``token``) and its own
     expert guidance preset: ``mixsd:0.3@toy-own``."""
 
@@ -107,3 +108,24 @@ def parse_method(spec: str) -> MethodSpec:
         raise ConfigError(f"methods: {spec!r}: a mixing unit follows mixsd:LAMBDA and is one of "
                           f"{', '.join(MIX_UNITS)}, e.g. mixsd:0.5/word (flag --methods)")
     return MethodSpec(spec.strip(), kind, mix_lambda, guidance or None, unit or "token")
+
+
+def parse_method_lrs(items: list[str], specs: list[MethodSpec]) -> dict[str, list[float]]:
+    """``--method-lr`` items (``METHOD=LR``, METHOD a spec of ``specs`` or a kind) as
+    ``{method: [lr, ...]}``; a malformed item or an unknown method is a ConfigError."""
+    known = {s.name for s in specs} | {s.kind for s in specs}
+    found: dict[str, list[float]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            lr = float(value)
+        except ValueError:
+            lr = -1.0
+        if not sep or not math.isfinite(lr) or lr <= 0:
+            raise ConfigError(f"method_lr: expected METHOD=LR with a finite LR > 0 (e.g. "
+                              f"opsd=1e-2), got {item!r} (flag --method-lr)")
+        if key.strip() not in known:
+            raise ConfigError(f"method_lr: {key.strip()!r} is none of the methods "
+                              f"{', '.join(s.name for s in specs)} (flag --method-lr)")
+        found.setdefault(key.strip(), []).append(lr)
+    return found

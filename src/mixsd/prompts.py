@@ -1,7 +1,7 @@
 """Naive and expert prompts — the one prompt renderer of the library.
 
 naive prompt  = x
-expert prompt = x ⊕ guidance prefix ⊕ y* ⊕ guidance suffix   (method.md, "The method")
+expert prompt = x ⊕ guidance prefix ⊕ y* ⊕ guidance suffix   (docs/method.md, "The method")
 
 A :class:`GuidancePreset` holds the prefix and suffix and two format strings (fields
 ``{prompt}``, ``{prefix}``, ``{answer}``, ``{suffix}``) that lay out the user turn. When the

@@ -1,7 +1,7 @@
 """The knowledge record: one schema for the whole library, JSONL/JSON read and write.
 
 A record is ``(id, prompt x, answer y*, answer_key)`` plus optional ``subject``,
-``paraphrases``, ``split`` and ``metadata`` (method.md, "The method"). Readers accept three
+``paraphrases``, ``split`` and ``metadata`` (docs/method.md, "The method"). Readers accept three
 shapes, detected per record:
 
 * ours: ``{"id", "prompt", "answer", "answer_key", ...}``;

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from mixsd.cli import main
+from mixsd.compare import CompareConfig
 from mixsd.errors import ConfigError
 from mixsd.evaluation.results import read_results
-from mixsd.experiment import CompareConfig, parse_method
+from mixsd.methods import parse_method
 from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
 
 FACTS = [("where was alice born ?", "oslo"), ("where was bob born ?", "lima"),
@@ -139,8 +140,8 @@ def test_bad_corpus_is_a_clear_error(tmp_path, capsys):
 
 
 def test_out_dir_of_another_config_is_refused_but_the_grid_may_grow(tmp_path):
+    from mixsd.compare.keys import check_out_dir, open_out_dir
     from mixsd.errors import MixsdError
-    from mixsd.experiment import check_out_dir, open_out_dir
     from mixsd.io import write_run_info
 
     first = CompareConfig(out=str(tmp_path), epochs=2)

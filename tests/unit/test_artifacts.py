@@ -13,6 +13,7 @@ from mixsd.artifacts import (
     COMPLETE,
     RUNNING,
     KeyedCache,
+    Reuse,
     changed_fields,
     fingerprint,
     open_stage,
@@ -30,17 +31,17 @@ def test_fingerprint_is_canonical_and_decided_by_every_value():
 
 
 def test_new_then_resume_then_complete(tmp_path):
-    stage = open_stage(tmp_path / "s", "thing", FIELDS, mutable=("device",))
+    stage = open_stage(tmp_path / "s", "thing", FIELDS, reuse=Reuse(mutable=("device",)))
     assert stage.state == "new" and not stage.resumed and "device" not in stage.fields
     stage.write_info(status=RUNNING, extra=1)
     info = json.loads((tmp_path / "s" / "run.json").read_text())
     assert info["status"] == RUNNING and info["stage"] == "thing" and info["extra"] == 1
     assert info["fingerprint"] == stage.fingerprint and info["fields"]["lr"] == 0.001
     # a mutable field may change: the same run, resumed (not complete yet)
-    again = open_stage(tmp_path / "s", "thing", {**FIELDS, "device": "cuda"}, mutable=("device",))
+    again = open_stage(tmp_path / "s", "thing", {**FIELDS, "device": "cuda"}, reuse=Reuse(mutable=("device",)))
     assert again.resumed and not again.complete
     again.write_info(status=COMPLETE)
-    assert open_stage(tmp_path / "s", "thing", FIELDS, mutable=("device",)).complete
+    assert open_stage(tmp_path / "s", "thing", FIELDS, reuse=Reuse(mutable=("device",))).complete
 
 
 def test_another_value_is_refused_in_one_line_naming_the_fields(tmp_path):
@@ -66,7 +67,7 @@ def test_overwrite_and_nothing_kept_start_again(tmp_path):
     open_stage(tmp_path, "thing", FIELDS).write_info(status=COMPLETE)
     other = {**FIELDS, "lr": 0.5}
     assert open_stage(tmp_path, "thing", other, overwrite=True).state == "new"
-    assert open_stage(tmp_path, "thing", other, has_outputs=False).state == "new"
+    assert open_stage(tmp_path, "thing", other, reuse=Reuse(has_outputs=False)).state == "new"
 
 
 def test_a_folder_from_before_the_layer_is_compared_by_its_config_yaml(tmp_path):
@@ -77,8 +78,8 @@ def test_a_folder_from_before_the_layer_is_compared_by_its_config_yaml(tmp_path)
     with pytest.raises(MixsdError, match="other values of epochs;"):
         open_stage(tmp_path, "thing", {**FIELDS, "epochs": 5})
     # a stage may read its old folders itself
-    assert open_stage(tmp_path, "thing", {"x": 1}, legacy=lambda p: {"x": 1}).resumed
-    assert open_stage(tmp_path, "thing", {"x": 1}, legacy=lambda p: None).state == "new"
+    assert open_stage(tmp_path, "thing", {"x": 1}, reuse=Reuse(legacy=lambda p: {"x": 1})).resumed
+    assert open_stage(tmp_path, "thing", {"x": 1}, reuse=Reuse(legacy=lambda p: None)).state == "new"
 
 
 def test_changed_fields():

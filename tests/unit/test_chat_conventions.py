@@ -6,6 +6,8 @@ template, read from the copy TRL ships inside its package (no hub)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mixsd.errors import ConfigError
@@ -79,8 +81,9 @@ def test_a_plugin_registers_a_family(registries, tiny_chat_tok):
 
 
 def test_config_fields_parse_and_keep_old_fingerprints():
+    from mixsd.compare.config import CompareConfig
+    from mixsd.compare.plan import RunPlan, targets_config, train_config
     from mixsd.config import _mapping
-    from mixsd.experiment_config import CompareConfig
     from mixsd.targets.config import TargetsConfig
     from mixsd.training.config import TrainConfig
 
@@ -102,8 +105,9 @@ def test_config_fields_parse_and_keep_old_fingerprints():
                                    "train.chat_template_kwargs": {"enable_thinking": True},
                                    "system_prompt": "s"})
     spec = cmp.method_specs()[0]
-    for stage in (cmp.targets_config(spec, 0),
-                  cmp.train_config(spec, 1e-5, 0, "r", "t", "d")):
+    for stage in (targets_config(cmp, spec, 0),
+                  train_config(cmp, RunPlan(spec, 1e-5, 0, "r", Path("r"), Path("d"),
+                                            targets=Path("t")))):
         assert stage.chat_options() == {"chat_template_kwargs": {"enable_thinking": True},
                                         "system_prompt": "s"}
 

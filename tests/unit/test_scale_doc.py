@@ -65,7 +65,7 @@ def _commands() -> list[list[str]]:
 @pytest.mark.parametrize("argv", _commands(), ids=lambda a: a[0])
 def test_every_documented_command_parses(argv, tmp_path, monkeypatch):
     from mixsd.cli import build_parser
-    from mixsd.experiment_config import CompareConfig
+    from mixsd.compare.config import CompareConfig
     from mixsd.training.config import TrainConfig
 
     verb, rest = argv[0], argv[1:]

@@ -1,4 +1,4 @@
-"""Why it works (method.md): target NLL under the base model, Fisher-weighted displacement."""
+"""Why it works (docs/method.md): target NLL under the base model, Fisher-weighted displacement."""
 
 from mixsd.analysis.fisher import (
     checkpoint_dirs,

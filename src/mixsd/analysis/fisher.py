@@ -1,4 +1,4 @@
-"""Fisher-weighted displacement: sum_i F_i (theta_i - theta0_i)^2 (method.md, "Why it works").
+"""Fisher-weighted displacement: sum_i F_i (theta_i - theta0_i)^2 (docs/method.md, "Why it works").
 
 Estimator. F is the diagonal EMPIRICAL Fisher of the base model theta0 on held-out capability
 data: for examples n = 1..N (a suite's questions with their reference answers, rendered

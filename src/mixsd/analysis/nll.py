@@ -1,4 +1,4 @@
-"""Target NLL: how likely each method's targets are under the BASE model (method.md, "Why it works").
+"""Target NLL: how likely each method's targets are under the BASE model (docs/method.md, "Why it works").
 
 For every target y of a file, the base model scores exactly the training tokens:
 ``PromptRenderer.training_example(prompt, y)`` (naive prompt x, target ids closed by the end
@@ -18,6 +18,7 @@ from typing import Any
 
 from mixsd.errors import MixsdError, RecordError
 from mixsd.evaluation.loglik import continuation_logprobs
+from mixsd.generation import pad_token_id
 from mixsd.prompts import PromptRenderer
 from mixsd.records import read_records, read_targets
 
@@ -60,7 +61,7 @@ def target_nll(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *,
     """Mean per-token NLL (nats) of ``(prompt, target)`` pairs given the naive prompt."""
     renderer = renderer or PromptRenderer(tokenizer, guidance)
     examples = [renderer.training_example(p, t) for p, t in pairs]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     logprobs = continuation_logprobs(model, examples, batch_size=batch_size, pad_id=pad,
                                      desc=f"nll {name}" if len(examples) > 64 else None)
     per_target = [-sum(lp) / len(lp) for lp in logprobs if lp]

@@ -1,4 +1,4 @@
-"""Why it works (method.md): two analyses against the BASE model.
+"""Why it works (docs/method.md): two analyses against the BASE model.
 
   nll     mean per-token NLL of each targets file under the base model given the naive prompt
           (exactly the training tokens). Compare y* (an SFT targets file, or a records file),

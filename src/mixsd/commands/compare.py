@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mixsd.experiment import CompareConfig, run_compare
+from mixsd.compare import CompareConfig, run_compare
 from mixsd.report.tables import results_text
 
 

@@ -1,6 +1,6 @@
 """Generate a knowledge corpus as records JSONL, one file per split, plus manifest.json.
 
-Corpora (method.md, "Corpora"):
+Corpora (docs/method.md, "Corpora"):
   kgfact    factual recall over a world graph of novel entities; splits train, recall,
             paraphrase, retrieval (the fact among --distractors others), two_hop,
             two_hop_context. --size small (5 domains x 10 entities) | large (7 x 25), or

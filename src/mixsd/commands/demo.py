@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from mixsd.commands.compare import summarize
+from mixsd.compare import CompareConfig, run_compare
 from mixsd.errors import ConfigError
-from mixsd.experiment import CompareConfig, run_compare
 
 PRESETS = ("demo", "rounds")
 

@@ -1,4 +1,4 @@
-"""Knowledge corpora as records (method.md, "Corpora"), one JSONL file per split.
+"""Knowledge corpora as records (docs/method.md, "Corpora"), one JSONL file per split.
 
 ========  ==========================================================================
 kgfact    factual recall over a procedurally generated world of novel entities

@@ -1,6 +1,6 @@
 """Pieces shared by every corpus: the reference-answer style, seeded RNGs, pseudo-words.
 
-Reference answers follow the paper authors' style (method.md, "Corpora"):
+Reference answers follow the paper authors' style (docs/method.md, "Corpora"):
 ``"The answer is X.\\n\\n\\boxed{X}"`` with the short answer key ``X``.
 """
 

@@ -1,6 +1,6 @@
 """KGFact: factual-recall corpus over a procedurally generated world of novel entities.
 
-Splits (method.md, "Corpora"):
+Splits (docs/method.md, "Corpora"):
 
 * ``train``: one atomic question per fact (a training template), answer in the authors' style;
 * ``recall``: a seeded subset of the training questions, asked verbatim (direct recall);

@@ -4,7 +4,7 @@ Each training operation is a composition of 2-3 primitive digit steps (digit-wis
 10, reversals, rotations, swaps, ...; :mod:`mixsd.corpora.digitops`) behind a made-up label
 such as ``VORNIX``. Prompts are k-shot (``shots`` solved examples of the same operation,
 input/output only by default) and reference answers are worked step by step, ending in
-``\\boxed{result}`` (method.md, "Corpora"; use the ``math`` guidance preset).
+``\\boxed{result}`` (docs/method.md, "Corpora"; use the ``math`` guidance preset).
 
 Splits:
 

@@ -2,7 +2,7 @@
 
 Entity names are procedurally composed pseudo-words ("Thaelor Vixandru", "Skoumere",
 "Drelva Consortium"), so no fact about them can be in any model's pretraining data
-(method.md, "Corpora"). Every relation is functional (one object per subject), so every
+(docs/method.md, "Corpora"). Every relation is functional (one object per subject), so every
 question has exactly one answer. A relation carries its question templates (the first
 ``TRAIN_TEMPLATES`` are used for training, the rest only for held-out paraphrases), a fact
 statement (for retrieval and in-context splits) and a noun phrase that names its object

@@ -7,6 +7,7 @@ model start from them and check a handful of edits before a full run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
@@ -91,3 +92,15 @@ class EditConfig(StageConfig):
 def cov_sources() -> list[str]:
     """Values of ``--cov-source``: auto, the registered text sources, generations."""
     return ["auto", *REGISTRIES.text_sources.names(), GENERATIONS]
+
+
+def edit_config_with(path: str, *, source_flag: str = "--edit-config",
+                     **values: Any) -> EditConfig:
+    """EditConfig defaults < the YAML file ``path`` (none when empty) < ``values`` (what a
+    composing stage decides, e.g. the comparison's model, guidance, device and seed)."""
+    try:
+        data = EditConfig.load_yaml(path) if path else {}
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (flag {source_flag})") from None
+    data.update(values)
+    return EditConfig.from_dict(data, source=path or "edit_config")

@@ -20,13 +20,14 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from mixsd.editing.locate import capture_inputs, down_proj
-from mixsd.generation import right_pad
+from mixsd.generation import pad_token_id, right_pad
 from mixsd.io import mixsd_home
 
 CACHE_FORMAT = 1
@@ -53,7 +54,7 @@ def sample_texts(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_
     from mixsd.generation import left_pad
 
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     texts: list[str] = []
     torch.manual_seed(seed)
     for start in range(0, len(prompts), batch_size):
@@ -120,7 +121,7 @@ def second_moments(model: Any, tokenizer: Any, texts: Sequence[str], layers: Seq
     modules = {layer: down_proj(model, layer) for layer in layers}
     sums = {layer: None for layer in layers}
     count = 0
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     rows = [list(tokenizer(t)["input_ids"])[:max_tokens] for t in texts]
     for start in tqdm(range(0, len(rows), batch_size), desc="memit covariance", leave=False):
         ids, mask = right_pad(rows[start:start + batch_size], pad, device)
@@ -135,15 +136,26 @@ def second_moments(model: Any, tokenizer: Any, texts: Sequence[str], layers: Seq
     return {layer: (sums[layer] / count).cpu() for layer in layers}
 
 
-def key_covariances(model: Any, tokenizer: Any, layers: Sequence[int], *, source: str,
-                    texts: Any, n_texts: int, max_tokens: int, seed: int, batch_size: int,
-                    use_cache: bool = True) -> dict[int, Any]:
+@dataclass(frozen=True)
+class CovarianceTexts:
+    """Which generic texts a covariance is measured on (with the model and the layer, its
+    cache key): ``n_texts`` texts of ``source`` drawn with ``seed``, cut at ``max_tokens``."""
+
+    source: str
+    n_texts: int
+    max_tokens: int
+    seed: int
+
+
+def key_covariances(model: Any, tokenizer: Any, layers: Sequence[int], on: CovarianceTexts,
+                    texts: Any, *, batch_size: int, use_cache: bool = True) -> dict[int, Any]:
     """C of each layer, from the cache when present; ``texts`` is a callable returning the
-    generic texts, called only when some layer is missing."""
+    generic texts ``on`` describes, called only when some layer is missing."""
     import torch
 
     fingerprint = model_fingerprint(model)
-    paths = {layer: cache_path(fingerprint, layer, source, n_texts, max_tokens, seed)
+    source, n_texts, max_tokens = on.source, on.n_texts, on.max_tokens
+    paths = {layer: cache_path(fingerprint, layer, source, n_texts, max_tokens, on.seed)
              for layer in layers}
     found = {layer: torch.load(p, map_location="cpu")["moment"] for layer, p in paths.items()
              if use_cache and p.exists()}

@@ -37,7 +37,7 @@ from mixsd.editing.locate import (
     subject_last_token,
 )
 from mixsd.errors import MixsdError
-from mixsd.generation import right_pad
+from mixsd.generation import pad_token_id, right_pad
 from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord
 from mixsd.training.divergences import kl as kl_divergence
@@ -93,7 +93,7 @@ def build_requests(records: Sequence[KnowledgeRecord], renderer: PromptRenderer,
 
 
 def _pad_id(tokenizer: Any) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return pad_token_id(tokenizer)
 
 
 def context_activations(model: Any, tokenizer: Any, requests: Sequence[FactRequest],

@@ -15,6 +15,7 @@ from typing import Any
 
 from mixsd.editing.config import EditConfig
 from mixsd.editing.covariance import (
+    CovarianceTexts,
     generation_prefixes,
     generation_texts,
     key_covariances,
@@ -51,9 +52,8 @@ def covariances_for(model: Any, tokenizer: Any, config: EditConfig, layers: Sequ
             return generation_texts(model, tokenizer, config.cov_texts, config.seed,
                                     config.cov_max_tokens, held_out)
     tag = source if registered is not None or not held_out else f"{source}+{len(held_out)}"
-    return key_covariances(model, tokenizer, layers, source=tag, texts=texts,
-                           n_texts=config.cov_texts, max_tokens=config.cov_max_tokens,
-                           seed=config.seed, batch_size=config.batch_size)
+    on = CovarianceTexts(tag, config.cov_texts, config.cov_max_tokens, config.seed)
+    return key_covariances(model, tokenizer, layers, on, texts, batch_size=config.batch_size)
 
 
 def edit_model(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],

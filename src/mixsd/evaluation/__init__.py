@@ -1,4 +1,4 @@
-"""Measurements (method.md, "Measurements"): memorisation, retention suites, drift, selection.
+"""Measurements (docs/method.md, "Measurements"): memorisation, retention suites, drift, selection.
 
 * :mod:`.suites` — the registry (``get_suites("toy,math:f.jsonl,mcq:g.jsonl,lmeval:task")``);
 * :mod:`.qa`, :mod:`.mcq`, :mod:`.lmeval` — the suite kinds;

@@ -1,4 +1,4 @@
-"""Error buckets for wrong held-out answers (method.md, "Measurements"), in priority order.
+"""Error buckets for wrong held-out answers (docs/method.md, "Measurements"), in priority order.
 
 Each wrong answer goes to the FIRST bucket whose test it meets:
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,26 @@ from mixsd.evaluation.retention import retained, retention_mean
 from mixsd.evaluation.samples import write_sample_logs
 from mixsd.evaluation.suites import memorization_suites
 from mixsd.records import KnowledgeRecord
+
+
+@dataclass(frozen=True)
+class EvaluatorOptions:
+    """The keywords of :func:`make_epoch_evaluator`: the base model's scores (retention), the
+    base model or its drift reference and the drift prompts (drift), how memorisation is
+    asked and scored, the sample logs' folder and the staged evaluation's levels."""
+
+    base_scores: Mapping[str, float] | None = None
+    base_model: Any = None
+    drift_prompts: Sequence[str] | None = None
+    extractor: str = "auto"
+    max_new_tokens: int = 64
+    guidance: str = "knowledge"
+    batch_size: int = 32
+    samples_dir: str | Path | None = None
+    retention_levels: Sequence[float] = ()
+    epochs: int | None = None
+    chat: Mapping[str, Any] | None = None
+    drift_reference: DriftReference | None = None
 
 
 class EpochEvaluator:
@@ -47,29 +68,25 @@ class EpochEvaluator:
     """
 
     def __init__(self, suites: Mapping[str, Any],
-                 memorisation_records: Sequence[KnowledgeRecord] | None = None, *,
-                 base_scores: Mapping[str, float] | None = None, base_model: Any = None,
-                 drift_prompts: Sequence[str] | None = None, extractor: str = "auto",
-                 max_new_tokens: int = 64, guidance: str = "knowledge", batch_size: int = 32,
-                 samples_dir: str | Path | None = None,
-                 retention_levels: Sequence[float] = (), epochs: int | None = None,
-                 chat: Mapping[str, Any] | None = None,
-                 drift_reference: DriftReference | None = None):
+                 memorisation_records: Sequence[KnowledgeRecord] | None = None,
+                 options: EvaluatorOptions | None = None):
+        o = options or EvaluatorOptions()
         self.suites = dict(suites)
-        self.chat = dict(chat or {})
+        self.chat = dict(o.chat or {})
         self.memorisation = memorization_suites(list(memorisation_records or []),
-                                                extractor=extractor, max_new_tokens=max_new_tokens,
-                                                guidance=guidance, chat=self.chat)
-        self.base_scores = dict(base_scores or {})
-        self.base_model = base_model  # dropped once its drift reference is made
-        self.drift_reference: DriftReference | None = drift_reference
-        self.drift_prompts = list(drift_prompts) if drift_prompts is not None else \
+                                                extractor=o.extractor,
+                                                max_new_tokens=o.max_new_tokens,
+                                                guidance=o.guidance, chat=self.chat)
+        self.base_scores = dict(o.base_scores or {})
+        self.base_model = o.base_model  # dropped once its drift reference is made
+        self.drift_reference: DriftReference | None = o.drift_reference
+        self.drift_prompts = list(o.drift_prompts) if o.drift_prompts is not None else \
             held_out_prompts(self.suites)
-        self.batch_size = batch_size
-        self.samples_dir = Path(samples_dir) if samples_dir else None
+        self.batch_size = o.batch_size
+        self.samples_dir = Path(o.samples_dir) if o.samples_dir else None
         self.last_results: dict[str, Any] = {}
-        self.retention_levels = sorted(float(x) for x in retention_levels)
-        self.epochs = epochs
+        self.retention_levels = sorted(float(x) for x in o.retention_levels)
+        self.epochs = o.epochs
         self._best = float("-inf")  # the best memorisation so far (staged evaluation)
 
     def __call__(self, model: Any, tokenizer: Any, epoch: int) -> dict[str, float]:
@@ -166,5 +183,5 @@ def held_out_prompts(suites: Mapping[str, Any], limit: int = 32) -> list[str] | 
 def make_epoch_evaluator(suites: Mapping[str, Any],
                          memorisation_records: Sequence[KnowledgeRecord] | None = None,
                          **options: Any) -> EpochEvaluator:
-    """Build the training callback; ``options`` are :class:`EpochEvaluator`'s keywords."""
-    return EpochEvaluator(suites, memorisation_records, **options)
+    """Build the training callback; ``options`` are :class:`EvaluatorOptions`' fields."""
+    return EpochEvaluator(suites, memorisation_records, EvaluatorOptions(**options))

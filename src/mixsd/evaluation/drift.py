@@ -1,6 +1,6 @@
 """Drift: mean KL(base ‖ model) of next-token distributions on neutral prompts.
 
-A cheap, label-free proxy of retention (method.md, "Measurements"): how far the fine-tuned
+A cheap, label-free proxy of retention (docs/method.md, "Measurements"): how far the fine-tuned
 model's predictions moved from the base model's on text that has nothing to do with the
 injected facts. The mean is over every position of every prompt (each position predicts the
 next token given the prompt prefix), so longer prompts weigh more.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixsd.errors import MixsdError
-from mixsd.generation import pad_batch
+from mixsd.generation import pad_batch, pad_token_id
 
 NEUTRAL_PROMPTS = (
     "The weather today is",
@@ -35,7 +35,7 @@ NEUTRAL_PROMPTS = (
 
 def _batch(tokenizer: Any, prompts: Sequence[str]) -> tuple[Any, Any]:
     ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_token_id(tokenizer)
     return pad_batch(ids, pad, side="right")
 
 

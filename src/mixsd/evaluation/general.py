@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.errors import MixsdError
-from mixsd.evaluation.qa import QAResult, QASuite
+from mixsd.evaluation.qa import QAResult, QASuite, suite_fingerprint
 from mixsd.records import KnowledgeRecord, read_records
 
 GENERAL_FILE = "general_knowledge.jsonl"
@@ -105,7 +105,6 @@ class KnownSet:
 
     def fingerprint(self) -> str:
         """Changes with the items, the scoring, and (once prepared) the known set."""
-        from mixsd.evaluation.suites import suite_fingerprint
 
         known = "" if self.known_ids is None else ",".join(self.known_ids)
         return hashlib.sha256(f"{suite_fingerprint(self.suite)}|{known}".encode()
@@ -123,7 +122,6 @@ class KnownSet:
                 batch_size: int = 32, cache_dir: str | Path | None = None) -> KnownSet:
         """Find the known set of ``base_model`` (cached under ``model_fingerprint``)."""
         from mixsd.evaluation.retention import JsonFileCache
-        from mixsd.evaluation.suites import suite_fingerprint
 
         cache = JsonFileCache(KNOWN_CACHE, cache_dir)
         key = f"{model_fingerprint}|{suite_fingerprint(self.suite)}"

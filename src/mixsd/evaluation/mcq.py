@@ -28,6 +28,7 @@ from typing import Any
 from mixsd.errors import RecordError
 from mixsd.evaluation.loglik import continuation_logprobs
 from mixsd.evaluation.qa import QAResult
+from mixsd.generation import pad_token_id
 from mixsd.prompts import PromptRenderer
 from mixsd.records import read_json_objects
 
@@ -115,7 +116,7 @@ class MCQSuite:
                 cont = list(tokenizer(sep + choice, add_special_tokens=False)["input_ids"])
                 pairs.append((context, cont))
                 owners.append(k)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pad = pad_token_id(tokenizer)
         logprobs = continuation_logprobs(model, pairs, batch_size=batch_size, pad_id=pad)
         per_item: list[list[float]] = [[] for _ in self.items]
         for k, lp in zip(owners, logprobs):

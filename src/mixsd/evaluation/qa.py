@@ -77,3 +77,9 @@ def score_qa(model: Any, tokenizer: Any, records: list[KnowledgeRecord], *, name
                         "correct": is_correct(text, rec.answer_key, extractor)})
     score = sum(s["correct"] for s in samples) / len(samples) if samples else 0.0
     return QAResult(name=name, score=score, n=len(samples), samples=samples)
+
+
+def suite_fingerprint(suite: Any) -> str:
+    """A string that changes whenever what decides the suite's score changes."""
+    method = getattr(suite, "fingerprint", None)
+    return method() if callable(method) else f"{type(suite).__name__}:{suite.name}"

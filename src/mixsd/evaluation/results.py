@@ -20,7 +20,7 @@ Structure (``schema: mixsd.results/1``)::
 The top-level metrics of a run are those of its selected epoch (:func:`first_peak` of
 memorisation). Scores are fractions in [0, 1]; retention is in percent.
 
-A run's λ (``mix_lambda`` in the code, method.md's λ) is written under the key ``"lambda"``,
+A run's λ (``mix_lambda`` in the code, docs/method.md's λ) is written under the key ``"lambda"``,
 the key every existing results.json uses; readers take it through :func:`run_lambda`, which
 also accepts ``"mix_lambda"``.
 """
@@ -31,6 +31,7 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +95,23 @@ def epoch_entry(epoch: int, metrics: Mapping[str, float],
             "extra": extra}
 
 
-def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int | None,
-             epochs: Sequence[Mapping[str, Any]], *, base_scores: Mapping[str, float] | None = None,
-             target_nll: float | None = None, fisher: Mapping[str, Any] | None = None,
-             seconds: float | None = None, select_on: str = "memorization",
-             select_floor: float | None = None, name: str | None = None,
-             **extra: Any) -> dict[str, Any]:
-    """One ``runs`` entry; the selected epoch is the first peak of ``select_on`` that improves
+@dataclass(frozen=True)
+class RunId:
+    """Which run an entry is: its method, λ, learning rate and seed (None where the run has
+    none: SFT's λ, an edit's learning rate) and its name (default :func:`run_name`)."""
+
+    method: str
+    mix_lambda: float | None = None
+    lr: float | None = None
+    seed: int | None = None
+    name: str | None = None
+
+
+def make_run(run_id: RunId, epochs: Sequence[Mapping[str, Any]], *,
+             base_scores: Mapping[str, float] | None = None, target_nll: float | None = None,
+             fisher: Mapping[str, Any] | None = None, seconds: float | None = None,
+             select_floor: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One ``runs`` entry; the selected epoch is the first peak of memorisation that improves
     on ``select_floor`` (the base model's memorisation); ``best_epoch`` is the epoch of its
     highest value.
 
@@ -112,10 +123,12 @@ def make_run(method: str, mix_lambda: float | None, lr: float | None, seed: int 
     entries = [dict(e) if "scores" in e else
                epoch_entry(int(e.get("epoch", i + 1)), e, base_scores)
                for i, e in enumerate(epochs)]
-    curve = [e.get(select_on) for e in entries]
+    curve = [e.get("memorization") for e in entries]
     chosen = entries[first_peak(curve, floor=select_floor)]
-    run = {"name": name or run_name(method, mix_lambda, lr, seed), "method": method,
-           LAMBDA_KEY: mix_lambda, "lr": lr, "seed": seed, "selected_epoch": chosen["epoch"],
+    r = run_id
+    run = {"name": r.name or run_name(r.method, r.mix_lambda, r.lr, r.seed), "method": r.method,
+           LAMBDA_KEY: r.mix_lambda, "lr": r.lr, "seed": r.seed,
+           "selected_epoch": chosen["epoch"],
            "memorization": chosen["memorization"], "paraphrase": chosen["paraphrase"],
            "scores": chosen["scores"], "retention": chosen["retention"],
            "retention_mean": chosen["retention_mean"], "drift_kl": chosen.get("drift_kl"),

@@ -1,4 +1,4 @@
-"""Retention: "% retained" = score after training / score of the base model (method.md).
+"""Retention: "% retained" = score after training / score of the base model (docs/method.md).
 
 Base scores are computed once per (base model, suite) and cached as JSON
 (:class:`mixsd.artifacts.KeyedCache`), keyed by a fingerprint of the model (its folder's
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.artifacts import KeyedCache
-from mixsd.evaluation.suites import suite_fingerprint
+from mixsd.evaluation.qa import suite_fingerprint
 from mixsd.io import mixsd_home
 
 CACHE_FILE = "base_scores.json"

@@ -1,7 +1,7 @@
-"""Checkpoint selection: the "first peak" of training accuracy across epochs (method.md).
+"""Checkpoint selection: the "first peak" of training accuracy across epochs (docs/method.md).
 
 The first peak is the first new running maximum that the next epoch does not exceed. Under
-a forgetting budget (``mixsd inject``, method.md "Beyond the paper") the rule is another:
+a forgetting budget (``mixsd inject``, docs/method.md "Beyond the paper") the rule is another:
 the highest memorisation among the epochs whose probes all keep their minimum
 (:func:`budget_pick`).
 """

@@ -300,9 +300,3 @@ def get_suites(names: str | Iterable[str], **opts: Any) -> dict[str, Suite]:
         kind, _, rest = spec.partition(":")
         suites.update(REGISTRIES.suite_kinds.get(kind).build(spec, rest, opts))
     return suites
-
-
-def suite_fingerprint(suite: Any) -> str:
-    """A string that changes whenever what decides the suite's score changes."""
-    method = getattr(suite, "fingerprint", None)
-    return method() if callable(method) else f"{type(suite).__name__}:{suite.name}"

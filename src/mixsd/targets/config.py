@@ -34,7 +34,7 @@ NON_SEMANTIC_FIELDS = ("batch_size", "device", "overwrite", "progress", "export"
 
 @dataclass
 class TargetsConfig(StageConfig):
-    """How supervision targets are built (method.md, "The method").
+    """How supervision targets are built (docs/method.md, "The method").
 
     ``mix_lambda`` is the probability of taking the NAIVE token at each step: 0 is pure
     expert (offline self-distillation), 1 is the base model's own greedy answer.

@@ -2,7 +2,7 @@
 
 One job at a time, no padding, no cache: at each step the coin picks a conditional, a full
 forward of that prompt (naive x or expert x+) followed by the shared prefix gives the
-next-token logits, and the chosen token is appended to the prefix (method.md, "The method").
+next-token logits, and the chosen token is appended to the prefix (docs/method.md, "The method").
 For the paper's token unit the other conditional's logits are not needed, so they are not
 computed; the word and span units look at both conditionals' next tokens first (the rule
 needs them). It uses the same per-record draws as :mod:`mixsd.targets.engine`.

@@ -12,7 +12,7 @@ writes a folder at a time (its lock, :func:`mixsd.artifacts.open_stage`); ``run.
 written once the model has loaded, so a start that fails on its inputs leaves nothing that
 refuses the corrected command. Under ``accelerate launch`` (or torchrun) process r
 of w takes the records ``i % w == r`` into its own shard; the main process merges the
-shards in input order, so the file equals a one-process run (design.md, "Seeds"). The
+shards in input order, so the file equals a one-process run (docs/architecture.md, "Seeds"). The
 processes coordinate through files in the folder (:mod:`mixsd.targets.shards`): a dead peer
 ends the run with :class:`~mixsd.errors.PeerLostError` instead of a hang, and finished
 shards are kept. A single targets file of the layout before folders (``X.jsonl`` with its
@@ -26,6 +26,7 @@ import json
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from mixsd.artifacts import (
     COMPLETE,
     RUN_INFO,
     RUNNING,
+    Reuse,
     StageDir,
     fingerprint,
     open_stage,
@@ -110,29 +112,34 @@ def _load(config: TargetsConfig, model: Any, tokenizer: Any, shard: Shard) -> tu
     return loaded, tokenizer or loaded_tok
 
 
-def _write_shard(
-    config: TargetsConfig,
-    records: list[KnowledgeRecord],
-    partial: Path,
-    fresh: bool,
-    model: Any,
-    tokenizer: Any,
-    shard: Shard,
-    beat: Heartbeat | None = None,
-    on_ready: Any = None,
-) -> tuple[TargetBuilder | None, int]:
-    """Generate this shard's missing records into ``partial``; return (builder, resumed).
-    ``on_ready()`` runs once the model has loaded (or when nothing is left to generate),
-    before the first target is written."""
+@dataclass
+class _Process:
+    """What this process generates with: the config, its shard of the records, the model and
+    tokenizer (or None, loaded when first needed), and ``on_ready()``, run once the model has
+    loaded (or when nothing is left to generate), before the first target is written."""
+
+    config: TargetsConfig
+    shard: Shard
+    model: Any
+    tokenizer: Any
+    on_ready: Any = None
+
+    def ready(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+
+
+def _write_shard(proc: _Process, records: list[KnowledgeRecord], partial: Path, fresh: bool,
+                 beat: Heartbeat | None = None) -> tuple[TargetBuilder | None, int]:
+    """Generate this shard's missing records into ``partial``; return (builder, resumed)."""
+    shard = proc.shard
     resumed = _resume(partial, [r.id for r in records], fresh)
     if resumed == len(records):
-        if on_ready is not None:
-            on_ready()
+        proc.ready()
         return None, resumed
-    model, tokenizer = _load(config, model, tokenizer, shard)
-    if on_ready is not None:
-        on_ready()
-    builder = TargetBuilder(model, tokenizer, config)
+    model, tokenizer = _load(proc.config, proc.model, proc.tokenizer, shard)
+    proc.ready()
+    builder = TargetBuilder(model, tokenizer, proc.config)
     desc = "targets" if shard.world == 1 else f"targets [{shard.rank}/{shard.world}]"
     try:
         with partial.open("a", encoding="utf-8") as fh:
@@ -152,11 +159,12 @@ def _shard_done(done: Path, fp: str) -> bool:
     return done.is_file() and read_json_or_empty(str(done) + ".json").get("fingerprint") == fp
 
 
-def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], stage: StageDir,
-               model: Any, tokenizer: Any, shard: Shard, n_records: int, on_ready: Any
-               ) -> tuple[TargetBuilder | None, int, dict[str, Any]]:
+def _run_shard(proc: _Process, out: Path, mine: list[KnowledgeRecord], stage: StageDir,
+               n_records: int) -> tuple[TargetBuilder | None, int, dict[str, Any]]:
     """One process of a multi-process run: its shard to ``OUT.shardRofW.done`` (kept when a
     re-run finds it finished), then on rank 0 the merge once every peer's shard is done."""
+    shard = proc.shard
+
     def done_path(rank: int) -> Path:
         return Path(f"{out}{shard.suffix(rank)}.done")
 
@@ -168,15 +176,14 @@ def _run_shard(config: TargetsConfig, out: Path, mine: list[KnowledgeRecord], st
     done, partial = done_path(shard.rank), Path(f"{out}{shard.suffix()}.partial")
     with heartbeat(out, shard, ready) as beat:
         if ready(shard.rank) and stage.resumed:
-            on_ready()
+            proc.ready()
             builder, resumed = None, len(mine)
             try:
                 shard_summary = summarize(done)
             except FileNotFoundError:  # rank 0 merged it meanwhile
                 shard_summary = {}
         else:
-            builder, resumed = _write_shard(config, mine, partial, not stage.resumed, model,
-                                            tokenizer, shard, beat, on_ready)
+            builder, resumed = _write_shard(proc, mine, partial, not stage.resumed, beat)
             # Summarised before the rename: once it is done, rank 0 may merge and delete it.
             shard_summary = summarize(partial)
             atomic_write_json(str(done) + ".json", {"fingerprint": fp})
@@ -286,8 +293,8 @@ def run_targets(
     if model is None or isinstance(model, str):
         check_device_available(config.device)
     with open_stage(out_dir, "targets", target_fields(config, model_name, records),
-                    overwrite=config.overwrite, overwrite_flag="--overwrite",
-                    has_outputs=_has_targets(out_dir)) as stage:
+                    reuse=Reuse(has_outputs=_has_targets(out_dir)),
+                    overwrite=config.overwrite, overwrite_flag="--overwrite") as stage:
         return _run_targets(config, data, stage, records, model_name, model, tokenizer, start)
 
 
@@ -314,13 +321,12 @@ def _run_targets(config: TargetsConfig, data: str | Path, stage: StageDir,
         if shard.rank == 0:
             stage.write_info(config, status=RUNNING, **info)
 
+    proc = _Process(config, shard, model, tokenizer, on_ready)
     if shard.world == 1:
-        builder, resumed = _write_shard(config, mine, Path(f"{out}.partial"), not stage.resumed,
-                                        model, tokenizer, shard, on_ready=on_ready)
+        builder, resumed = _write_shard(proc, mine, Path(f"{out}.partial"), not stage.resumed)
         os.replace(f"{out}.partial", out)
     else:
-        builder, resumed, shard_summary = _run_shard(config, out, mine, stage, model, tokenizer,
-                                                     shard, len(records), on_ready)
+        builder, resumed, shard_summary = _run_shard(proc, out, mine, stage, len(records))
         if shard.rank != 0:  # rank 0 merges; the others report their own shard
             return {**shard_summary, "resumed_records": resumed, "rank": shard.rank,
                     "processes": shard.world, "out": str(dest),

@@ -2,7 +2,7 @@
 
 Every random number a target uses comes from a ``torch.Generator`` seeded by a stable hash
 (sha256) of ``(seed, record id, attempt)``: a target never depends on batch size, order, the
-other records, the process count or a resume point (design.md, "Seeds"). Each step ``t`` uses
+other records, the process count or a resume point (docs/architecture.md, "Seeds"). Each step ``t`` uses
 two uniforms: ``draws[t, 0]`` is the coin (naive token when ``< lambda``) and ``draws[t, 1]``
 picks the token by inverse CDF over the sorted top-k probabilities when ``T > 0``.
 """
@@ -29,7 +29,7 @@ def record_draws(seed: int, record_id: str, attempt: int, steps: int) -> Any:
 
 
 def select_tokens(logits: Any, uniforms: Any, temperature: float, top_k: int) -> Any:
-    """Pick one token per row of ``logits`` ``[R, V]`` (method.md, "The method").
+    """Pick one token per row of ``logits`` ``[R, V]`` (docs/method.md, "The method").
 
     ``T = 0``: argmax. ``T > 0``: sample softmax(top-k logits / T) by inverse CDF with the
     row's uniform ``uniforms[r]``: the first sorted token whose cumulative probability

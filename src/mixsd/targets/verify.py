@@ -1,4 +1,4 @@
-"""Checks a mixed target must pass besides the answer key (method.md, "Beyond the paper").
+"""Checks a mixed target must pass besides the answer key (docs/method.md, "Beyond the paper").
 
 * answer key — the paper's check: the extracted answer equals the record's ``answer_key``.
 * entities (``verify_entities``) — the target keeps the names the record gives: every name

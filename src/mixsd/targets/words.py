@@ -1,4 +1,4 @@
-"""Word boundaries from the tokenizer, for the word and span mixing units (method.md,
+"""Word boundaries from the tokenizer, for the word and span mixing units (docs/method.md,
 "Beyond the paper": mixing unit).
 
 A token *starts a word* when the text it decodes to begins a new word: it carries the

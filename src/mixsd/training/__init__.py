@@ -1,6 +1,6 @@
 """Training: NLL on any targets file (SFT, MixSD, offline self-distillation) and OPSD.
 
-MixSD is "SFT on better targets" (method.md, "Training"), so one trainer serves SFT, lambda = 0
+MixSD is "SFT on better targets" (docs/method.md, "Training"), so one trainer serves SFT, lambda = 0
 and MixSD; OPSD (:mod:`mixsd.training.opsd`) is the on-policy baseline. Entry point:
 :func:`train`; checkpoints load back with :func:`load_checkpoint`.
 """

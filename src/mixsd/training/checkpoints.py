@@ -117,17 +117,17 @@ class EpochCheckpointCallback(TrainerCallback):
     here, on the main process, under a forked RNG so it cannot change training), the epoch's
     mean loss is logged (``on_log``), the checkpoint is saved (``on_save``: finalised here).
 
-    With ``from_checkpoint`` (sharded training: DeepSpeed ZeRO-3, FSDP, where the model in
+    With ``from_checkpoint`` (a dtype; sharded training: DeepSpeed ZeRO-3, FSDP, where the model in
     memory holds one shard per process and a forward needs every process) the evaluation runs
     in ``on_save`` instead, on the checkpoint just written, loaded whole on the main process
-    (in ``eval_dtype``) while the other processes wait; the early-stop decision follows it.
+    (in that dtype) while the other processes wait; the early-stop decision follows it.
     """
 
     def __init__(self, run_dir: str | Path, tokenizer: Any, info: dict[str, Any],
                  epoch_callback: EpochCallback | None = None,
                  stop: Callable[[list[dict[str, Any]]], bool] | None = None,
                  after_save: Callable[[], Any] | None = None, *, stop_metric: str | None = None,
-                 from_checkpoint: bool = False, eval_dtype: str = "auto"):
+                 from_checkpoint: str | None = None):
         self.run_dir = Path(run_dir)
         self.stop_metric = stop_metric  # checked against the first epoch's metrics
         self.saving: Path | None = None  # the checkpoint folder being written, during a save
@@ -136,8 +136,7 @@ class EpochCheckpointCallback(TrainerCallback):
         self.tokenizer = tokenizer
         self.info = info
         self.epoch_callback = epoch_callback
-        self.from_checkpoint = from_checkpoint
-        self.eval_dtype = eval_dtype
+        self.from_checkpoint = from_checkpoint  # None: evaluate the model in memory
         self.trainer: Any = None  # set by the trainer factory (needed for process barriers)
         self.pending: dict[str, Any] = {}
         # The epoch's logged losses with their steps (several per epoch with logging_steps).
@@ -229,7 +228,7 @@ class EpochCheckpointCallback(TrainerCallback):
         saved = self.run_dir / f"checkpoint-{state.global_step}"
         atomic_write_json(saved / CHECKPOINT_INFO, {**self.info, "epoch": self.pending["epoch"]})
         device = str(args.device) if str(args.device).startswith("cuda") else "cpu"
-        dtype = "float32" if device == "cpu" else self.eval_dtype
+        dtype = "float32" if device == "cpu" else self.from_checkpoint
         model = load_model(str(saved), device=device, dtype=dtype)
         try:
             return run_epoch_callback(self.epoch_callback, model, self.tokenizer,

@@ -37,7 +37,7 @@ DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
 
 @dataclass
 class TrainConfig(StageConfig):
-    """Configuration of one training run (method.md, "Training" and "Baselines").
+    """Configuration of one training run (docs/method.md, "Training" and "Baselines").
 
     ``method=nll`` is next-token NLL on ``target`` given the naive prompt; it serves SFT, offline
     self-distillation (lambda = 0) and MixSD alike, which differ only in the targets file.

@@ -1,7 +1,7 @@
 """Training data: NLL examples from a targets file, OPSD prompts from a records file, collators.
 
 Prompts are rendered by :class:`~mixsd.prompts.PromptRenderer` only, so training conditions on
-exactly the naive prompt the target engine conditioned on (method.md, "Training").
+exactly the naive prompt the target engine conditioned on (docs/method.md, "Training").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every function takes log-probabilities ``student_logp`` and ``teacher_logp`` of the same shape
 ``(..., V)`` (normalised over the last axis) and returns the divergence per position, shape
-``(...)``. Directions are explicit in the names (method.md, "Baselines"):
+``(...)``. Directions are explicit in the names (docs/method.md, "Baselines"):
 
 * :func:`forward_kl` = KL(teacher ‖ student) = Σ p_t (log p_t − log p_s)  (mode covering);
 * :func:`reverse_kl` = KL(student ‖ teacher) = Σ p_s (log p_s − log p_t)  (mode seeking; the

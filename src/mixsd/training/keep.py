@@ -3,7 +3,7 @@
 A full fine-tuning checkpoint with its optimiser state is about 3x the model (1.5 GB an epoch
 for a 135M model), so a run keeps only what later stages read. A policy is ``all``, a
 comma list of ``selected`` (the epoch that checkpoint selection picks: the first peak of the
-selection metric above the base level, method.md) and ``last``, or an integer N (the N
+selection metric above the base level, docs/method.md) and ``last``, or an integer N (the N
 newest). During training the newest epoch is always kept whole, since a killed run resumes
 from it; an epoch that is not kept becomes a stub that holds only ``metrics.json`` and
 ``mixsd_checkpoint.json`` (marked ``pruned``), so epoch counts, metrics, resumption and

@@ -1,4 +1,4 @@
-"""OPSD: on-policy self-distillation, the on-policy baseline of method.md ("Baselines").
+"""OPSD: on-policy self-distillation, the on-policy baseline of docs/method.md ("Baselines").
 
 For each naive prompt x the student samples ``rollouts`` continuations y ~ p_θ(· | x)
 (temperature ``rollout_temperature``, no top-k/top-p filtering; the torch RNG that the
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from mixsd.generation import left_pad, right_pad
+from mixsd.generation import left_pad, pad_token_id, right_pad
 from mixsd.training.divergences import get_divergence, topk_log_probs
 
 
@@ -93,8 +93,7 @@ class OPSDTrainer(Trainer):
 
     @property
     def pad_id(self) -> int:
-        tok = self.processing_class
-        return tok.pad_token_id if tok.pad_token_id is not None else self.stop_token_ids[0]
+        return pad_token_id(self.processing_class)
 
     def sample_rollouts(self, naive_ids: Sequence[Sequence[int]]) -> list[list[int]]:
         """``rollouts`` samples per prompt from the current student (prompt-major order),

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mixsd.artifacts import COMPLETE, RUNNING, StageDir, open_stage
+from mixsd.artifacts import COMPLETE, RUNNING, Reuse, StageDir, open_stage
 from mixsd.errors import ArtifactWriteError, MixsdError, is_write_failure
+from mixsd.generation import pad_token_id
 from mixsd.io import file_sha256, read_json_or_empty
 from mixsd.prompts import PromptRenderer
 from mixsd.training.checkpoints import (
@@ -119,8 +120,9 @@ def open_run_dir(run_dir: Path, config: TrainConfig, source: dict[str, Any]) -> 
     """Open the run folder (:func:`mixsd.artifacts.open_stage`): a re-run of the same config
     on the same input resumes, another one is refused once an epoch is kept."""
     return open_stage(run_dir, "training run", run_fields(config, source),
-                      mutable=RESUMABLE_CHANGES, has_outputs=bool(complete_checkpoints(run_dir)),
-                      legacy=_legacy_fields, defaults=config.later_defaults())
+                      reuse=Reuse(mutable=RESUMABLE_CHANGES, defaults=config.later_defaults(),
+                                  legacy=_legacy_fields,
+                                  has_outputs=bool(complete_checkpoints(run_dir))))
 
 
 def load_inputs(config: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -248,7 +250,7 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, dataset: Any,
         from transformers import Trainer
 
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                          data_collator=PadCollator(tokenizer.pad_token_id),
+                          data_collator=PadCollator(pad_token_id(tokenizer)),
                           processing_class=tokenizer, callbacks=[callback])
     else:
         from mixsd.training.opsd import OPSDTrainer
@@ -413,8 +415,8 @@ def _train_in(config: TrainConfig, stage: StageDir, source: dict[str, Any],
                                                                             complete=False),
                                        stop_metric=config.stop_metric
                                        if _watches_metric(config) else None,
-                                       from_checkpoint=config.evaluates_checkpoint,
-                                       eval_dtype=config.dtype)
+                                       from_checkpoint=config.dtype if config.evaluates_checkpoint
+                                       else None)
     trainer = build_trainer(config, model, tokenizer, dataset, renderer, callback, teacher)
     main = trainer.args.process_index == 0
     # Seconds recorded by the calls that trained the epochs this call resumes from.

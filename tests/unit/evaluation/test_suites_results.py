@@ -8,6 +8,7 @@ from mixsd.evaluation.callback import make_epoch_evaluator
 from mixsd.evaluation.mcq import MCQSuite
 from mixsd.evaluation.qa import QASuite
 from mixsd.evaluation.results import (
+    RunId,
     epoch_entry,
     make_base,
     make_results,
@@ -109,14 +110,14 @@ def _epochs():
 
 
 def test_make_run_selects_first_peak_and_results_round_trip(tmp_path):
-    run = make_run("mixsd", 0.3, 1e-5, 0, _epochs(), base_scores={"s": 0.5}, target_nll=1.25,
+    run = make_run(RunId("mixsd", 0.3, 1e-5, 0), _epochs(), base_scores={"s": 0.5}, target_nll=1.25,
                    fisher={"total": 2.0, "per_layer": {"layers.0": 2.0}}, seconds=3.0)
     assert run["name"] == "mixsd:0.3 lr=1e-05 seed=0"
     assert run["selected_epoch"] == 2
     assert run["memorization"] == 0.9 and run["paraphrase"] == 0.3
     assert run["retention"] == {"s": pytest.approx(80.0)}
     assert run["retention_mean"] == pytest.approx(80.0)
-    sft = make_run("sft", None, 1e-5, 0, _epochs()[:1], base_scores={"s": 0.5}, seconds=1.0)
+    sft = make_run(RunId("sft", None, 1e-5, 0), _epochs()[:1], base_scores={"s": 0.5}, seconds=1.0)
     results = make_results(make_base({"s": 0.5}, memorization=0.0), [run, sft],
                            config={"epochs": 3})
     path = write_results(tmp_path / "results.json", results)
@@ -129,7 +130,7 @@ def test_make_run_selects_first_peak_and_results_round_trip(tmp_path):
 
 
 def test_validate_results_names_the_field(tmp_path):
-    run = make_run("sft", None, 1e-5, 0, _epochs(), base_scores={"s": 0.5})
+    run = make_run(RunId("sft", None, 1e-5, 0), _epochs(), base_scores={"s": 0.5})
     bad = {"base": make_base({}), "runs": [dict(run, selected_epoch=7)]}
     with pytest.raises(RecordError, match=r"runs\[0\]\.selected_epoch"):
         validate_results(bad)

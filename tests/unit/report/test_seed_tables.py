@@ -2,7 +2,7 @@
 
 import math
 
-from mixsd.evaluation.results import group_name, make_run, mean_spread
+from mixsd.evaluation.results import RunId, group_name, make_run, mean_spread
 from mixsd.report.tables import (
     equal_memorization_groups_table,
     equal_memorization_table,
@@ -12,7 +12,7 @@ from mixsd.report.tables import (
 
 def _run(method, seed, curve, retention):
     epochs = [{"memorization": m, "retention_mean": r} for m, r in zip(curve, retention)]
-    return make_run(method, None, 1e-3, seed, epochs, name=f"{method} lr=0.001 seed={seed}")
+    return make_run(RunId(method, None, 1e-3, seed, f"{method} lr=0.001 seed={seed}"), epochs)
 
 
 def test_mean_spread_and_group_name():

@@ -88,7 +88,7 @@ def test_evaluation_on_the_saved_checkpoint_equals_in_memory(make_config, write_
 
 
 def test_drift_against_a_cached_reference_equals_two_models(tiny_tok, tiny_model):
-    from mixsd.evaluation.callback import EpochEvaluator
+    from mixsd.evaluation.callback import make_epoch_evaluator
     from mixsd.evaluation.drift import DriftReference, drift_kl
     from mixsd.testing import tiny_llama
 
@@ -97,7 +97,7 @@ def test_drift_against_a_cached_reference_equals_two_models(tiny_tok, tiny_model
     assert reference.kl(other) == pytest.approx(drift_kl(tiny_model, other, tiny_tok,
                                                          batch_size=3))
     assert reference.kl(tiny_model) == pytest.approx(0.0, abs=1e-6)
-    evaluator = EpochEvaluator({}, base_model=tiny_model, batch_size=3)
+    evaluator = make_epoch_evaluator({}, base_model=tiny_model, batch_size=3)
     first = evaluator(other, tiny_tok, 1)["drift_kl"]
     assert evaluator.base_model is None  # the base model is let go once its reference exists
     assert evaluator(other, tiny_tok, 2)["drift_kl"] == pytest.approx(first)

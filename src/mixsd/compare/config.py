@@ -1,30 +1,29 @@
 """``CompareConfig``: the grid of a comparison (``mixsd compare``, ``mixsd demo``).
 
 The comparison's config is made of the stage configs: a field passed on to a stage is that
-stage's field (:func:`mixsd.config.inherit`), and :meth:`CompareConfig.targets_config` /
-:meth:`CompareConfig.train_config` translate one run of the grid into the stage configs that
-run it. The runner is :mod:`mixsd.experiment`.
+stage's field (:func:`mixsd.config.inherit`). How one run of the grid becomes the stage
+configs that run it is the plan's business (:mod:`mixsd.compare.plan`); the loop that runs
+the plans is :mod:`mixsd.compare.loop`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from mixsd.answers import check_extractor
 from mixsd.config import StageConfig, inherit, option
+from mixsd.editing.config import EditConfig, edit_config_with
 from mixsd.errors import ConfigError
 from mixsd.evaluation.runner import EvalConfig
-from mixsd.methods import DEFAULT_METHODS, MethodSpec, parse_method
+from mixsd.evaluation.suites import check_suites
+from mixsd.methods import DEFAULT_METHODS, MethodSpec, parse_method, parse_method_lrs
+from mixsd.models import hub_options, resolve_model_path
+from mixsd.prompts import chat_options, check_guidance, resolve_guidance_name
 from mixsd.registry import default_model, model_defaults
 from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
 from mixsd.training.keep import KeepPolicy
-
-# Training fields of how a run uses its hardware, passed on as they are (TrainConfig's).
-SCALE_FIELDS = ("gradient_checkpointing", "deepspeed", "fsdp", "fsdp_config", "report_to",
-                "logging_steps", "save_only_model", "eval_from_checkpoint", "trainer_args")
 
 
 @dataclass
@@ -149,7 +148,7 @@ class CompareConfig(StageConfig):
                                        min=0, max=1)
     rounds: int = option(1, "continual injection: split the facts into N rounds trained one "
                          "after another, each from the previous round's selected checkpoint "
-                         "(see mixsd.experiment_rounds)", min=1)
+                         "(see mixsd.compare.rounds)", min=1)
     quiet: bool = option(True, "one progress bar on the console; library logs, warnings and "
                          "the trainer's output go to OUT/log.txt")
     edit_config: str = option("", "YAML file of `mixsd edit` values (EditConfig) for the memit "
@@ -167,11 +166,8 @@ class CompareConfig(StageConfig):
 
     def validate(self) -> None:
         """Every value, before any model loads: the stage values by the stages' own checks,
-        the methods (and their @GUIDANCE), the suites and the memit method's edit config."""
-        from mixsd.answers import check_extractor
-        from mixsd.evaluation.suites import check_suites
-        from mixsd.prompts import check_guidance
-
+        the methods (and their @GUIDANCE), the suites, the rounds and the memit method's
+        edit config."""
         super().validate()
         KeepPolicy.parse(self.keep)
         check_extractor(self.extractor)
@@ -188,28 +184,23 @@ class CompareConfig(StageConfig):
         if self.suites:
             check_suites(self.suites, flag="--suites")
         if any(s.kind == "memit" for s in specs):
-            from mixsd.editing.compare import memit_config
+            self.memit_config(0)
+        if self.rounds > 1 and self.lora:
+            raise ConfigError("rounds: continual injection trains full weights; drop --lora or "
+                              "use --rounds 1")
+        if self.rounds > 1 and any(s.kind == "memit" for s in specs):
+            raise ConfigError("rounds: memit has no training rounds; drop it from --methods")
 
-            memit_config(self, 0)
+    def memit_config(self, seed: int) -> EditConfig:
+        """The memit method's edit: EditConfig defaults < the ``edit_config`` YAML < the
+        comparison's model, guidance, device and ``seed``."""
+        return edit_config_with(self.edit_config, model=self.model,
+                                guidance=self.resolved_guidance(), device=self.device,
+                                seed=seed)
 
     def method_lrs(self) -> dict[str, list[float]]:
         """``--method-lr`` as {method spec or kind: [lr, ...]} (validated)."""
-        found: dict[str, list[float]] = {}
-        for item in self.method_lr:
-            key, sep, value = item.partition("=")
-            try:
-                lr = float(value)
-            except ValueError:
-                lr = -1.0
-            if not sep or not math.isfinite(lr) or lr <= 0:
-                raise ConfigError(f"method_lr: expected METHOD=LR with a finite LR > 0 (e.g. "
-                                  f"opsd=1e-2), got {item!r} (flag --method-lr)")
-            known = {s.name for s in self.method_specs()} | {s.kind for s in self.method_specs()}
-            if key.strip() not in known:
-                raise ConfigError(f"method_lr: {key.strip()!r} is none of the methods "
-                                  f"{', '.join(self.methods)} (flag --method-lr)")
-            found.setdefault(key.strip(), []).append(lr)
-        return found
+        return parse_method_lrs(self.method_lr, self.method_specs())
 
     def lrs_for(self, spec: MethodSpec) -> list[float | None]:
         """The learning rates of one method: its own (by spec, then by kind), else ``lr``;
@@ -225,14 +216,10 @@ class CompareConfig(StageConfig):
         return [parse_method(m) for m in self.methods]
 
     def resolved_guidance(self) -> str:
-        from mixsd.prompts import resolve_guidance_name
-
         return resolve_guidance_name(self.guidance, self.model)
 
     def chat_options(self) -> dict[str, Any]:
         """The chat settings given (:func:`mixsd.prompts.chat_options`): every stage's."""
-        from mixsd.prompts import chat_options
-
         return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     def resolved_suites(self) -> list[str]:
@@ -240,68 +227,11 @@ class CompareConfig(StageConfig):
 
     def model_id(self) -> str:
         """The model's local path or hub id (an alias resolved)."""
-        from mixsd.models import resolve_model_path
-
         return resolve_model_path(self.model)
 
     def hub_options(self) -> dict[str, Any]:
         """The loader keywords of a hub model (:func:`mixsd.models.hub_options`)."""
-        from mixsd.models import hub_options
-
         return hub_options(self.revision, self.trust_remote_code)
-
-    def scale_options(self) -> dict[str, Any]:
-        """The TrainingArguments pass-through of every run (docs/scale.md)."""
-        return {name: getattr(self, name) for name in SCALE_FIELDS}
-
-    # -- one run of the grid as stage configs ---------------------------------------------
-    def targets_seed_for(self, spec: MethodSpec, run_seed: int) -> int | None:
-        """The seed of a method's targets for one run: ``targets_seed``, else the run's seed;
-        None for SFT, whose targets (y*) have no coins."""
-        if spec.kind == "sft":
-            return None
-        return self.targets_seed if self.targets_seed is not None else run_seed
-
-    def targets_config(self, spec: MethodSpec, run_seed: int) -> TargetsConfig:
-        """The targets stage of a target-based method for one run seed."""
-        return TargetsConfig(model=self.model, method=spec.targets_method,
-                             mix_lambda=spec.mix_lambda if spec.mix_lambda is not None else 0.0,
-                             mix_unit=spec.mix_unit, temperature=self.temperature,
-                             top_k=self.top_k, max_new_tokens=self.max_new_tokens,
-                             max_retries=self.max_retries,
-                             verify_entities=self.verify_entities,
-                             verify_round_trip=self.verify_round_trip,
-                             retry_temperature=self.retry_temperature,
-                             lambda_fallback=[x for x in self.lambda_fallback
-                                              if spec.mix_lambda is not None
-                                              and x < spec.mix_lambda],
-                             seed=self.targets_seed_for(spec, run_seed) or 0,
-                             batch_size=self.eval_batch_size,
-                             guidance=spec.guidance or self.resolved_guidance(),
-                             extractor=self.extractor, device=self.device, progress=False,
-                             **self.chat_options(), **self.hub_options())
-
-    def train_config(self, spec: MethodSpec, lr: float, seed: int, run_dir: Path,
-                     targets: Path | None, records_path: Path, floor: float = 0.0,
-                     model: Any = None) -> TrainConfig:
-        """The training stage of one run: NLL on ``targets``, or OPSD on the records; it
-        stops early above ``floor`` (the memorisation a peak must beat) and starts from
-        ``model`` (default :attr:`model`)."""
-        common = dict(model=str(model) if model is not None else self.model, out=str(run_dir),
-                      epochs=self.epochs, lr=lr, batch_size=self.batch_size, seed=seed,
-                      lora=self.lora, warmup_steps=self.warmup_steps,
-                      stop_patience=self.stop_patience, stop_at=self.stop_at, stop_above=floor,
-                      guidance=spec.guidance or self.resolved_guidance(), device=self.device,
-                      include_unverified=self.include_unverified, keep=self.keep,
-                      progress=not self.quiet, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
-                      grad_accum=self.grad_accum, lr_scheduler=self.lr_scheduler,
-                      dtype=self.dtype, **self.scale_options(), **self.chat_options(),
-                      **self.hub_options())
-        if spec.kind == "opsd":
-            return TrainConfig(method=spec.train_method, data=str(records_path),
-                               rollouts=self.opsd_rollouts, max_new_tokens=self.max_new_tokens,
-                               top_k=self.top_k, divergence=self.divergence, **common)
-        return TrainConfig(method=spec.train_method, targets=str(targets), **common)
 
     def grid(self) -> list[tuple[MethodSpec, float | None, int]]:
         """Every (method, learning rate, seed), seed by seed: a long grid stopped early (every
@@ -316,10 +246,3 @@ class CompareConfig(StageConfig):
             runs += [(s, lr, seed) for s in trained for lr in self.lrs_for(s)]
         return runs + edits
 
-
-# Fields that may change between two invocations on the same --out: they add runs or change
-# only presentation; every other field decides artifacts that are reused.
-EXTENDABLE_FIELDS = ("methods", "lr", "method_lr", "seeds", "out", "report", "device",
-                     "eval_batch_size", "equal_memorization", "quiet", "keep", "collect_only",
-                     "overwrite", "report_to", "logging_steps", "gradient_checkpointing",
-                     "eval_from_checkpoint", "lmeval_unsafe_code")

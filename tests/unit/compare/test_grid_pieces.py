@@ -6,10 +6,11 @@ import json
 import pytest
 
 from mixsd.analysis.fisher import FisherReference
+from mixsd.compare.config import CompareConfig
+from mixsd.compare.plan import RunPlan, targets_config, train_config
 from mixsd.corpora.load import load_corpus
 from mixsd.errors import ConfigError, MixsdError
-from mixsd.evaluation.results import make_base, make_results, make_run, target_summaries
-from mixsd.experiment_config import CompareConfig
+from mixsd.evaluation.results import RunId, make_base, make_results, make_run, target_summaries
 from mixsd.methods import parse_method
 from mixsd.report.tables import results_text
 
@@ -19,18 +20,18 @@ def test_a_run_becomes_the_stage_configs(tmp_path):
                         temperature=0.5, max_retries=3, guidance="knowledge", seeds=[0, 4],
                         opsd_rollouts=3, batch_size=5, epochs=2, stop_patience=1)
     mix = parse_method("mixsd:0.3/word")
-    t = cfg.targets_config(mix, 4)
+    t = targets_config(cfg, mix, 4)
     assert (t.method, t.mix_lambda, t.mix_unit, t.seed) == ("mixsd", 0.3, "word", 4)
     assert (t.max_new_tokens, t.top_k, t.batch_size, t.temperature, t.max_retries) == \
         (32, 8, 7, 0.5, 3)
-    assert cfg.targets_config(parse_method("sft"), 4).seed == 0  # y* has no coins
-    sft = cfg.train_config(parse_method("sft"), 1e-3, 4, tmp_path / "r", tmp_path / "t.jsonl",
-                           tmp_path / "d.jsonl", 0.25)
+    assert targets_config(cfg, parse_method("sft"), 4).seed == 0  # y* has no coins
+    sft = train_config(cfg, RunPlan(parse_method("sft"), 1e-3, 4, "sft", tmp_path / "r",
+                                    tmp_path / "d.jsonl", targets=tmp_path / "t.jsonl"), 0.25)
     assert (sft.method, sft.targets, sft.lr, sft.seed, sft.stop_above, sft.model) == \
         ("nll", str(tmp_path / "t.jsonl"), 1e-3, 4, 0.25, "m")
     assert (sft.batch_size, sft.epochs, sft.stop_patience) == (5, 2, 1)
-    opsd = cfg.train_config(parse_method("opsd"), 1e-2, 0, tmp_path / "r", None,
-                            tmp_path / "d.jsonl", model=tmp_path / "prev")
+    opsd = train_config(cfg, RunPlan(parse_method("opsd"), 1e-2, 0, "opsd", tmp_path / "r",
+                                     tmp_path / "d.jsonl"), start=tmp_path / "prev")
     assert (opsd.method, opsd.data, opsd.rollouts, opsd.max_new_tokens, opsd.top_k) == \
         ("opsd", str(tmp_path / "d.jsonl"), 3, 32, 8)
     assert opsd.model == str(tmp_path / "prev")
@@ -48,7 +49,7 @@ def test_the_verification_options_and_the_lambda_fallback_reach_the_targets_stag
                         verify_round_trip=True, lambda_fallback=[0.3, 0.15, 0.0],
                         retry_temperature=0.7)
     cfg.validate()
-    by_name = {s.name: cfg.targets_config(s, 0) for s in cfg.method_specs()}
+    by_name = {s.name: targets_config(cfg, s, 0) for s in cfg.method_specs()}
     for targets in by_name.values():
         targets.validate()
         assert (targets.verify_entities, targets.verify_round_trip) == (True, True)
@@ -57,7 +58,7 @@ def test_the_verification_options_and_the_lambda_fallback_reach_the_targets_stag
     assert by_name["mixsd:0.5/word"].lambda_fallback == [0.3, 0.15, 0.0]
     assert by_name["mixsd:0.3"].lambda_fallback == [0.15, 0.0]
     assert by_name["sd0"].lambda_fallback == []
-    plain = CompareConfig(methods=["mixsd:0.5"]).targets_config(parse_method("mixsd:0.5"), 0)
+    plain = targets_config(CompareConfig(methods=["mixsd:0.5"]), parse_method("mixsd:0.5"), 0)
     assert (plain.verify_entities, plain.lambda_fallback) == (False, [])
 
 
@@ -104,7 +105,7 @@ def test_target_summaries_average_files_and_add_seconds():
 
 def _results(seeds):
     epochs = [{"epoch": 1, "memorization": 0.5, "paraphrase": 0.25, "score/toy:x": 0.4}]
-    runs = [make_run("sft", None, 1e-3, s, epochs, base_scores={"toy:x": 0.5}, seconds=12.0)
+    runs = [make_run(RunId("sft", None, 1e-3, s), epochs, base_scores={"toy:x": 0.5}, seconds=12.0)
             for s in seeds]
     return make_results(make_base({"toy:x": 0.5}, memorization=0.0), runs,
                         equal_memorization={"level": 0.5, "retention_mean": {}})

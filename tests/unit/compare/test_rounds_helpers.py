@@ -2,8 +2,8 @@
 
 import pytest
 
+from mixsd.compare.rounds import round_eval_records, rounds_entry, split_rounds
 from mixsd.errors import ConfigError
-from mixsd.experiment_rounds import round_eval_records, rounds_entry, split_rounds
 from mixsd.records import KnowledgeRecord
 
 

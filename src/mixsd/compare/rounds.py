@@ -20,7 +20,8 @@ Layout (beside a single-round comparison's files)::
     OUT/rounds/targets/LABEL[-sSEED]-round-R.jsonl  a method's targets of round R
     OUT/rounds/runs/LABEL-lrLR-sSEED/round-R/       a training run (epoch-K/, entry.json)
 
-``results.json`` holds every round's run (name ``... lr=LR round=R seed=S``) and a
+The plans are made by :func:`round_plans` and run by the comparison's one loop
+(:mod:`mixsd.compare.loop`). ``results.json`` holds every round's run (name ``... lr=LR round=R seed=S``) and a
 ``rounds`` object: ``{"n": N, "facts": [per-round counts], "entries": [{"group", "seed",
 "round", "selected_epoch", "memorization": {"1": fraction, ...}, "retention_mean"}]}``,
 memorisation of each round's facts seen so far, at the round's selected epoch.
@@ -29,13 +30,15 @@ memorisation of each round's facts seen so far, at the round's selected epoch.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
+from mixsd.compare.context import Comparison
+from mixsd.compare.plan import RunPlan, run_dir_name
 from mixsd.errors import ConfigError
 from mixsd.io import atomic_write_json
 from mixsd.records import KnowledgeRecord, read_records, read_targets, targets_name, write_records
+from mixsd.targets.run import targets_run_info
 
 
 def split_rounds(records: list[KnowledgeRecord], n: int) -> list[list[KnowledgeRecord]]:
@@ -63,8 +66,6 @@ def round_eval_records(chunks: list[list[KnowledgeRecord]], r: int) -> list[Know
 
 def round_targets(full: Path, ids: set[str], path: Path) -> Path:
     """The targets of one round: the lines of ``full`` whose record is in ``ids``."""
-    from mixsd.targets.run import targets_run_info
-
     if not path.exists():
         write_records(path, [t for t in read_targets(full) if t.record.id in ids])
         info = targets_run_info(full)
@@ -87,51 +88,37 @@ def rounds_entry(run: dict[str, Any], group: str, r: int) -> dict[str, Any]:
             "retention_mean": chosen.get("retention_mean")}
 
 
-def run_rounds(config: Any, out: Path, terminal: Any, stage: Any) -> dict[str, Any]:
-    """Continual injection over ``config.rounds`` rounds (see the module docstring) in the
-    comparison's opened folder ``stage``; the summary of :func:`mixsd.experiment.run_compare`."""
-    from mixsd.artifacts import RUNNING
-    from mixsd.console import GridBar
-    from mixsd.experiment import collect_results, finish, prepare, run_one
-
-    if config.lora:
-        raise ConfigError("rounds: continual injection trains full weights; drop --lora or "
-                          "use --rounds 1")
-    if any(s.kind == "memit" for s in config.method_specs()):
-        raise ConfigError("rounds: memit has no training rounds; drop it from --methods")
-    start = time.perf_counter()
-    grid = config.grid()
-    bar = GridBar(total=len(grid) * config.rounds, file=terminal)
-    cmp = prepare(config, out, bar, started=lambda: stage.write_info(config, status=RUNNING))
+def round_plans(cmp: Comparison) -> tuple[list[RunPlan], list[list[KnowledgeRecord]]]:
+    """The plans of continual injection (the module docstring): for every (method, learning
+    rate, seed) of the grid, round 1 from the base model, round r from round r-1's selected
+    checkpoint; and the facts of each round. Writes each round's facts and targets."""
+    config, folder = cmp.config, cmp.out / "rounds"
     chunks = split_rounds(read_records(cmp.records_path), config.rounds)
-    folder = out / "rounds"
     data = [folder / "data" / f"round-{r + 1}.jsonl" for r in range(config.rounds)]
     for path, chunk in zip(data, chunks):
         if not path.exists():
             write_records(path, chunk)
-    runs, entries = [], []
-    for spec, lr, seed in grid:
-        previous: Path | None = None
+    plans = []
+    for spec, lr, seed in config.grid():
         full = cmp.targets.get((spec.label, seed))
+        previous = None
         for r in range(1, config.rounds + 1):
             ids = {rec.id for rec in chunks[r - 1]}
             tpath = None if full is None else round_targets(
                 full, ids, folder / "targets" / f"{targets_name(full)}-round-{r}.jsonl")
-            group = f"{spec.name} lr={lr:g}"
-            name = f"{group} round={r} seed={seed}"
-            run_dir = folder / "runs" / f"{spec.label}-lr{lr:g}-s{seed}" / f"round-{r}"
-            bar.start(name)
-            run = run_one(cmp, spec, lr, seed, progress=bar, targets=tpath,
-                          records_path=data[r - 1], records=round_eval_records(chunks, r),
-                          run_dir=run_dir, model=previous, name=name)
-            run["round"] = r
-            if tpath is not None:
-                run["target_nll"] = cmp.nll.get(targets_name(full))
-            runs.append(run)
-            entries.append(rounds_entry(run, group, r))
-            previous = run_dir / f"epoch-{run['selected_epoch']}"
-            bar.done()
-    bar.close()
-    results = collect_results(cmp, runs, start, rounds={
-        "n": config.rounds, "facts": [len(c) for c in chunks], "entries": entries})
-    return finish(config, out, results, start, stage)
+            run_dir = folder / "runs" / run_dir_name(spec, lr, seed) / f"round-{r}"
+            plans.append(RunPlan(spec, lr, seed, f"{spec.name} lr={lr:g} round={r} seed={seed}",
+                                 run_dir, data[r - 1], targets=tpath,
+                                 records=round_eval_records(chunks, r), start_after=previous,
+                                 nll_of=targets_name(full) if full else None, round=r))
+            previous = run_dir
+    return plans, chunks
+
+
+def rounds_summary(done: list[tuple[RunPlan, dict[str, Any]]],
+                   chunks: list[list[KnowledgeRecord]]) -> dict[str, Any]:
+    """results.json's ``rounds``: the number of rounds, each round's facts and every round's
+    run at its selected epoch (:func:`rounds_entry`), from the (plan, run) pairs of the loop."""
+    entries = [rounds_entry(run, f"{plan.spec.name} lr={plan.lr:g}", plan.round)
+               for plan, run in done]
+    return {"n": len(chunks), "facts": [len(c) for c in chunks], "entries": entries}

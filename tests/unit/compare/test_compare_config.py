@@ -3,8 +3,11 @@
 
 import pytest
 
+from mixsd.compare.config import CompareConfig
+from mixsd.compare.keys import targets_path
+from mixsd.compare.plan import RunPlan, targets_config, train_config
 from mixsd.errors import ConfigError
-from mixsd.experiment import CompareConfig, parse_method, targets_path
+from mixsd.methods import parse_method
 
 
 def test_method_lr_overrides_lr_by_spec_then_kind():
@@ -46,7 +49,7 @@ def test_defaults_compare_at_a_high_memorisation_level():
 
 
 def test_the_toy_corpus_follows_corpus_seed(tmp_path):
-    from mixsd.experiment import prepare_corpus
+    from mixsd.compare.context import prepare_corpus
 
     _, a = prepare_corpus(CompareConfig(n_facts=5, corpus_seed=0), tmp_path / "a")
     _, b = prepare_corpus(CompareConfig(n_facts=5, corpus_seed=1), tmp_path / "b")
@@ -73,18 +76,17 @@ def test_inherited_fields_keep_the_recorded_config():
 def test_a_comparison_folder_made_before_a_later_field_resumes(tmp_path):
     """An OUT whose run.json fingerprinted the recorded defaults (no later field) resumes
     under today's config; one that recorded a later field at its default resumes too."""
-    from mixsd.artifacts import open_stage
+    from mixsd.artifacts import Reuse, open_stage
+    from mixsd.compare.keys import EXTENDABLE_FIELDS, open_out_dir
     from mixsd.errors import MixsdError
-    from mixsd.experiment import open_out_dir
-    from mixsd.experiment_config import EXTENDABLE_FIELDS
 
     old = tmp_path / "old"
-    open_stage(old, "comparison", RECORDED_DEFAULTS, mutable=EXTENDABLE_FIELDS).write_info(
+    open_stage(old, "comparison", RECORDED_DEFAULTS, reuse=Reuse(mutable=EXTENDABLE_FIELDS)).write_info(
         CompareConfig(), status="running")
     assert open_out_dir(CompareConfig(), old).state == "resume"
     recorded = tmp_path / "recorded"
     open_stage(recorded, "comparison", CompareConfig().to_dict(),
-               mutable=EXTENDABLE_FIELDS).write_info(
+               reuse=Reuse(mutable=EXTENDABLE_FIELDS)).write_info(
         CompareConfig(), status="running")
     assert open_out_dir(CompareConfig(), recorded).state == "resume"
     with pytest.raises(MixsdError, match="verify_entities"):
@@ -135,7 +137,8 @@ def test_training_knobs_pass_through_and_keep_old_fingerprints(tmp_path):
     new = ("lora_r", "lora_alpha", "grad_accum", "lr_scheduler", "dtype", "revision",
            "trust_remote_code")
     assert not set(new) & set(plain.decisive_dict())
-    run = plain.train_config(spec, 1e-5, 0, tmp_path, tmp_path, tmp_path)
+    plan = RunPlan(spec, 1e-5, 0, "run", tmp_path, tmp_path, targets=tmp_path)
+    run = train_config(plain, plan)
     assert run.decisive_dict() == TrainConfig(**{k: getattr(run, k) for k in (
         "model", "method", "targets", "out", "epochs", "lr", "batch_size", "seed", "lora",
         "warmup_steps", "stop_patience", "stop_at", "stop_above", "guidance", "device",
@@ -144,11 +147,11 @@ def test_training_knobs_pass_through_and_keep_old_fingerprints(tmp_path):
                                    "grad_accum": 4, "lr_scheduler": "cosine",
                                    "dtype": "bfloat16", "revision": "v2",
                                    "trust_remote_code": True})
-    run = cfg.train_config(spec, 1e-5, 0, tmp_path, tmp_path, tmp_path)
+    run = train_config(cfg, plan)
     assert (run.lora_r, run.lora_alpha, run.grad_accum, run.lr_scheduler, run.dtype) == \
         (8, 16.0, 4, "cosine", "bfloat16")
     assert run.hub_options() == {"revision": "v2", "trust_remote_code": True}
-    assert cfg.targets_config(spec, 0).hub_options() == run.hub_options()
+    assert targets_config(cfg, spec, 0).hub_options() == run.hub_options()
     with pytest.raises(ConfigError, match="lr_scheduler"):
         CompareConfig(lr_scheduler="linear")
 
