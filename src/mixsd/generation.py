@@ -75,6 +75,8 @@ def drops_rows(model: Any) -> bool:
     generation config leaves greedy decoding as it is (no repetition penalty, no forced or
     suppressed tokens, one beam)."""
     config = getattr(model, "generation_config", None)
+    if config is None:  # not a transformers generator: its own generate decides
+        return False
     for name, neutral in _GREEDY_NEUTRAL.items():
         value = getattr(config, name, neutral)
         if value not in (neutral, None):
