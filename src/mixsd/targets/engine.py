@@ -48,6 +48,10 @@ class MixJob:
     # This job's lambda (the lambda fallback retries a record at a lower one); None: the
     # settings' mix_lambda.
     mix_lambda: float | None = None
+    # This job's temperature (retries at a deterministic level may sample); None: the
+    # settings' temperature. Only the continuous engine (:mod:`mixsd.targets.stream`) reads
+    # it; the static loop takes one temperature per call.
+    temperature: float | None = None
 
     def lambda_of(self, settings: MixSettings) -> float:
         """The probability of the naive token for this job."""
@@ -149,12 +153,24 @@ def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> l
         model.eval()  # the frozen base model: dropout off, or targets would not be reproducible
         try:
             with torch.inference_mode():
-                results = _fused_loop(model, [jobs[i] for i in live], settings)
+                results = _generate_live(model, [jobs[i] for i in live], settings)
         finally:
             model.train(was_training)
         for i, out in zip(live, results, strict=True):
             outputs[i] = out
     return outputs  # type: ignore[return-value]
+
+
+def _generate_live(model: Any, jobs: Sequence[MixJob], settings: MixSettings
+                   ) -> list[MixOutput]:
+    """The slot engine (:mod:`mixsd.targets.stream`) where the model's cache allows it (plain
+    ``DynamicCache`` layers), else the static loop below."""
+    from mixsd.targets.stream import NotSlottable, stream_generate
+
+    try:
+        return stream_generate(model, jobs, settings, compact=settings.drop_finished)
+    except NotSlottable:
+        return _fused_loop(model, jobs, settings)
 
 
 def _forward_prompts(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, device: Any):
