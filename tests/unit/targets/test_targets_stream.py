@@ -153,3 +153,24 @@ def test_continuous_equals_static_and_batch_one(extra):
     assert static == one == three == [by_id[r.id] for r in records]
     attempts = {t["meta"]["attempts"] for t in static}
     assert len(attempts) > 1  # records really need different numbers of attempts
+
+
+def test_window_moves_when_the_buffer_is_full(setup):
+    """Many short attempts through two slots: the buffer fills up and the live window moves
+    to the front of a new one (more steps than columns); attempts still equal the reference."""
+    model, tok, renderer = setup
+    settings = _settings(model, tok, renderer, mix_lambda=0.5, temperature=1.0)
+    jobs = [MixJob("w", a, renderer.naive_ids("who"), renderer.expert_ids("who", "dave"))
+            for a in range(1, 11)]
+    with torch.inference_mode():
+        stream = MixStream(model, settings, slots=2)
+        queue, outputs, steps = [(j, job, "w") for j, job in enumerate(jobs)], {}, 0
+        while queue or stream.busy():
+            n = min(len(queue), stream.free_slots())
+            items, queue[:n] = queue[:n], []
+            stream.admit(items)
+            outputs.update(stream.step())
+            steps += 1
+        assert steps > stream.keys.shape[3]  # more steps than the buffer has columns
+        assert [outputs[j] for j in range(10)] == [
+            reference_generate_one(model, job, settings) for job in jobs]
