@@ -1,11 +1,14 @@
 """Build supervision targets: mixing with verification and retries, or SFT's y*.
 
 :class:`TargetBuilder` turns records into :class:`~mixsd.records.TargetRecord` objects, in
-input order, as they complete. Records advance ``batch_size`` at a time through the fused
-engine; a target whose extracted answer does not match the record's ``answer_key`` is
-regenerated with fresh coins (attempt + 1) up to ``max_retries`` times; a record that never
-passes is still written, with ``verified: false`` (training leaves it out by default).
-Retries are scheduled before new records so that output can be streamed in input order.
+input order, as they complete. Attempts flow through ``batch_size`` slots of the fused engine
+(continuous batching, :mod:`mixsd.targets.stream`): an attempt that ends is verified at once
+and its slot takes the record's next attempt (reusing its prompt caches) or a new record
+before the next step. A target whose extracted answer does not match the record's
+``answer_key`` is regenerated with fresh coins (attempt + 1) up to ``max_retries`` times; a
+record that never passes is still written, with ``verified: false`` (training leaves it out
+by default). Retries are scheduled before new records so that output can be streamed in input
+order. Targets depend on (seed, record id, attempt) only, never on the schedule.
 With ``lambda_fallback`` (e.g. ``[0.3, 0.15, 0.0]``) a record whose attempts all fail at
 ``mix_lambda`` is tried again at each lower lambda in turn, so it gets its most-mixed
 verified target; ``meta.lambda`` is the realised lambda. Without it (the paper's rule) a
