@@ -10,21 +10,38 @@ When SmolLM2-135M-Instruct is installed (``make real``) the same comparison runs
 realistic chat prompts (kgfact questions, knowledge guidance, chat template), batch 16, 48
 new tokens (goal: engine <= 2.0x generate).
 
+The real workload (``--only workload``): verified targets per minute of the target builder on
+32 kgfact records, lambda 0.5, greedy, up to 10 attempts (SmolLM2 when installed, else the random
+Llama over a word tokenizer, where nothing verifies and attempts per minute is the figure). It
+is measured three ways in one run: "before" is the code of ``--before`` (default: the last
+commit before issue 25, static batches that re-prefill every attempt), checked out with
+``git archive`` into a temporary folder and run in a subprocess by this same script; "static"
+and "continuous" are this checkout's builder with ``schedule="static"`` and the default
+continuous batching. The three must write the same targets byte for byte.
+
 Run: .venv/bin/python bench/mixing.py [--batch 32] [--new-tokens 48] [--repeats 2] [--threads 1]
-     [--only random|smollm2]
+     [--only random|smollm2|workload] [--before REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from mixsd.targets.engine import MixJob, MixSettings, mix_generate
+
+# The last commit before issue 25 (continuous batching): the workload's "before".
+BEFORE_REV = "90ba4acd397c"
 
 
 def build_model(vocab: int, hidden: int, layers: int, seed: int = 0) -> LlamaForCausalLM:
@@ -100,14 +117,34 @@ def main() -> None:
     )
     parser.add_argument("--real-batch", type=int, default=16,
                         help="batch of the SmolLM2 measurement (skipped when not installed)")
-    parser.add_argument("--only", choices=("random", "smollm2"), default=None,
-                        help="run one of the two measurements")
+    parser.add_argument("--only", choices=("random", "smollm2", "workload"), default=None,
+                        help="run one of the three measurements")
+    parser.add_argument("--records", type=int, default=32, help="records of the workload")
+    parser.add_argument("--workload-lambda", type=float, default=0.5)
+    parser.add_argument("--max-attempts", type=int, default=10)
+    parser.add_argument("--workload-batch", type=int, default=32,
+                        help="batch size (slots) of the workload (the config's default)")
+    parser.add_argument("--max-new", type=int, default=None,
+                        help="max_new_tokens of the workload (default: the config's 256 on "
+                        "SmolLM2, --new-tokens on the random model)")
+    parser.add_argument("--random-workload", action="store_true",
+                        help="the workload on the random model even when SmolLM2 is installed")
+    parser.add_argument("--before", default=BEFORE_REV,
+                        help="git revision measured as 'before' ('' to skip)")
+    parser.add_argument("--workload-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.only != "smollm2":
+    if args.workload_child:  # the 'before' run: this script on another checkout's package
+        seconds, targets = run_workload(args, schedule=None)
+        Path(args.workload_child).write_text(json.dumps({"seconds": seconds,
+                                                         "targets": targets}))
+        return
+    if args.only in (None, "random"):
         bench_random(args)
-    if args.only != "random":
+    if args.only in (None, "smollm2"):
         bench_smollm2(args)
+    if args.only in (None, "workload"):
+        bench_workload(args)
 
 
 def bench_random(args: argparse.Namespace) -> None:
@@ -198,6 +235,95 @@ def bench_smollm2(args: argparse.Namespace) -> None:
     print(f"model.generate (greedy, KV cache): {g:7.3f} s  {n_tokens / g:8.1f} tokens/s")
     print(f"MixSD engine (lambda 0.3, 2 rows): {e:7.3f} s  {n_tokens / e:8.1f} tokens/s")
     print(f"ratio engine_time / generate_time: {e / g:.2f}x  (target <= 2.0x)")
+
+
+def workload_model(args: argparse.Namespace):
+    """(model, tokenizer, records, config fields, label) of the real workload."""
+    from mixsd.corpora.kgfact import KGFactConfig, generate_kgfact
+    from mixsd.errors import MixsdError
+    from mixsd.models import load_model_and_tokenizer
+    from mixsd.testing import tiny_tokenizer
+
+    records = generate_kgfact(KGFactConfig())["train"][: args.records]
+    fields = dict(mix_lambda=args.workload_lambda, temperature=0.0,
+                  max_retries=args.max_attempts - 1, batch_size=args.workload_batch,
+                  progress=False)
+    if not args.random_workload:
+        try:
+            model, tok = load_model_and_tokenizer("smollm2", device="cpu", dtype="float32")
+            if args.max_new:
+                fields["max_new_tokens"] = args.max_new
+            return model, tok, records, fields, "SmolLM2-135M-Instruct (float32)"
+        except MixsdError as exc:
+            print(f"workload: SmolLM2 not installed ({exc}); the random model instead")
+    tok = tiny_tokenizer(chat=True)
+    model = build_model(len(tok), args.hidden, args.layers)
+    words = [w for w in tok.get_vocab() if w.isalpha()]
+    # ~3% of the words stop a target, so attempts end at different steps (nothing verifies)
+    fields.update(max_new_tokens=args.max_new or args.new_tokens,
+                  stop_tokens=sorted(words)[:: 32])
+    return model, tok, records, fields, "random Llama (word tokenizer)"
+
+
+def run_workload(args: argparse.Namespace, schedule: str | None, loaded=None):
+    """Seconds and target dicts of the builder on the workload (``schedule=None``: the
+    builder's own default, for a checkout without the option)."""
+    from mixsd.targets import TargetBuilder, TargetsConfig
+
+    model, tok, records, fields, _ = loaded or workload_model(args)
+    extra = {} if schedule is None else {"schedule": schedule}
+    builder = TargetBuilder(model, tok, TargetsConfig(**fields), **extra)
+    list(builder.iter_targets(records[:2]))  # warm-up (lazy imports, first allocations)
+    builder = TargetBuilder(model, tok, TargetsConfig(**fields), **extra)
+    start = time.perf_counter()
+    targets = [t.to_dict() for t in builder.iter_targets(records)]
+    return time.perf_counter() - start, targets
+
+
+def run_before(args: argparse.Namespace):
+    """The workload on the ``--before`` revision's package, in a subprocess (None: no git)."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(root), "archive", args.before, "src"],
+                                 capture_output=True)
+        if archive.returncode:
+            print(f"before: skipped (git archive {args.before}: "
+                  f"{archive.stderr.decode().strip()})")
+            return None
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        out = Path(tmp) / "before.json"
+        child = [sys.executable, __file__, "--workload-child", str(out),
+                 *[a for a in sys.argv[1:] if a not in ("--workload-child",)]]
+        env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
+        subprocess.run(child, env=env, check=True)
+        result = json.loads(out.read_text())
+    return result["seconds"], result["targets"]
+
+
+def bench_workload(args: argparse.Namespace) -> None:
+    """Verified targets per minute: before (--before), static and continuous batching."""
+    loaded = workload_model(args)
+    *_, fields, label = loaded
+    runs = {}
+    if args.before:
+        before = run_before(args)
+        if before is not None:
+            runs["before (" + args.before + ")"] = before
+    runs["static batches"] = run_workload(args, "static", loaded)
+    runs["continuous"] = run_workload(args, "continuous", loaded)
+    reference = runs["continuous"][1]
+    attempts = sum(t["meta"]["attempts"] for t in reference)
+    verified = sum(t["meta"]["verified"] for t in reference)
+    print(f"workload: {label}, {len(reference)} kgfact records, lambda {fields['mix_lambda']}, "
+          f"greedy, up to {fields['max_retries'] + 1} attempts, batch {fields['batch_size']}, "
+          f"{torch.get_num_threads()} threads: {verified} verified, {attempts} attempts")
+    base = None
+    for name, (seconds, targets) in runs.items():
+        per_min = 60 * verified / seconds
+        base = base or seconds
+        same = "same targets" if targets == reference else "TARGETS DIFFER"
+        print(f"  {name:22s} {seconds:8.2f} s  {per_min:7.1f} verified/min  "
+              f"{60 * attempts / seconds:7.1f} attempts/min  {base / seconds:5.2f}x  {same}")
 
 
 if __name__ == "__main__":

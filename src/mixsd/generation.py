@@ -10,6 +10,7 @@ two-conditional loop in :mod:`mixsd.targets`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,7 @@ def right_pad(batch: Sequence[Sequence[int]], pad_id: int, device: Any = None
     return pad_batch(batch, pad_id, side="right", device=device)
 
 
+@functools.lru_cache(maxsize=1)
 def cache_keyword() -> str:
     """The name of the KV-cache argument and output field (``cache`` since transformers 5.2x)."""
     from transformers.modeling_outputs import CausalLMOutputWithPast

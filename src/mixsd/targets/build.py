@@ -1,11 +1,14 @@
 """Build supervision targets: mixing with verification and retries, or SFT's y*.
 
 :class:`TargetBuilder` turns records into :class:`~mixsd.records.TargetRecord` objects, in
-input order, as they complete. Records advance ``batch_size`` at a time through the fused
-engine; a target whose extracted answer does not match the record's ``answer_key`` is
-regenerated with fresh coins (attempt + 1) up to ``max_retries`` times; a record that never
-passes is still written, with ``verified: false`` (training leaves it out by default).
-Retries are scheduled before new records so that output can be streamed in input order.
+input order, as they complete. Attempts flow through ``batch_size`` slots of the fused engine
+(continuous batching, :mod:`mixsd.targets.stream`): an attempt that ends is verified at once
+and its slot takes the record's next attempt (reusing its prompt caches) or a new record
+before the next step. A target whose extracted answer does not match the record's
+``answer_key`` is regenerated with fresh coins (attempt + 1) up to ``max_retries`` times; a
+record that never passes is still written, with ``verified: false`` (training leaves it out
+by default). Retries are scheduled before new records so that output can be streamed in input
+order. Targets depend on (seed, record id, attempt) only, never on the schedule.
 With ``lambda_fallback`` (e.g. ``[0.3, 0.15, 0.0]``) a record whose attempts all fail at
 ``mix_lambda`` is tried again at each lower lambda in turn, so it gets its most-mixed
 verified target; ``meta.lambda`` is the realised lambda. Without it (the paper's rule) a
@@ -33,6 +36,7 @@ from mixsd.prompts import PromptRenderer
 from mixsd.records import KnowledgeRecord, TargetRecord
 from mixsd.targets.config import TargetsConfig
 from mixsd.targets.engine import PROMPT_TOO_LONG, STOP, MixJob, MixOutput, MixSettings, mix_generate
+from mixsd.targets.stream import MixStream, NotSlottable
 from mixsd.targets.verify import CHECKS, entity_problem
 from mixsd.targets.words import word_sources, word_start_table
 
@@ -74,6 +78,9 @@ def mix_settings(
     )
 
 
+SCHEDULES = ("continuous", "static")
+
+
 class TargetBuilder:
     """Turns records into targets for one model, tokenizer and config (see module docstring).
 
@@ -82,8 +89,15 @@ class TargetBuilder:
     ``round_trip_s`` what the round-trip check cost.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, config: TargetsConfig):
+    def __init__(self, model: Any, tokenizer: Any, config: TargetsConfig,
+                 schedule: str = "continuous"):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.model, self.tokenizer, self.config = model, tokenizer, config
+        # continuous: batch_size slots refilled as attempts end (mixsd.targets.stream);
+        # static: batches of batch_size attempts, refilled when the whole batch is done (the
+        # engine before issue 25, kept for bench/mixing.py's before/after). Same targets.
+        self.schedule = schedule
         self.renderer = PromptRenderer(tokenizer, config.guidance, **config.chat_options())
         self.generated_tokens = 0
         self.generate_s = 0.0
@@ -161,6 +175,94 @@ class TargetBuilder:
         return self.config.temperature
 
     def _mixed(self, records: Sequence[KnowledgeRecord]) -> Iterator[TargetRecord]:
+        if self.schedule == "continuous":
+            return self._mixed_continuous(records)
+        return self._mixed_static(records)
+
+    def _mixed_continuous(self, records: Sequence[KnowledgeRecord]) -> Iterator[TargetRecord]:
+        """Attempts flow through ``batch_size`` slots: an attempt that ends is verified at
+        once, and its slot takes the record's retry (its prompt caches kept) or the next
+        record before the next step. Retries go first, so records finish near input order."""
+        settings = mix_settings(self.model, self.tokenizer, self.renderer, self.config)
+        stream = MixStream(self.model, settings, slots=self.config.batch_size)
+        self._prompts: dict[int, tuple[list[int], list[int]]] = {}
+        lambdas = self.lambdas()
+        # (record index, attempt, fallback level, attempts made at that level)
+        waiting: deque[tuple[int, int, int, int]] = deque()
+        done: dict[int, TargetRecord] = {}
+        next_new, next_out, first = 0, 0, True
+        while next_out < len(records):
+            while len(waiting) < stream.free_slots() and next_new < len(records):
+                waiting.append((next_new, 1, 0, 1))
+                next_new += 1
+            admitted = [waiting.popleft() for _ in range(min(len(waiting),
+                                                             stream.free_slots()))]
+            start = time.perf_counter()
+            try:
+                ended = self._advance(stream, [(state, self._job(records, state), state[0])
+                                               for state in admitted])
+            except NotSlottable:
+                if not first:
+                    raise
+                yield from self._mixed_static(records)  # a cache the slots cannot hold
+                return
+            first = False
+            self.generate_s += time.perf_counter() - start
+            self.generated_tokens += sum(len(o.sources) for _, o in ended)
+            failed = self._checks(records, [(s[0], s[1]) for s, _ in ended],
+                                  [o for _, o in ended], settings)
+            for ((idx, attempt, level, tries), output), check in zip(ended, failed,
+                                                                      strict=True):
+                retry = self._retry(idx, attempt, level, tries, output, check)
+                if retry is not None:
+                    waiting.appendleft(retry)
+                    continue
+                stream.forget(idx)
+                self._prompts.pop(idx, None)
+                lam = lambdas[level]
+                done[idx] = self._finish(records[idx], attempt, output, check, settings, lam,
+                                         self._temperature(lam, tries))
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+
+    def _advance(self, stream: MixStream, items: list[tuple[Any, MixJob, int]]
+                 ) -> list[tuple[Any, MixOutput]]:
+        """Admit ``items`` and run one step, with the base model frozen (dropout off)."""
+        import torch
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                stream.admit(items)
+                return stream.step()
+        finally:
+            self.model.train(was_training)
+
+    def _retry(self, idx: int, attempt: int, level: int, tries: int, output: MixOutput,
+               check: str | None) -> tuple[int, int, int, int] | None:
+        """The next attempt of a record whose attempt ended (None: this one is final)."""
+        lambdas = self.lambdas()
+        exhausted = tries >= self._max_attempts(lambdas[level])
+        if (check is None or output.finish_reason == PROMPT_TOO_LONG
+                or (exhausted and level + 1 >= len(lambdas))):
+            return None
+        return (idx, attempt + 1, level + 1, 1) if exhausted else (idx, attempt + 1, level,
+                                                                    tries + 1)
+
+    def _job(self, records: Sequence[KnowledgeRecord],
+             state: tuple[int, int, int, int]) -> MixJob:
+        """The engine job of one attempt (its lambda and temperature on the job)."""
+        idx, attempt, level, tries = state
+        rec, lam = records[idx], self.lambdas()[level]
+        naive, expert = self._prompts.get(idx) or self._prompts.setdefault(
+            idx, (self.renderer.naive_ids(rec.prompt),
+                  self.renderer.expert_ids(rec.prompt, rec.answer)))
+        return MixJob(rec.id, attempt, naive, expert, reference_ids=self._reference_ids(rec),
+                      mix_lambda=lam, temperature=self._temperature(lam, tries))
+
+    def _mixed_static(self, records: Sequence[KnowledgeRecord]) -> Iterator[TargetRecord]:
         settings = mix_settings(self.model, self.tokenizer, self.renderer, self.config)
         # (record index, attempt, fallback level, attempts made at that level); the attempt
         # counts across levels, so every attempt of a record draws fresh coins.

@@ -23,12 +23,11 @@ Mixing units (``MixSettings.mix_unit``, method.md "Beyond the paper"):
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixsd.generation import left_pad
+from mixsd.generation import cache_keyword, left_pad
 from mixsd.targets.kvcache import preallocate
 from mixsd.targets.sampling import record_draws, select_tokens
 
@@ -48,6 +47,10 @@ class MixJob:
     # This job's lambda (the lambda fallback retries a record at a lower one); None: the
     # settings' mix_lambda.
     mix_lambda: float | None = None
+    # This job's temperature (retries at a deterministic level may sample); None: the
+    # settings' temperature. Only the continuous engine (:mod:`mixsd.targets.stream`) reads
+    # it; the static loop takes one temperature per call.
+    temperature: float | None = None
 
     def lambda_of(self, settings: MixSettings) -> float:
         """The probability of the naive token for this job."""
@@ -104,15 +107,6 @@ class MixOutput:
         return self.sources.count("n") / len(self.sources) if self.sources else 0.0
 
 
-@functools.lru_cache(maxsize=1)
-def cache_keyword() -> str:
-    """The name of the KV-cache argument and output field (``cache`` since transformers 5.2x)."""
-    from transformers.modeling_outputs import CausalLMOutputWithPast
-
-    fields = getattr(CausalLMOutputWithPast, "__dataclass_fields__", {})
-    return "cache" if "cache" in fields else "past_key_values"
-
-
 def job_draws(job: MixJob, settings: MixSettings) -> Any:
     """The ``[max_new_tokens, 2]`` uniforms of one job (see :mod:`mixsd.targets.sampling`)."""
     return record_draws(settings.seed, job.record_id, job.attempt, settings.max_new_tokens)
@@ -149,12 +143,24 @@ def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> l
         model.eval()  # the frozen base model: dropout off, or targets would not be reproducible
         try:
             with torch.inference_mode():
-                results = _fused_loop(model, [jobs[i] for i in live], settings)
+                results = _generate_live(model, [jobs[i] for i in live], settings)
         finally:
             model.train(was_training)
         for i, out in zip(live, results, strict=True):
             outputs[i] = out
     return outputs  # type: ignore[return-value]
+
+
+def _generate_live(model: Any, jobs: Sequence[MixJob], settings: MixSettings
+                   ) -> list[MixOutput]:
+    """The slot engine (:mod:`mixsd.targets.stream`) where the model's cache allows it (plain
+    ``DynamicCache`` layers), else the static loop below."""
+    from mixsd.targets.stream import NotSlottable, stream_generate
+
+    try:
+        return stream_generate(model, jobs, settings, compact=settings.drop_finished)
+    except NotSlottable:
+        return _fused_loop(model, jobs, settings)
 
 
 def _forward_prompts(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, device: Any):
