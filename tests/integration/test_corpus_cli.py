@@ -116,3 +116,17 @@ def test_read_corpus_returns_manifest_and_splits(tmp_path):
         {k: v for k, v in manifest["sizes"].items() if v}
     with pytest.raises(RecordError, match="no manifest.json"):
         read_corpus(tmp_path)
+
+
+def test_a_corpus_folder_refuses_another_corpus(tmp_path, capsys):
+    from mixsd.cli import main as cli_main
+
+    out = tmp_path / "kg"
+    args = ["corpus", "kgfact", "--out", str(out), "--seed", "0"]
+    assert cli_main(args) == 0
+    assert cli_main(args) == 0  # the same corpus is written again
+    info = json.loads((out / "run.json").read_text())
+    assert info["stage"] == "corpus" and info["status"] == "complete" and info["fingerprint"]
+    capsys.readouterr()
+    assert cli_main(["corpus", "kgfact", "--out", str(out), "--seed", "1"]) == 2
+    assert "seed" in capsys.readouterr().err

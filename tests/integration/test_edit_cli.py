@@ -87,3 +87,21 @@ def test_compare_runs_memit_beside_sft(setup, tmp_path, capsys):
     before = (out / "results.json").read_text()
     assert main(argv) == 0  # reuses the entry
     assert json.loads((out / "results.json").read_text())["runs"] == json.loads(before)["runs"]
+
+
+def test_a_second_edit_into_the_same_out_resumes_the_same_and_refuses_another(setup, tmp_path,
+                                                                              capsys):
+    model_dir, data = setup
+    out = tmp_path / "edited"
+    args = ["edit", "--model", model_dir, "--data", str(data), "--out", str(out), *SMALL]
+    assert main(args) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["stage"] == "edit" and len(info["fingerprint"]) == 64
+    assert main(args) == 0  # the same edit of the same facts writes the folder again
+    capsys.readouterr()
+    assert main([*args, "--v-steps", "4"]) == 2  # another edit: refused, naming the field
+    assert "v_steps" in capsys.readouterr().err
+    data.write_text(data.read_text().replace("oslo", "bergen"))
+    assert main(args) == 2  # other facts under the same file name: refused too
+    assert "data_sha256" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["fingerprint"] == info["fingerprint"]

@@ -100,3 +100,18 @@ def test_eval_loads_a_lora_checkpoint_through_the_one_loader(model_dir, files, t
     info.write_text(json.dumps({**json.loads(info.read_text()), "pruned": True}))
     assert main(["eval", "--model", str(ckpt), "--suite", f"mcq:{mcq}"]) == 2
     assert "--keep" in capsys.readouterr().err
+
+
+def test_an_eval_folder_refuses_another_evaluation_before_loading(model_dir, files, tmp_path,
+                                                                  capsys):
+    records, _ = files
+    out = tmp_path / "out"
+    args = ["eval", "--model", model_dir, "--suite", f"records:{records}", "--json",
+            "--max-new-tokens", "4", "--out", str(out)]
+    assert main(args) == 0
+    assert main([*args, "--batch-size", "1"]) == 0  # the batch size decides no score
+    info = json.loads((out / "run.json").read_text())
+    assert info["stage"] == "eval" and info["status"] == "complete" and info["fingerprint"]
+    capsys.readouterr()
+    assert main([*args[:-2], "--max-new-tokens", "8", "--out", str(out)]) == 2
+    assert "max_new_tokens" in capsys.readouterr().err

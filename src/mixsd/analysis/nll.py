@@ -11,16 +11,18 @@ is used as the target).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import KeyedCache
 from mixsd.errors import MixsdError, RecordError
 from mixsd.evaluation.loglik import continuation_logprobs
 from mixsd.generation import pad_token_id
+from mixsd.io import file_sha256
 from mixsd.prompts import PromptRenderer
-from mixsd.records import read_records, read_targets
+from mixsd.records import read_records, read_targets, targets_file, targets_name
 
 
 @dataclass
@@ -83,30 +85,57 @@ def nll_of_files(model: Any, tokenizer: Any, paths: Sequence[str | Path], *,
 
 
 
-def cached_target_nlls(cache: str | Path, files: Sequence[str | Path], model: Any, tokenizer: Any,
-                       *, guidance: str = "knowledge", include_unverified: bool = False,
-                       batch_size: int = 8, chat: dict[str, Any] | None = None
-                       ) -> dict[str, float]:
-    """Mean per-token NLL of each targets folder or file under ``model``, keyed by its name
-    (:func:`mixsd.records.targets_name`: ``LABEL-sSEED`` for ``LABEL-sSEED/`` and for an old
-    ``LABEL-sSEED.jsonl``) with the chat settings ``chat`` (renderer keywords), kept in the
-    JSON file ``cache`` (a comparison's
-    ``OUT/analysis/nll.json``): a name already there is not scored again, and the cache is
-    rewritten after each new one."""
-    from mixsd.io import atomic_write_json, read_json_or_empty
-    from mixsd.records import targets_name
+@dataclass(frozen=True)
+class NLLSettings:
+    """How targets are scored: the guidance and chat settings of the naive prompt (renderer
+    keywords), whether unverified targets count, and the batch size (which decides nothing)."""
 
-    cache = Path(cache)
-    known = read_json_or_empty(cache)
+    guidance: str = "knowledge"
+    include_unverified: bool = False
+    batch_size: int = 8
+    chat: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> dict[str, Any]:
+        return {"guidance": self.guidance, "chat": dict(self.chat),
+                "include_unverified": self.include_unverified}
+
+
+def cached_target_nlls(cache: str | Path, files: Sequence[str | Path], model: Any, tokenizer: Any,
+                       settings: NLLSettings = NLLSettings(),
+                       model_fields: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """Mean per-token NLL of each targets folder or file under ``model``, by its name
+    (:func:`mixsd.records.targets_name`: ``LABEL-sSEED`` for ``LABEL-sSEED/`` and for an old
+    ``LABEL-sSEED.jsonl``).
+
+    Kept in the :class:`mixsd.artifacts.KeyedCache` ``cache`` (a comparison's
+    ``OUT/analysis/nll.json``) under the fingerprint of what decides the value
+    (:func:`nll_fields`): the targets file's bytes, the model (``model_fields``: its id and
+    loading options) and the scoring ``settings``. Entries of a file written before the key
+    (a bare ``{name: nll}``) are never trusted: a name alone does not say which targets or
+    model made them, so they are scored again."""
+    store = KeyedCache(cache)
+    out = {}
     for file in dict.fromkeys(Path(f) for f in files):
         name = targets_name(file)
-        if name not in known:
-            pairs = load_pairs(file, include_unverified=include_unverified)
-            renderer = PromptRenderer(tokenizer, guidance, **(chat or {}))
-            known[name] = target_nll(model, tokenizer, pairs, batch_size=batch_size, name=name,
-                                     renderer=renderer).mean_nll
-            atomic_write_json(cache, known)
-    return known
+
+        def score(file: Path = file, name: str = name) -> dict[str, Any]:
+            pairs = load_pairs(file, include_unverified=settings.include_unverified)
+            renderer = PromptRenderer(tokenizer, settings.guidance, **settings.chat)
+            return {"name": name, "mean_nll": target_nll(
+                model, tokenizer, pairs, batch_size=settings.batch_size, name=name,
+                renderer=renderer).mean_nll}
+
+        out[name] = store.get_or_compute(nll_fields(file, model_fields, settings), score)[
+            "mean_nll"]
+    return out
+
+
+def nll_fields(path: str | Path, model_fields: Mapping[str, Any] | None,
+               settings: NLLSettings) -> dict[str, Any]:
+    """What decides a targets file's NLL under a model (its key in ``nll.json``)."""
+    return {"targets_sha256": file_sha256(targets_file(path)), "model": dict(model_fields or {}),
+            **settings.key()}
+
 
 def plot_nll_histogram(results: dict[str, NLLResult], out_path: str | Path) -> Path:
     """Overlaid histograms of per-target mean NLL, one per file, with each file's mean marked."""

@@ -6,7 +6,7 @@ base model and the Fisher reference.
     OUT/base.json                   the untouched model's scores (a keyed cache)
     OUT/targets/LABEL[-sSEED]/      one targets folder per target-based method (and run seed);
                                     an old comparison's LABEL[-sSEED].jsonl files are reused
-    OUT/analysis/nll.json           mean per-token NLL of each targets folder under the base model
+    OUT/analysis/nll.json           mean per-token NLL of each targets folder under the base model (keyed)
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.analysis.fisher import FisherReference
-from mixsd.analysis.nll import cached_target_nlls
+from mixsd.analysis.nll import NLLSettings, cached_target_nlls
 from mixsd.compare.config import CompareConfig
-from mixsd.compare.keys import base_fields, targets_path
+from mixsd.compare.keys import base_fields, model_fields, targets_path
 from mixsd.compare.plan import targets_config
 from mixsd.corpora.load import Corpus, load_corpus
 from mixsd.editing.memit import check_subjects
@@ -189,10 +189,10 @@ def prepare(config: CompareConfig, out: Path, bar: Any, started: Any = None) -> 
                              cmp.evaluator(out / "base_samples", against_base=False),
                              suite_info, key=base_fields(config))
     cmp.targets = build_all_targets(cmp, bar)
+    settings = NLLSettings(config.resolved_guidance(), config.include_unverified,
+                           config.eval_batch_size, config.chat_options())
     cmp.nll = cached_target_nlls(out / "analysis" / "nll.json", list(cmp.targets.values()),
-                                 model, tokenizer, guidance=config.resolved_guidance(),
-                                 include_unverified=config.include_unverified,
-                                 batch_size=config.eval_batch_size, chat=config.chat_options())
+                                 model, tokenizer, settings, model_fields(config))
     cmp.fisher = FisherReference(model, tokenizer, suites, max_examples=config.fisher_examples,
                                  base_model_path=config.model_id())
     return cmp

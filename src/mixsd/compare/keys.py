@@ -70,6 +70,16 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
     return fields
 
 
+def model_fields(config: CompareConfig) -> dict[str, Any]:
+    """Which base model a comparison loads (part of the key of its targets' NLL)."""
+    fields: dict[str, Any] = {"model": config.model}
+    if config.revision:
+        fields["revision"] = config.revision
+    if config.dtype != "auto":
+        fields["dtype"] = config.dtype
+    return fields
+
+
 def run_fields(config: CompareConfig, run: Mapping[str, Any]) -> dict[str, Any]:
     """What decides one run's entry (the key of ``RUN_DIR/entry.json``): the stage config
     that makes it (a TrainConfig's or an EditConfig's ``decisive_dict()``) and the evaluation

@@ -41,9 +41,10 @@ from mixsd.compare.rounds import round_plans, rounds_summary
 from mixsd.compare.train import train_run
 from mixsd.console import GridBar, quiet_console
 from mixsd.errors import MixsdError
+from mixsd.evaluation.schema import RunResult
 from mixsd.models import check_device_available
 
-Done = list[tuple[RunPlan, dict[str, Any]]]
+Done = list[tuple[RunPlan, RunResult]]
 
 
 def run_compare(config: CompareConfig) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def run_plans(cmp: Comparison, plans: list[RunPlan], bar: Any, *, cached_only: b
     """Execute the plans in order (:func:`execute`): the (plan, run entry) pairs of those
     complete, and the names of those missing (``cached_only``: nothing is trained)."""
     done: Done = []
-    by_dir: dict[Path, dict[str, Any]] = {}
+    by_dir: dict[Path, RunResult] = {}
     missing = []
     for plan in plans:
         bar.start(plan.name)
@@ -99,16 +100,16 @@ def run_plans(cmp: Comparison, plans: list[RunPlan], bar: Any, *, cached_only: b
     return done, missing
 
 
-def start_model(plan: RunPlan, by_dir: dict[Path, dict[str, Any]]) -> Path | None:
+def start_model(plan: RunPlan, by_dir: dict[Path, RunResult]) -> Path | None:
     """The checkpoint a plan starts from: the selected epoch of the run it follows (rounds),
     None for the base model."""
     if plan.start_after is None:
         return None
-    return plan.start_after / f"epoch-{by_dir[plan.start_after]['selected_epoch']}"
+    return plan.start_after / f"epoch-{by_dir[plan.start_after].selected_epoch}"
 
 
-def execute(cmp: Comparison, plan: RunPlan, by_dir: dict[Path, dict[str, Any]], *,
-            progress: Any = None, cached_only: bool = False) -> dict[str, Any] | None:
+def execute(cmp: Comparison, plan: RunPlan, by_dir: dict[Path, RunResult], *,
+            progress: Any = None, cached_only: bool = False) -> RunResult | None:
     """One plan's run entry: from ``RUN_DIR/entry.json`` when its stage config and the shared
     evaluation are unchanged (:func:`mixsd.compare.keys.run_fields`), else trained or edited
     now and cached. None with ``cached_only`` when it is not complete, or when the run it
@@ -123,13 +124,14 @@ def execute(cmp: Comparison, plan: RunPlan, by_dir: dict[Path, dict[str, Any]], 
         stage_cfg = train_config(cmp.config, plan, floor=cmp.base.get("memorization") or 0.0,
                                  start=start)
     entries, key = entry_cache(plan.run_dir), run_fields(cmp.config, stage_cfg.decisive_dict())
-    run = entries.get(key)
+    cached = entries.get(key)
+    run = None if cached is None else RunResult.from_json(cached)
     if run is None and not cached_only:
         run = edit_run(cmp, plan, stage_cfg) if plan.edits else \
             train_run(cmp, plan, stage_cfg, start, progress)
-        entries.put(key, run)
+        entries.put(key, run.to_json())
     if run is None or plan.round is None:
         return run
     # A round's run reports its round and the NLL of the targets its round's were cut from.
-    nll = cmp.nll.get(plan.nll_of) if plan.nll_of else run.get("target_nll")
-    return {**run, "round": plan.round, "target_nll": nll}
+    nll = cmp.nll.get(plan.nll_of) if plan.nll_of else run.target_nll
+    return run.updated(round=plan.round, target_nll=nll)

@@ -24,6 +24,7 @@ from mixsd.editing.config import EditConfig
 from mixsd.editing.memit import edit_requests, target_scores
 from mixsd.editing.run import edit_model
 from mixsd.evaluation.results import RunId, make_run
+from mixsd.evaluation.schema import RunResult
 from mixsd.io import atomic_write_json, atomic_write_text, read_json_or_empty
 from mixsd.models import load_model
 from mixsd.records import read_records
@@ -56,23 +57,23 @@ def edit_run(cmp: Comparison, plan: RunPlan, edit_cfg: EditConfig) -> dict[str, 
                    base_scores=cmp.base["scores"], label=spec.label, guidance=edit_cfg.resolved_guidance(),
                    edit={"layers": stats["layers"], "per_layer": stats["per_layer"],
                          "target": edit_cfg.target, "cov_weight": edit_cfg.cov_weight})
-    return {**run, **cmp.describe(run_dir, run["selected_epoch"]),
-            "seconds": round(time.perf_counter() - start, 3)}
+    return run.updated(**cmp.describe(run_dir, run.selected_epoch),
+                       seconds=round(time.perf_counter() - start, 3))
 
 
-def memit_efficacy(cmp: Comparison, run: dict[str, Any]) -> dict[str, Any] | None:
+def memit_efficacy(cmp: Comparison, run: RunResult) -> dict[str, Any] | None:
     """MEMIT's own measure of a memit run of the comparison: the share of facts whose object
     the edited model writes right after the edit prompt (teacher-forced argmax), beside the
     chat-question memorisation, read from the saved edit (``RUN_DIR/epoch-1``) and cached in
     ``RUN_DIR/efficacy.json``; None when the edited model is not on disk."""
-    run_dir = cmp.out / "runs" / f"{run['label']}-s{run['seed']}"
+    run_dir = cmp.out / "runs" / f"{run.more['label']}-s{run.seed}"
     cached = read_json_or_empty(run_dir / "efficacy.json")
     if cached:
         return cached
     checkpoint = run_dir / "epoch-1"
     if not checkpoint.is_dir():
         return None
-    edit_cfg = cmp.config.memit_config(int(run["seed"]))
+    edit_cfg = cmp.config.memit_config(int(run.seed or 0))
     requests = edit_requests(cmp.tokenizer, read_records(cmp.records_path), edit_cfg)
     edited = load_model(str(checkpoint), device=cmp.config.device)
     after = target_scores(edited, requests)

@@ -22,6 +22,7 @@ from mixsd.evaluation.results import (
     target_summaries,
     write_results,
 )
+from mixsd.evaluation.schema import RunResult, TargetsSummary
 from mixsd.io import folder_bytes
 from mixsd.report import write_report
 from mixsd.targets.run import targets_run_info
@@ -47,7 +48,7 @@ def frontier_of(cmp: Comparison, runs: list[dict[str, Any]]) -> dict[str, Any]:
                             names=injected_names(cmp.records))
 
 
-def _targets_summaries(cmp: Comparison) -> dict[str, Any]:
+def _targets_summaries(cmp: Comparison) -> dict[str, TargetsSummary]:
     files: dict[str, list[Path]] = {}  # each method's targets files, once each
     for (label, _), path in cmp.targets.items():
         if path not in files.setdefault(label, []):
@@ -56,14 +57,15 @@ def _targets_summaries(cmp: Comparison) -> dict[str, Any]:
                              for label, paths in files.items()})
 
 
-def collect_results(cmp: Comparison, runs: list[dict[str, Any]], start: float,
+def collect_results(cmp: Comparison, runs: list[RunResult], start: float,
                     **extra: Any) -> dict[str, Any]:
     """results.json of a comparison's runs: the equal-memorisation comparison, the targets'
     summaries, the analyses, disk use and seconds (``extra``: more top-level keys)."""
     config = cmp.config
-    level, at_level = retention_at_equal_memorization(runs, config.equal_memorization)
-    extra.setdefault("frontier", frontier_of(cmp, runs))
-    edits = {r["name"]: memit_efficacy(cmp, r) for r in runs if r.get("method") == "memit"}
+    rows = [r.to_json() for r in runs]  # the analyses read runs as results.json holds them
+    level, at_level = retention_at_equal_memorization(rows, config.equal_memorization)
+    extra.setdefault("frontier", frontier_of(cmp, rows))
+    edits = {r.name: memit_efficacy(cmp, r) for r in runs if r.method == "memit"}
     if any(v is not None for v in edits.values()):
         extra.setdefault("memit_efficacy", edits)
     return make_results(cmp.base, runs, config=config.to_dict(), model=config.model,

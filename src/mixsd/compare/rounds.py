@@ -36,6 +36,7 @@ from typing import Any
 from mixsd.compare.context import Comparison
 from mixsd.compare.plan import RunPlan, run_dir_name
 from mixsd.errors import ConfigError
+from mixsd.evaluation.schema import RunResult
 from mixsd.io import atomic_write_json
 from mixsd.records import KnowledgeRecord, read_records, read_targets, targets_name, write_records
 from mixsd.targets.run import targets_run_info
@@ -75,17 +76,18 @@ def round_targets(full: Path, ids: set[str], path: Path) -> Path:
     return path
 
 
-def rounds_entry(run: dict[str, Any], group: str, r: int) -> dict[str, Any]:
+def rounds_entry(run: RunResult, group: str, r: int) -> dict[str, Any]:
     """The ``rounds.entries`` item of one round's run (at its selected epoch)."""
-    chosen = next(e for e in run["epochs"] if e["epoch"] == run["selected_epoch"])
-    memo = {str(r): chosen.get("memorization")}
-    for split, value in (chosen.get("splits") or {}).items():
+    chosen = run.epoch(run.selected_epoch)
+    assert chosen is not None  # make_run selects one of the run's epochs
+    memo = {str(r): chosen.memorization}
+    for split, value in chosen.splits.items():
         if split.startswith("round-"):
             memo[split[len("round-"):]] = value
-    return {"group": group, "seed": run.get("seed"), "round": r,
-            "selected_epoch": run["selected_epoch"],
+    return {"group": group, "seed": run.seed, "round": r,
+            "selected_epoch": run.selected_epoch,
             "memorization": dict(sorted(memo.items(), key=lambda kv: int(kv[0]))),
-            "retention_mean": chosen.get("retention_mean")}
+            "retention_mean": chosen.retention_mean}
 
 
 def round_plans(cmp: Comparison) -> tuple[list[RunPlan], list[list[KnowledgeRecord]]]:
@@ -115,7 +117,7 @@ def round_plans(cmp: Comparison) -> tuple[list[RunPlan], list[list[KnowledgeReco
     return plans, chunks
 
 
-def rounds_summary(done: list[tuple[RunPlan, dict[str, Any]]],
+def rounds_summary(done: list[tuple[RunPlan, RunResult]],
                    chunks: list[list[KnowledgeRecord]]) -> dict[str, Any]:
     """results.json's ``rounds``: the number of rounds, each round's facts and every round's
     run at its selected epoch (:func:`rounds_entry`), from the (plan, run) pairs of the loop."""

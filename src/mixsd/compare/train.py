@@ -15,6 +15,7 @@ from mixsd.compare.context import Comparison
 from mixsd.compare.plan import RunPlan
 from mixsd.errors import MixsdError
 from mixsd.evaluation.results import RunId, make_run
+from mixsd.evaluation.schema import RunResult
 from mixsd.training import read_metrics, train
 from mixsd.training.checkpoints import should_stop
 from mixsd.training.config import TrainConfig
@@ -44,7 +45,7 @@ def _train(cmp: Comparison, plan: RunPlan, cfg: TrainConfig, start: Path | None,
 
 
 def train_run(cmp: Comparison, plan: RunPlan, cfg: TrainConfig, start: Path | None,
-              progress: Any = None) -> dict[str, Any]:
+              progress: Any = None) -> RunResult:
     """Train one plan (``cfg``, from ``start`` or the base model) and return its run entry;
     ``progress`` (a :class:`mixsd.console.GridBar`) hears of every epoch."""
     config, spec, run_dir = cmp.config, plan.spec, plan.run_dir
@@ -63,5 +64,5 @@ def train_run(cmp: Comparison, plan: RunPlan, cfg: TrainConfig, start: Path | No
                    **({"mix_unit": spec.mix_unit} if spec.mix_unit != "token" else {}))
     # This call's seconds plus the training seconds earlier calls recorded (a resumed run).
     earlier_s = recorded_train_seconds(run_dir) - trained_s
-    return {**run, **cmp.describe(run_dir, run["selected_epoch"], plan.records),
-            "seconds": round(time.perf_counter() - began + max(earlier_s, 0.0), 3)}
+    return run.updated(**cmp.describe(run_dir, run.selected_epoch, plan.records),
+                       seconds=round(time.perf_counter() - began + max(earlier_s, 0.0), 3))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mixsd import __version__
+from mixsd.artifacts import COMPLETE, Reuse, open_stage
 from mixsd.config import StageConfig
 from mixsd.corpora import kgfact, kgfunc, mquake, simpleqa
 from mixsd.corpora.common import reference_answer
@@ -34,8 +35,8 @@ from mixsd.corpora.kgfact import KGFactConfig
 from mixsd.corpora.kgfunc import KGFuncConfig
 from mixsd.corpora.mquake import MQuAKEConfig
 from mixsd.corpora.simpleqa import SimpleQAConfig
-from mixsd.errors import ArtifactWriteError, ConfigError, RecordError
-from mixsd.io import atomic_write_json, write_run_info
+from mixsd.errors import ConfigError, RecordError
+from mixsd.io import atomic_write_json
 from mixsd.records import KnowledgeRecord, read_records, write_records
 
 __all__ = ["CORPORA", "Corpus", "KGFactConfig", "KGFuncConfig", "MQuAKEConfig", "Operation",
@@ -98,10 +99,20 @@ def write_corpus(name: str, config: StageConfig, out_dir: str | Path) -> dict[st
     start = time.perf_counter()
     out = Path(out_dir)
     splits, extra_files, stats = corpus.build(config)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArtifactWriteError(out, exc) from exc
+    with open_stage(out, "corpus", {"corpus": name, **config.decisive_dict()},
+                    reuse=Reuse(has_outputs=(out / "manifest.json").is_file())) as stage:
+        manifest = _write_files(out, name, config, (splits, extra_files, stats))
+        stage.write_info(config, status=COMPLETE, corpus=name,
+                         wall_s=round(time.perf_counter() - start, 3))
+        atomic_write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _write_files(out: Path, name: str, config: StageConfig, built: tuple[Any, Any, Any]
+                 ) -> dict[str, Any]:
+    """Write a built corpus's splits and extra files into ``out``; return its manifest."""
+    corpus = get_corpus(name)
+    splits, extra_files, stats = built
     files = {}
     for split in corpus.splits:
         path = out / f"{split}.jsonl"
@@ -119,9 +130,6 @@ def write_corpus(name: str, config: StageConfig, out_dir: str | Path) -> dict[st
         "files": files, "extra_files": sorted(extra_files), "stats": stats,
         "options": config.to_dict(),
     }
-    write_run_info(out, config, stage="corpus", corpus=name,
-                   wall_s=round(time.perf_counter() - start, 3))
-    atomic_write_json(out / "manifest.json", manifest)
     return manifest
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import COMPLETE, RUNNING, Reuse, StageDir, open_stage
 from mixsd.editing.config import EditConfig
 from mixsd.editing.covariance import (
     CovarianceTexts,
@@ -23,7 +24,7 @@ from mixsd.editing.covariance import (
 from mixsd.editing.locate import decoder_layers, default_layers
 from mixsd.editing.memit import apply_memit, check_subjects
 from mixsd.errors import MixsdError
-from mixsd.io import atomic_write_json, write_run_info
+from mixsd.io import atomic_write_json, file_sha256
 from mixsd.records import KnowledgeRecord, read_records
 from mixsd.registry import REGISTRIES
 
@@ -75,6 +76,21 @@ def edit_model(model: Any, tokenizer: Any, records: Sequence[KnowledgeRecord],
     return stats
 
 
+# What may change between two invocations on one folder: where it is and what runs it.
+EDIT_MUTABLE = ("out", "device")
+
+
+def open_edit_dir(config: EditConfig) -> StageDir:
+    """Open ``config.out`` (:func:`mixsd.artifacts.open_stage`): the same edit of the same
+    records file writes it again; another edit (other values, other records) is refused
+    once the folder holds an edited model, naming the fields that differ."""
+    out = Path(config.out)
+    fields = {**config.decisive_dict(), "data_sha256": file_sha256(config.data)}
+    return open_stage(out, "edit", fields,
+                      reuse=Reuse(mutable=EDIT_MUTABLE, defaults=config.later_defaults(),
+                                  has_outputs=(out / "edit.json").is_file()))
+
+
 def run_edit(config: EditConfig, *, model: Any = None, tokenizer: Any = None) -> dict[str, Any]:
     """Read ``config.data``, edit the model, save it to ``config.out``; return a summary."""
     from mixsd.models import load_model_and_tokenizer
@@ -87,15 +103,15 @@ def run_edit(config: EditConfig, *, model: Any = None, tokenizer: Any = None) ->
     if model is None:
         model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_run_info(out, config, status="running")
-    stats = edit_model(model, tokenizer, records, config, progress=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    atomic_write_json(out / "edit.json", stats)
-    wall_s = time.perf_counter() - start
-    write_run_info(out, config, status="complete", wall_s=round(wall_s, 3),
-                   n_records=len(records))
+    with open_edit_dir(config) as stage:
+        stage.write_info(config, status=RUNNING)
+        stats = edit_model(model, tokenizer, records, config, progress=True)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        atomic_write_json(out / "edit.json", stats)
+        wall_s = time.perf_counter() - start
+        stage.write_info(config, status=COMPLETE, wall_s=round(wall_s, 3),
+                         n_records=len(records))
     facts = stats["facts"]
     mean = {k: sum(f[k] for f in facts) / len(facts) for k in ("nll_before", "nll_after")}
     return {"out": out, "n_records": len(records), "layers": stats["layers"], "wall_s": wall_s,

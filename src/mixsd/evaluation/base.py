@@ -20,8 +20,8 @@ def evaluate_base(out: Path, model: Any, tokenizer: Any, evaluator: Any,
 
     def compute() -> dict[str, Any]:
         entry = epoch_entry(0, evaluator(model, tokenizer, 0))
-        return make_base(entry["scores"], memorization=entry["memorization"],
-                         paraphrase=entry["paraphrase"], splits=entry["splits"],
+        return make_base(entry.scores, memorization=entry.memorization,
+                         paraphrase=entry.paraphrase, splits=entry.splits,
                          suite_info=suite_info or {})
 
     cache = KeyedCache(out / "base.json", legacy=lambda d: d if "scores" in d else None)

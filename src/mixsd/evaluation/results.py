@@ -37,31 +37,23 @@ from typing import Any
 
 from mixsd.errors import RecordError
 from mixsd.evaluation.retention import retention_mean, retention_table
+from mixsd.evaluation.schema import (
+    LAMBDA_ALIASES,
+    LAMBDA_KEY,
+    TARGET_FIELDS,
+    EpochResult,
+    RunResult,
+    TargetsSummary,
+    run_lambda,
+    run_name,
+)
 from mixsd.evaluation.selection import best_epoch, first_peak
 from mixsd.io import atomic_write_json, versions
 
 SCHEMA = "mixsd.results/1"
-LAMBDA_KEY = "lambda"  # results.json's name for mix_lambda (what existing artifacts hold)
-LAMBDA_ALIASES = (LAMBDA_KEY, "mix_lambda")  # read, in this order
 RUN_FIELDS = ("method", LAMBDA_KEY, "lr", "seed", "selected_epoch", "memorization", "paraphrase",
               "retention", "retention_mean", "target_nll", "fisher", "seconds", "epochs")
 _KNOWN = ("epoch", "memorization", "paraphrase", "retention_mean", "drift_kl")
-
-
-def run_name(method: str, mix_lambda: float | None = None, lr: float | None = None,
-             seed: int | None = None) -> str:
-    """``mixsd:0.3 lr=1e-05 seed=0`` (parts that are None are left out)."""
-    name = method if mix_lambda is None or method == "sft" else f"{method}:{mix_lambda:g}"
-    if lr is not None:
-        name += f" lr={lr:g}"
-    if seed is not None:
-        name += f" seed={seed}"
-    return name
-
-
-def run_lambda(run: Mapping[str, Any]) -> float | None:
-    """A run's ``mix_lambda``, under either key of :data:`LAMBDA_ALIASES` (None if absent)."""
-    return next((run[key] for key in LAMBDA_ALIASES if key in run), None)
 
 
 def make_base(scores: Mapping[str, float], *, memorization: float | None = None,
@@ -72,7 +64,7 @@ def make_base(scores: Mapping[str, float], *, memorization: float | None = None,
 
 
 def epoch_entry(epoch: int, metrics: Mapping[str, float],
-                base_scores: Mapping[str, float] | None = None) -> dict[str, Any]:
+                base_scores: Mapping[str, float] | None = None) -> EpochResult:
     """An epoch entry from the evaluator's flat metrics (:mod:`mixsd.evaluation.callback`).
 
     With ``base_scores``, retention is recomputed from the scores; otherwise the flat
@@ -89,10 +81,8 @@ def epoch_entry(epoch: int, metrics: Mapping[str, float],
     extra = {k: v for k, v in metrics.items() if k not in _KNOWN and not k.startswith(
         ("score/", "retained/", "split/")) and isinstance(v, (int, float))}
     mean = retention_mean(retention) if retention else metrics.get("retention_mean")
-    return {"epoch": int(epoch), "memorization": metrics.get("memorization"),
-            "paraphrase": metrics.get("paraphrase"), "splits": splits, "scores": scores,
-            "retention": retention, "retention_mean": mean, "drift_kl": metrics.get("drift_kl"),
-            "extra": extra}
+    return EpochResult(int(epoch), metrics.get("memorization"), metrics.get("paraphrase"),
+                       splits, scores, retention, mean, metrics.get("drift_kl"), extra)
 
 
 @dataclass(frozen=True)
@@ -107,67 +97,69 @@ class RunId:
     name: str | None = None
 
 
-def make_run(run_id: RunId, epochs: Sequence[Mapping[str, Any]], *,
+def make_run(run_id: RunId, epochs: Sequence[Mapping[str, Any] | EpochResult], *,
              base_scores: Mapping[str, float] | None = None, target_nll: float | None = None,
              fisher: Mapping[str, Any] | None = None, seconds: float | None = None,
-             select_floor: float | None = None, **extra: Any) -> dict[str, Any]:
+             select_floor: float | None = None, **extra: Any) -> RunResult:
     """One ``runs`` entry; the selected epoch is the first peak of memorisation that improves
     on ``select_floor`` (the base model's memorisation); ``best_epoch`` is the epoch of its
-    highest value.
+    highest value; ``extra`` are the entry's other keys (``label``, ``guidance``, ...).
 
     ``epochs`` are epoch entries or the evaluator's flat metrics (epoch = position + 1,
     unless the dict has an ``epoch`` key).
     """
     if not epochs:
         raise RecordError("a run needs at least one evaluated epoch", field="epochs")
-    entries = [dict(e) if "scores" in e else
-               epoch_entry(int(e.get("epoch", i + 1)), e, base_scores)
+    entries = [e if isinstance(e, EpochResult) else EpochResult.from_json(e) if "scores" in e
+               else epoch_entry(int(e.get("epoch", i + 1)), e, base_scores)
                for i, e in enumerate(epochs)]
-    curve = [e.get("memorization") for e in entries]
+    curve = [e.memorization for e in entries]
     chosen = entries[first_peak(curve, floor=select_floor)]
     r = run_id
-    run = {"name": r.name or run_name(r.method, r.mix_lambda, r.lr, r.seed), "method": r.method,
-           LAMBDA_KEY: r.mix_lambda, "lr": r.lr, "seed": r.seed,
-           "selected_epoch": chosen["epoch"],
-           "memorization": chosen["memorization"], "paraphrase": chosen["paraphrase"],
-           "scores": chosen["scores"], "retention": chosen["retention"],
-           "retention_mean": chosen["retention_mean"], "drift_kl": chosen.get("drift_kl"),
-           "target_nll": target_nll, "fisher": dict(fisher) if fisher is not None else None,
-           "seconds": seconds, "best_epoch": entries[best_epoch(curve)]["epoch"],
-           "epochs": entries}
-    run.update(extra)
-    return run
+    return RunResult(
+        name=r.name or run_name(r.method, r.mix_lambda, r.lr, r.seed), method=r.method,
+        mix_lambda=r.mix_lambda, lr=r.lr, seed=r.seed, selected_epoch=chosen.epoch,
+        memorization=chosen.memorization, paraphrase=chosen.paraphrase, scores=chosen.scores,
+        retention=chosen.retention, retention_mean=chosen.retention_mean,
+        drift_kl=chosen.drift_kl, target_nll=target_nll,
+        fisher=dict(fisher) if fisher is not None else None, seconds=seconds,
+        best_epoch=entries[best_epoch(curve)].epoch, epochs=tuple(entries), more=dict(extra))
 
 
-def make_results(base: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], *,
+def _plain(value: Any) -> Any:
+    """A typed entry (or a mapping of them, like ``targets``) as JSON; anything else as is."""
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def make_results(base: Mapping[str, Any], runs: Sequence[RunResult | Mapping[str, Any]], *,
                  config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """The whole results.json object (validated)."""
+    """The whole results.json object (validated); typed entries in ``extra`` (``targets``:
+    ``{label: TargetsSummary}``) are written as their JSON."""
     obj = {"schema": SCHEMA,
            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "config": dict(config or {}), "versions": versions(), **extra,
-           "base": dict(base), "runs": [dict(r) for r in runs]}
+           "config": dict(config or {}), "versions": versions(),
+           **{k: _plain(v) for k, v in extra.items()}, "base": dict(base),
+           "runs": [r.to_json() if isinstance(r, RunResult) else dict(r) for r in runs]}
     return validate_results(obj)
 
 
-
-TARGET_FIELDS = ("records", "verified", "unverified", "max_length", "mean_attempts",
-                 "mean_naive_token_fraction", "mean_num_tokens", "generated_tokens", "wall_s")
-
-
 def target_summaries(summaries: Mapping[str, Sequence[Mapping[str, Any]]]
-                     ) -> dict[str, dict[str, Any]]:
+                     ) -> dict[str, TargetsSummary]:
     """results.json's ``targets``: what each method's targets hold (records, verified,
     attempts, naive fraction, seconds) from the summaries of its targets runs
     (``{label: [summary, ...]}``, one per targets file); with several files, the mean over
     them (``files`` says how many; ``wall_s`` is their sum)."""
     out = {}
     for label, rows in summaries.items():
-        entry: dict[str, Any] = {}
+        means: dict[str, Any] = {}
         for key in TARGET_FIELDS:
             values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-            entry[key] = (None if not values else sum(values) if key == "wall_s"
+            means[key] = (None if not values else sum(values) if key == "wall_s"
                           else sum(values) / len(values))
-        entry["files"] = len(rows)
         # The realised lambdas (the lambda fallback), summed over the files.
         lambdas: dict[str, dict[str, int]] = {}
         for r in rows:
@@ -175,10 +167,9 @@ def target_summaries(summaries: Mapping[str, Sequence[Mapping[str, Any]]]
                 into = lambdas.setdefault(lam, {"verified": 0, "unverified": 0})
                 for key, n in counts.items():
                     into[key] = into.get(key, 0) + int(n)
-        if lambdas:
-            entry["realised_lambda"] = lambdas
-        out[label] = entry
+        out[label] = TargetsSummary(**means, files=len(rows), realised_lambda=lambdas)
     return out
+
 
 def _number(value: Any, optional: bool = True) -> bool:
     if value is None:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from mixsd.answers import check_extractor
+from mixsd.artifacts import COMPLETE, Reuse, StageDir, open_stage
 from mixsd.config import StageConfig, option
 from mixsd.errors import ConfigError
 from mixsd.evaluation.samples import write_sample_logs
-from mixsd.io import atomic_write_json, write_run_info
+from mixsd.io import atomic_write_json
 from mixsd.models import (
     check_device,
     check_dtype,
@@ -127,7 +128,19 @@ def lmeval_options(config: Any) -> dict[str, Any]:
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     """Score ``config.model`` on every suite; returns ``{"model", "scores", "n", "base",
-    "retention", "retention_mean", "wall_s"}`` (base entries only with ``base_model``)."""
+    "retention", "retention_mean", "wall_s"}`` (base entries only with ``base_model``);
+    with ``out``, also ``scores.json``, the sample logs and run.json there."""
+    start = time.perf_counter()
+    stage = open_eval_dir(config) if config.out else None  # refused before any model loads
+    try:
+        return _evaluate(config, start, stage)
+    finally:
+        if stage is not None:
+            stage.close()
+
+
+def _evaluate(config: EvalConfig, start: float, stage: StageDir | None) -> dict[str, Any]:
+    """The evaluation of :func:`run_eval`, written into ``stage`` when there is one."""
     from mixsd.evaluation.general import prepare_suites
     from mixsd.evaluation.retention import (
         base_scores,
@@ -138,7 +151,6 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import load_model_and_tokenizer, resolve_model_path
 
-    start = time.perf_counter()
     suites = get_suites(config.suite, **config.suite_options())
     base_summary: dict[str, Any] = {}
     if config.base_model:
@@ -164,12 +176,22 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         summary["retention"] = retention_table(summary["scores"], summary["base"])
         summary["retention_mean"] = retention_mean(summary["retention"])
     summary["wall_s"] = time.perf_counter() - start
-    if config.out:
-        _write(Path(config.out), config, summary, results)
+    if stage is not None:
+        atomic_write_json(stage.path / "scores.json", summary)
+        write_sample_logs(stage.path / "samples", results)
+        stage.write_info(config, status=COMPLETE, wall_s=round(summary["wall_s"], 3))
     return summary
 
 
-def _write(out: Path, config: EvalConfig, summary: dict[str, Any], results: dict) -> None:
-    atomic_write_json(out / "scores.json", summary)
-    write_sample_logs(out / "samples", results)
-    write_run_info(out, config, wall_s=round(summary["wall_s"], 3))
+# What may change between two evaluations written to one folder (they decide no score).
+EVAL_MUTABLE = ("out", "device", "batch_size", "cache_dir")
+
+
+def open_eval_dir(config: EvalConfig) -> StageDir:
+    """Open ``config.out`` (:func:`mixsd.artifacts.open_stage`) for ``scores.json``, the
+    sample logs and run.json: the same evaluation writes the folder again, another one
+    (other model, suites or settings) is refused, naming the fields that differ."""
+    out = Path(str(config.out))
+    return open_stage(out, "eval", config.decisive_dict(),
+                      reuse=Reuse(mutable=EVAL_MUTABLE, defaults=config.later_defaults(),
+                                  has_outputs=(out / "scores.json").is_file()))

@@ -20,6 +20,7 @@ from typing import Any
 
 from mixsd.errors import MixsdError
 from mixsd.evaluation.results import read_results
+from mixsd.evaluation.schema import RunResult
 from mixsd.io import atomic_write_text
 from mixsd.report import plots
 from mixsd.report.tables import (
@@ -57,9 +58,11 @@ def _load(paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[str]]
 
 
 def _runs(results: Sequence[dict[str, Any]], sources: Sequence[str]) -> list[dict[str, Any]]:
+    """Every run, read through the schema (:class:`RunResult`: an old file's runs get the
+    keys of today's), tagged with its source when several results are combined."""
     tag = len(results) > 1
-    return [dict(run, _source=src if tag else "") for res, src in zip(results, sources)
-            for run in res["runs"]]
+    return [dict(RunResult.from_json(run).to_json(), _source=src if tag else "")
+            for res, src in zip(results, sources) for run in res["runs"]]
 
 
 def _figures(runs: list[dict[str, Any]], results: Sequence[dict[str, Any]],

@@ -58,20 +58,60 @@ def test_files_targets_and_records(tmp_path, tiny_tok, tiny_model):
 
 
 def test_cached_target_nlls_scores_each_file_once(tmp_path, tiny_tok, tiny_model):
-    from mixsd.analysis.nll import cached_target_nlls
+    from mixsd.analysis.nll import NLLSettings, cached_target_nlls
 
     records = tmp_path / "facts.jsonl"
     records.write_text("\n".join(json.dumps({"id": f"r{i}", "prompt": p, "answer": t,
                                              "answer_key": "k"}) for i, (p, t) in
                                  enumerate(PAIRS)))
     cache = tmp_path / "analysis" / "nll.json"
-    got = cached_target_nlls(cache, [records, records], tiny_model, tiny_tok, batch_size=2)
+    got = cached_target_nlls(cache, [records, records], tiny_model, tiny_tok,
+                             NLLSettings(batch_size=2), {"model": "tiny"})
     assert got == {"facts": pytest.approx(target_nll(tiny_model, tiny_tok, PAIRS).mean_nll,
                                           rel=1e-6)}
-    assert json.loads(cache.read_text()) == got
+    [(key, entry)] = json.loads(cache.read_text()).items()
+    assert entry == {"name": "facts", "mean_nll": got["facts"]} and len(key) == 64
 
     class Refuses(torch.nn.Module):
         def forward(self, *args, **kwargs):
             raise AssertionError("a cached file was scored again")
 
-    assert cached_target_nlls(cache, [records], Refuses(), tiny_tok) == got
+    assert cached_target_nlls(cache, [records], Refuses(), tiny_tok,
+                              model_fields={"model": "tiny"}) == got
+
+
+def test_cached_target_nll_is_keyed_by_what_decides_it(tmp_path, tiny_tok, tiny_model):
+    """The same name under another model, other targets or an old name-only file is scored
+    again: a name alone never returns a value it did not earn."""
+    from mixsd.analysis.nll import cached_target_nlls
+
+    records = tmp_path / "facts.jsonl"
+    rows = [json.dumps({"id": f"r{i}", "prompt": p, "answer": t, "answer_key": "k"})
+            for i, (p, t) in enumerate(PAIRS)]
+    records.write_text("\n".join(rows))
+    cache = tmp_path / "nll.json"
+    cache.write_text(json.dumps({"facts": 123.0}))  # a file from before the key
+    first = cached_target_nlls(cache, [records], tiny_model, tiny_tok, model_fields={"model": "a"})
+    assert first["facts"] != 123.0
+    scored = []
+    real = target_nll
+
+    def counting(*args, **kwargs):
+        scored.append(kwargs.get("name"))
+        return real(*args, **kwargs)
+
+    import mixsd.analysis.nll as nll_module
+
+    nll_module.target_nll = counting
+    try:
+        cached_target_nlls(cache, [records], tiny_model, tiny_tok, model_fields={"model": "a"})
+        assert scored == []
+        cached_target_nlls(cache, [records], tiny_model, tiny_tok, model_fields={"model": "b"})
+        assert scored == ["facts"]
+        records.write_text("\n".join(rows[:1]))  # the targets changed under the same name
+        again = cached_target_nlls(cache, [records], tiny_model, tiny_tok,
+                                   model_fields={"model": "a"})
+        assert scored == ["facts", "facts"] and again["facts"] != first["facts"]
+    finally:
+        nll_module.target_nll = real
+    assert json.loads(cache.read_text())["facts"] == 123.0  # other keys are kept

@@ -98,9 +98,9 @@ def test_target_summaries_average_files_and_add_seconds():
     got = target_summaries({"mixsd-0.5": [{"records": 10, "verified": 8, "wall_s": 2.0},
                                           {"records": 10, "verified": 6, "wall_s": 3.0}],
                             "sft": [{}]})
-    assert got["mixsd-0.5"]["verified"] == 7 and got["mixsd-0.5"]["wall_s"] == 5.0
-    assert got["mixsd-0.5"]["files"] == 2
-    assert got["sft"]["records"] is None and got["sft"]["files"] == 1
+    assert got["mixsd-0.5"].verified == 7 and got["mixsd-0.5"].wall_s == 5.0
+    assert got["mixsd-0.5"].files == 2
+    assert got["sft"].records is None and got["sft"].files == 1
 
 
 def _results(seeds):

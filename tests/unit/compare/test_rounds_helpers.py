@@ -4,6 +4,7 @@ import pytest
 
 from mixsd.compare.rounds import round_eval_records, rounds_entry, split_rounds
 from mixsd.errors import ConfigError
+from mixsd.evaluation.schema import RunResult
 from mixsd.records import KnowledgeRecord
 
 
@@ -31,10 +32,10 @@ def test_a_round_is_scored_on_its_facts_and_every_earlier_round():
 
 
 def test_rounds_entry_reads_the_selected_epoch():
-    run = {"seed": 1, "selected_epoch": 2, "epochs": [
+    run = RunResult.from_json({"method": "sft", "seed": 1, "selected_epoch": 2, "epochs": [
         {"epoch": 1, "memorization": 0.1, "splits": {"round-1": 0.9}, "retention_mean": 90},
         {"epoch": 2, "memorization": 0.6, "splits": {"round-1": 0.7, "other": 0.2},
-         "retention_mean": 80}]}
+         "retention_mean": 80}]})
     entry = rounds_entry(run, "sft lr=0.001", 2)
     assert entry == {"group": "sft lr=0.001", "seed": 1, "round": 2, "selected_epoch": 2,
                      "memorization": {"1": 0.7, "2": 0.6}, "retention_mean": 80}

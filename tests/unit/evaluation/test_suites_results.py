@@ -98,9 +98,9 @@ def test_epoch_evaluator_exact_scores_from_fixed_answers(corpus, tiny_tok):
     assert metrics["retained/held"] == 50.0
     assert metrics["retention_mean"] == 50.0
     entry = epoch_entry(1, {**metrics, "train_loss": 0.7})
-    assert entry["splits"] == {"2hop": 1.0}
-    assert entry["extra"]["train_loss"] == 0.7 and "eval_s" in entry["extra"]
-    assert entry["retention"] == {"held": 50.0}
+    assert entry.splits == {"2hop": 1.0}
+    assert entry.extra["train_loss"] == 0.7 and "eval_s" in entry.extra
+    assert entry.retention == {"held": 50.0}
 
 
 def _epochs():
@@ -112,11 +112,11 @@ def _epochs():
 def test_make_run_selects_first_peak_and_results_round_trip(tmp_path):
     run = make_run(RunId("mixsd", 0.3, 1e-5, 0), _epochs(), base_scores={"s": 0.5}, target_nll=1.25,
                    fisher={"total": 2.0, "per_layer": {"layers.0": 2.0}}, seconds=3.0)
-    assert run["name"] == "mixsd:0.3 lr=1e-05 seed=0"
-    assert run["selected_epoch"] == 2
-    assert run["memorization"] == 0.9 and run["paraphrase"] == 0.3
-    assert run["retention"] == {"s": pytest.approx(80.0)}
-    assert run["retention_mean"] == pytest.approx(80.0)
+    assert run.name == "mixsd:0.3 lr=1e-05 seed=0"
+    assert run.selected_epoch == 2
+    assert run.memorization == 0.9 and run.paraphrase == 0.3
+    assert run.retention == {"s": pytest.approx(80.0)}
+    assert run.retention_mean == pytest.approx(80.0)
     sft = make_run(RunId("sft", None, 1e-5, 0), _epochs()[:1], base_scores={"s": 0.5}, seconds=1.0)
     results = make_results(make_base({"s": 0.5}, memorization=0.0), [run, sft],
                            config={"epochs": 3})
@@ -130,7 +130,7 @@ def test_make_run_selects_first_peak_and_results_round_trip(tmp_path):
 
 
 def test_validate_results_names_the_field(tmp_path):
-    run = make_run(RunId("sft", None, 1e-5, 0), _epochs(), base_scores={"s": 0.5})
+    run = make_run(RunId("sft", None, 1e-5, 0), _epochs(), base_scores={"s": 0.5}).to_json()
     bad = {"base": make_base({}), "runs": [dict(run, selected_epoch=7)]}
     with pytest.raises(RecordError, match=r"runs\[0\]\.selected_epoch"):
         validate_results(bad)

@@ -12,7 +12,8 @@ from mixsd.report.tables import (
 
 def _run(method, seed, curve, retention):
     epochs = [{"memorization": m, "retention_mean": r} for m, r in zip(curve, retention)]
-    return make_run(RunId(method, None, 1e-3, seed, f"{method} lr=0.001 seed={seed}"), epochs)
+    return make_run(RunId(method, None, 1e-3, seed, f"{method} lr=0.001 seed={seed}"),
+                    epochs).to_json()
 
 
 def test_mean_spread_and_group_name():
