@@ -235,17 +235,17 @@ def test_context_limit_matches_reference_and_prompt_too_long():
 def test_both_prefill_paths_match_reference(setup, joined_prefill, monkeypatch):
     """Naive and expert prompts prefilled at their own widths and joined (DynamicCache), or
     in one forward at the common width (the fallback for other cache kinds)."""
-    from mixsd.targets import engine
+    from mixsd.targets import jobs as mixjobs
 
     model, tok, renderer = setup
-    real = engine._plain_dynamic
+    real = mixjobs.plain_dynamic
     seen = []
 
     def spy(cache):
         seen.append(real(cache))
         return seen[-1] and joined_prefill
 
-    monkeypatch.setattr(engine, "_plain_dynamic", spy)
+    monkeypatch.setattr(mixjobs, "plain_dynamic", spy)
     settings = _settings(model, tok, renderer, mix_lambda=0.5, temperature=1.0)
     jobs = _jobs(renderer)
     fused = mix_generate(model, jobs, settings)

@@ -24,107 +24,24 @@ Mixing units (``MixSettings.mix_unit``, method.md "Beyond the paper"):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from mixsd.generation import cache_keyword, left_pad
+from mixsd.targets import jobs as mixjobs
+from mixsd.targets.jobs import (  # noqa: F401 - the engine's public names
+    MAX_LENGTH,
+    PROMPT_TOO_LONG,
+    STOP,
+    MixJob,
+    MixOutput,
+    MixSettings,
+    finish,
+    job_draws,
+    reference_bigrams,
+)
 from mixsd.targets.kvcache import preallocate
-from mixsd.targets.sampling import record_draws, select_tokens
-
-STOP, MAX_LENGTH, PROMPT_TOO_LONG = "stop", "max_length", "prompt_too_long"
-
-
-@dataclass(frozen=True)
-class MixJob:
-    """One generation: a record's attempt, with its naive and expert prompt ids."""
-
-    record_id: str
-    attempt: int
-    naive_ids: Sequence[int]
-    expert_ids: Sequence[int]
-    # Token ids of the reference answer y* (for the span unit; empty otherwise).
-    reference_ids: Sequence[int] = ()
-    # This job's lambda (the lambda fallback retries a record at a lower one); None: the
-    # settings' mix_lambda.
-    mix_lambda: float | None = None
-    # This job's temperature (retries at a deterministic level may sample); None: the
-    # settings' temperature. Only the continuous engine (:mod:`mixsd.targets.stream`) reads
-    # it; the static loop takes one temperature per call.
-    temperature: float | None = None
-
-    def lambda_of(self, settings: MixSettings) -> float:
-        """The probability of the naive token for this job."""
-        return settings.mix_lambda if self.mix_lambda is None else self.mix_lambda
-
-
-@dataclass(frozen=True)
-class MixSettings:
-    """The mixing rule and the limits of one engine call."""
-
-    mix_lambda: float
-    temperature: float = 0.0
-    top_k: int = 64
-    max_new_tokens: int = 256
-    seed: int = 0
-    stop_token_ids: frozenset[int] = field(default_factory=frozenset)
-    pad_id: int = 0
-    context_length: int | None = None
-    # False keeps finished rows in the batch (their tokens are ignored); only for measuring
-    # what dropping them saves (bench/mixing.py).
-    drop_finished: bool = True
-    # The mixing unit (token, word, span; see the module docstring) and, for word and span,
-    # the tokenizer's bool "starts a word" table over its vocabulary.
-    mix_unit: str = "token"
-    word_starts: Any = field(default=None, compare=False)
-
-    def starts_word(self, token: int) -> bool:
-        """Does ``token`` start a word? (Ids beyond the tokenizer's table do.)"""
-        table = self.word_starts
-        return table is None or token >= len(table) or bool(table[token])
-
-    def token_budget(self, job: MixJob) -> int:
-        """Most tokens ``job`` may produce: max_new_tokens, or fewer at the context limit.
-
-        Producing token t needs a forward over ``len(prompt) + t`` positions, so a prompt of
-        length L leaves room for ``context_length - L + 1`` tokens (0 = prompt_too_long).
-        """
-        if self.context_length is None:
-            return self.max_new_tokens
-        longest = max(len(job.naive_ids), len(job.expert_ids))
-        return max(0, min(self.max_new_tokens, self.context_length - longest + 1))
-
-
-@dataclass
-class MixOutput:
-    """A generated sequence (stop token excluded) and which conditional made each token."""
-
-    token_ids: list[int]
-    sources: str  # one char per token: 'n' naive, 'e' expert
-    finish_reason: str
-
-    @property
-    def naive_token_fraction(self) -> float:
-        return self.sources.count("n") / len(self.sources) if self.sources else 0.0
-
-
-def job_draws(job: MixJob, settings: MixSettings) -> Any:
-    """The ``[max_new_tokens, 2]`` uniforms of one job (see :mod:`mixsd.targets.sampling`)."""
-    return record_draws(settings.seed, job.record_id, job.attempt, settings.max_new_tokens)
-
-
-def reference_bigrams(job: MixJob) -> set[tuple[int, int]]:
-    """The pairs of consecutive tokens of the job's reference answer (the span unit)."""
-    ids = list(job.reference_ids)
-    return set(zip(ids, ids[1:]))
-
-
-def finish(tokens: list[int], naive: list[bool], stops: frozenset[int], budget: int) -> MixOutput:
-    """Cut a raw token stream at its first stop token (or the budget) into a MixOutput."""
-    for t, tok in enumerate(tokens[:budget]):
-        if tok in stops:
-            return MixOutput(tokens[:t], "".join("n" if s else "e" for s in naive[:t]), STOP)
-    kept = tokens[:budget]
-    return MixOutput(kept, "".join("n" if s else "e" for s in naive[: len(kept)]), MAX_LENGTH)
+from mixsd.targets.sampling import select_tokens
+from mixsd.targets.stream import NotSlottable, stream_generate
 
 
 def mix_generate(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> list[MixOutput]:
@@ -155,8 +72,6 @@ def _generate_live(model: Any, jobs: Sequence[MixJob], settings: MixSettings
                    ) -> list[MixOutput]:
     """The slot engine (:mod:`mixsd.targets.stream`) where the model's cache allows it (plain
     ``DynamicCache`` layers), else the static loop below."""
-    from mixsd.targets.stream import NotSlottable, stream_generate
-
     try:
         return stream_generate(model, jobs, settings, compact=settings.drop_finished)
     except NotSlottable:
@@ -176,18 +91,6 @@ def _forward_prompts(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, 
         logits_to_keep=1,
     )
     return out.logits[:, -1, :], getattr(out, cache_keyword()), mask, positions[:, -1:].clone()
-
-
-def _plain_dynamic(cache: Any) -> bool:
-    """A DynamicCache of plain DynamicLayers (whose key/value tensors we may pad and join)."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    return (
-        type(cache) is DynamicCache
-        and bool(layers)
-        and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
-    )
 
 
 def _left_pad_to(x: Any, width: int, dim: int) -> Any:
@@ -212,7 +115,7 @@ def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: 
     import torch
 
     naive = _forward_prompts(model, [j.naive_ids for j in jobs], settings.pad_id, device)
-    if not _plain_dynamic(naive[1]):
+    if not mixjobs.plain_dynamic(naive[1]):
         rows = [j.naive_ids for j in jobs] + [j.expert_ids for j in jobs]
         return _forward_prompts(model, rows, settings.pad_id, device)
     expert = _forward_prompts(model, [j.expert_ids for j in jobs], settings.pad_id, device)
@@ -236,7 +139,7 @@ def _fused_loop(model: Any, jobs: Sequence[MixJob], settings: MixSettings) -> li
     logits, cache, mask, last_pos = _prefill(model, jobs, settings, device)
     n_jobs = len(jobs)
     steps = max(settings.token_budget(j) for j in jobs)
-    if _plain_dynamic(cache):
+    if mixjobs.plain_dynamic(cache):
         preallocate(cache, steps)  # no per-step re-allocation of the cache
     draws = torch.stack([job_draws(j, settings) for j in jobs])[:, :steps].to(device)
     lambdas = torch.tensor([j.lambda_of(settings) for j in jobs], dtype=draws.dtype,

@@ -36,14 +36,13 @@ from typing import Any
 
 from transformers.cache_utils import DynamicLayer
 
-from mixsd.generation import left_pad
-from mixsd.targets import engine
-from mixsd.targets.engine import (
+from mixsd.generation import cache_keyword, left_pad
+from mixsd.targets import jobs as mixjobs
+from mixsd.targets.jobs import (
     PROMPT_TOO_LONG,
     MixJob,
     MixOutput,
     MixSettings,
-    cache_keyword,
     finish,
     job_draws,
     reference_bigrams,
@@ -227,7 +226,7 @@ class MixStream:
                          position_ids=(mask.cumsum(-1) - 1).clamp_(min=0), use_cache=True,
                          logits_to_keep=1)
         cache = getattr(out, cache_keyword())
-        if not engine._plain_dynamic(cache) or len({layer.keys.shape for layer in cache.layers}
+        if not mixjobs.plain_dynamic(cache) or len({layer.keys.shape for layer in cache.layers}
                                                      | {layer.values.shape[:-1] + (
                                                          layer.keys.shape[-1],)
                                                         for layer in cache.layers}) != 1:
