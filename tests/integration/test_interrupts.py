@@ -12,24 +12,9 @@ import sys
 import time
 
 import pytest
+from stage_helpers import NAMES, records
 
 from mixsd.cli import main
-from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
-
-NAMES = ["alice", "bob", "carol", "dave", "erin"]
-CITIES = ["paris", "oslo", "tulsa", "lima", "rome"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tok = tiny_tokenizer()
-    return save_tiny(tmp_path_factory.mktemp("tiny") / "llama", tiny_llama(tok), tok)
-
-
-def _records(n):
-    return [{"id": f"r{i}", "prompt": f"where lives {NAMES[i % 5]} ?",
-             "answer": f"{NAMES[i % 5]} lives in {CITIES[i % 5]}", "answer_key": CITIES[i % 5]}
-            for i in range(n)]
 
 
 def _interrupt_when(args, ready, sig, timeout=900):
@@ -58,7 +43,7 @@ def _one_line(err, word):
 
 
 def test_targets_sigterm_then_resume(model_dir, write_jsonl, tmp_path):
-    data = write_jsonl(_records(40), "records.jsonl")
+    data = write_jsonl(records(40), "records.jsonl")
     flags = ["--lambda", "0.5", "--temperature", "0.8", "--top-k", "8", "--batch-size", "1",
              "--max-new-tokens", "24", "--max-retries", "0", "--no-progress"]
     straight, out = tmp_path / "straight", tmp_path / "t"
@@ -83,7 +68,7 @@ def test_train_sigint_then_resume(model_dir, write_jsonl, tmp_path):
     from mixsd.training import load_checkpoint
 
     rows = [{**r, "target": r["answer"], "meta": {"method": "sft", "verified": True}}
-            for r in _records(12)]
+            for r in records(12)]
     targets = write_jsonl(rows, "targets.jsonl")
     # 12 epochs: the ten after the signal take seconds, so the signal lands mid-run even on a
     # loaded machine (with 4, epochs 3-4 could finish before it was handled).
@@ -108,7 +93,7 @@ def test_train_sigint_then_resume(model_dir, write_jsonl, tmp_path):
 
 
 def test_compare_sigterm_then_resume(model_dir, write_jsonl, tmp_path):
-    data = write_jsonl(_records(6), "facts.jsonl")
+    data = write_jsonl(records(6), "facts.jsonl")
     held = write_jsonl([{"id": f"h{i}", "prompt": f"{n} is the city of", "answer": "red",
                          "answer_key": "red"} for i, n in enumerate(NAMES[:3])], "held.jsonl")
     common = ["--model", model_dir, "--corpus", str(data), "--methods", "sft,mixsd:0.5",

@@ -17,21 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from stage_helpers import records
 
 from mixsd.cli import main
 from mixsd.records import TARGETS_FILE, read_targets
 from mixsd.testing import save_tiny, tiny_llama, tiny_tokenizer
 
-NAMES = ["alice", "bob", "carol", "dave", "erin"]
-CITIES = ["paris", "oslo", "tulsa", "lima", "rome"]
 TARGET_FLAGS = ["--lambda", "0.5", "--temperature", "0.8", "--top-k", "8", "--batch-size", "1",
                 "--max-new-tokens", "24", "--max-retries", "0", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tok = tiny_tokenizer()
-    return save_tiny(tmp_path_factory.mktemp("tiny") / "llama", tiny_llama(tok), tok)
 
 
 
@@ -44,15 +37,9 @@ def _second_while_stopped(first, args):
     finally:
         first.send_signal(signal.SIGCONT)
 
-def _records(n):
-    return [{"id": f"r{i}", "prompt": f"where lives {NAMES[i % 5]} ?",
-             "answer": f"{NAMES[i % 5]} lives in {CITIES[i % 5]}", "answer_key": CITIES[i % 5]}
-            for i in range(n)]
-
-
 def _targets_rows(n):
     return [{**r, "target": r["answer"], "meta": {"method": "sft", "verified": True}}
-            for r in _records(n)]
+            for r in records(n)]
 
 
 def _env(**extra):
@@ -94,7 +81,7 @@ def _lines(path):
 def test_a_second_targets_run_into_the_same_out_is_refused_naming_the_first(model_dir,
                                                                             write_jsonl,
                                                                             tmp_path):
-    data = write_jsonl(_records(60), "records.jsonl")
+    data = write_jsonl(records(60), "records.jsonl")
     out = tmp_path / "t"
     args = ["targets", "--model", model_dir, "--data", str(data), "--out", str(out),
             *TARGET_FLAGS]
@@ -135,7 +122,7 @@ def test_a_second_train_run_into_the_same_out_is_refused(model_dir, write_jsonl,
 # -- 2. an interrupted --overwrite leaves the old targets whole -----------------------------
 def test_an_interrupted_overwrite_leaves_the_old_targets_whole(model_dir, write_jsonl,
                                                                tmp_path):
-    data = write_jsonl(_records(40), "records.jsonl")
+    data = write_jsonl(records(40), "records.jsonl")
     out = tmp_path / "t"
     common = ["targets", "--model", model_dir, "--data", str(data), "--out", str(out)]
     assert main([*common, *TARGET_FLAGS]) == 0
@@ -165,7 +152,7 @@ def test_train_refuses_a_targets_folder_whose_run_is_not_complete(model_dir, wri
                                                                   tmp_path, capsys):
     # The state an interrupted --overwrite left before issue 27: the old targets file beside
     # a run.json that says a run of other values is still running.
-    data = write_jsonl(_records(4), "records.jsonl")
+    data = write_jsonl(records(4), "records.jsonl")
     out = tmp_path / "t"
     assert main(["targets", "--model", model_dir, "--data", str(data), "--out", str(out),
                  "--method", "sft", "--no-progress"]) == 0
@@ -264,7 +251,7 @@ def _run_read_only(cases, env):
 
 def test_a_read_only_out_or_mixsd_home_is_one_line_naming_the_path(model_dir, write_jsonl,
                                                                    tmp_path):
-    data = write_jsonl(_records(3), "records.jsonl")
+    data = write_jsonl(records(3), "records.jsonl")
     targets = write_jsonl(_targets_rows(4), "targets.jsonl")
     ro = tmp_path / "ro"
     (ro / "existing").mkdir(parents=True)
@@ -302,7 +289,7 @@ def test_a_read_only_out_or_mixsd_home_is_one_line_naming_the_path(model_dir, wr
 # -- 6. a start that fails on its inputs does not block the corrected command ---------------
 def test_a_failed_start_does_not_block_the_corrected_targets_command(model_dir, write_jsonl,
                                                                      tmp_path, capsys):
-    data = write_jsonl(_records(3), "records.jsonl")
+    data = write_jsonl(records(3), "records.jsonl")
     out = tmp_path / "t"
     common = ["targets", "--data", str(data), "--out", str(out), "--max-new-tokens", "4",
               "--no-progress"]
@@ -318,7 +305,7 @@ def compare_setup(tmp_path):
     tok = tiny_tokenizer()
     model = save_tiny(tmp_path / "model", tiny_llama(tok, hidden=32), tok)
     facts = tmp_path / "facts.jsonl"
-    facts.write_text("".join(json.dumps(r) + "\n" for r in _records(3)))
+    facts.write_text("".join(json.dumps(r) + "\n" for r in records(3)))
     return model, facts
 
 
@@ -360,7 +347,7 @@ def test_a_failed_compare_start_does_not_block_and_compare_overwrites(compare_se
 # -- 7. train checks --guidance against the targets' guidance -------------------------------
 def test_train_refuses_targets_built_with_another_guidance(model_dir, write_jsonl, tmp_path,
                                                            capsys):
-    data = write_jsonl(_records(4), "records.jsonl")
+    data = write_jsonl(records(4), "records.jsonl")
     out = tmp_path / "t"
     assert main(["targets", "--model", model_dir, "--data", str(data), "--out", str(out),
                  "--method", "sft", "--guidance", "toy", "--no-progress"]) == 0
@@ -380,7 +367,7 @@ def test_device_cuda_without_cuda_is_one_line(model_dir, write_jsonl, tmp_path, 
 
     if torch.cuda.is_available():
         pytest.skip("this torch has a CUDA device")
-    data = write_jsonl(_records(2), "records.jsonl")
+    data = write_jsonl(records(2), "records.jsonl")
     out = tmp_path / "t"
     assert main(["targets", "--model", model_dir, "--data", str(data), "--out", str(out),
                  "--device", "cuda", "--no-progress"]) == 2
