@@ -182,7 +182,8 @@ def _decode_dropping(model: Any, input_ids: Any, mask: Any, max_new_tokens: int,
         going = ~torch.isin(token, stop)
         if step + 1 == max_new_tokens or not bool(going.any()):
             break
-        if not bool(going.all()):
+        # A cache that cannot drop rows keeps them: their tokens after the stop are cut.
+        if not bool(going.all()) and hasattr(cache, "batch_select_indices"):
             keep = going.nonzero().flatten()
             cache.batch_select_indices(keep)
             live = [live[j] for j in keep.tolist()]

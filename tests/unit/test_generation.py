@@ -125,3 +125,23 @@ def test_a_generation_config_that_changes_greedy_decoding_goes_to_generate(tiny_
     tiny_model.generation_config.repetition_penalty = 1.0
     assert greedy_generate(tiny_model, tiny_tok, prompts, max_new_tokens=8, batch_size=3) != \
         penalised
+
+
+def test_a_cache_that_cannot_drop_rows_keeps_them_and_answers_the_same(tiny_tok, tiny_model,
+                                                                      monkeypatch):
+    """A model whose cache has no ``batch_select_indices`` keeps finished rows in the batch
+    (their tokens after the stop are cut): the answers still equal ``generate``'s."""
+    from transformers import DynamicCache
+
+    from mixsd.generation import generate_reference
+
+    prompts = _ragged_prompts(12, tiny_model.config.vocab_size, seed=2)
+    stops = _stops_at_varied_steps(tiny_model, tiny_tok, prompts)
+    reference = generate_reference(tiny_model, tiny_tok, prompts, max_new_tokens=10,
+                                   stop_token_ids=stops, batch_size=6)
+    owner = next(c for c in DynamicCache.__mro__ if "batch_select_indices" in vars(c))
+    monkeypatch.delattr(owner, "batch_select_indices")
+    assert not hasattr(DynamicCache(), "batch_select_indices")
+    assert greedy_generate(tiny_model, tiny_tok, prompts, max_new_tokens=10,
+                           stop_token_ids=stops, batch_size=6) == reference
+    assert len({len(r) for r in reference}) > 1  # rows did stop at different steps
