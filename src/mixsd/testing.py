@@ -29,6 +29,20 @@ CHAT_TEMPLATE = (
 )
 
 
+# Questions and reference answers of the engine tests: ragged lengths (a one-word question,
+# two long ones), a \boxed{} answer and a number, so naive and expert rows differ in width.
+MIX_QUESTIONS = (
+    "where was alice born ?",
+    "what is the color of the city of paris and where does bob live and work ?",
+    "who",
+    "what is 2 + 3 ?",
+    "when was carol born in oslo and what is her job in the new city of lima ?",
+    "which city",
+)
+MIX_ANSWERS = ("paris", "bob lives in rome . \\boxed{ rome }", "dave", "5",
+               "carol was born in 1 2", "tulsa")
+
+
 def tiny_tokenizer(chat: bool | str = False) -> Any:
     """A word-level ``PreTrainedTokenizerFast`` (whitespace-split; unknown words map to <unk>).
 

@@ -42,6 +42,13 @@ def _targets_rows(n):
             for r in records(n)]
 
 
+def _train_args(model_dir, targets, out):
+    """``mixsd train`` of ``targets`` into ``out``: 2 epochs, batch 2, on the CPU."""
+    return ["train", "--model", model_dir, "--targets", str(targets), "--out", str(out),
+            "--epochs", "2", "--lr", "1e-3", "--batch-size", "2", "--device", "cpu",
+            "--no-progress"]
+
+
 def _env(**extra):
     return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
@@ -105,9 +112,7 @@ def test_a_second_targets_run_into_the_same_out_is_refused_naming_the_first(mode
 def test_a_second_train_run_into_the_same_out_is_refused(model_dir, write_jsonl, tmp_path):
     targets = write_jsonl(_targets_rows(8), "targets.jsonl")
     out = tmp_path / "run"
-    args = ["train", "--model", model_dir, "--targets", str(targets), "--out", str(out),
-            "--epochs", "2", "--lr", "1e-3", "--batch-size", "2", "--device", "cpu",
-            "--no-progress"]
+    args = _train_args(model_dir, targets, out)
     first = _start(args)
     _wait_for(first, lambda: (out / "run.json").is_file())
     second = _second_while_stopped(first, args)
@@ -174,9 +179,7 @@ def test_a_file_size_limit_while_saving_names_the_checkpoint_and_keeps_epoch_1(
     # 30 steps an epoch: epoch 2 runs long after the poll sees epoch 1 complete.
     targets = write_jsonl(_targets_rows(60), "targets.jsonl")
     out = tmp_path / "run"
-    args = ["train", "--model", model_dir, "--targets", str(targets), "--out", str(out),
-            "--epochs", "2", "--lr", "1e-3", "--batch-size", "2", "--device", "cpu",
-            "--no-progress"]
+    args = _train_args(model_dir, targets, out)
     proc = _start(args)
     # Once epoch 1 is complete, every file the process writes is limited to 16 KiB (Python
     # ignores SIGXFSZ, so a write past it fails with EFBIG, as on a full disk).

@@ -14,6 +14,8 @@ from mixsd.targets.build import mix_settings
 from mixsd.targets.engine import MixJob, mix_generate
 from mixsd.targets.reference import reference_generate
 from mixsd.testing import (
+    MIX_ANSWERS,
+    MIX_QUESTIONS,
     tiny_eot_chat_llama,
     tiny_gpt2,
     tiny_llama,
@@ -22,22 +24,7 @@ from mixsd.testing import (
     trl_chat_template,
 )
 
-QUESTIONS = [
-    "where was alice born ?",
-    "what is the color of the city of paris and where does bob live and work ?",
-    "who",
-    "what is 2 + 3 ?",
-    "when was carol born in oslo and what is her job in the new city of lima ?",
-    "which city",
-]
-ANSWERS = [
-    "paris",
-    "bob lives in rome . \\boxed{ rome }",
-    "dave",
-    "5",
-    "carol was born in 1 2",
-    "tulsa",
-]
+QUESTIONS, ANSWERS = list(MIX_QUESTIONS), list(MIX_ANSWERS)
 
 
 def _jobs(renderer, attempt=1):

@@ -16,18 +16,9 @@ from mixsd.targets.build import TargetBuilder, mix_settings
 from mixsd.targets.engine import MixJob
 from mixsd.targets.reference import reference_generate_one
 from mixsd.targets.stream import MixStream
-from mixsd.testing import tiny_gpt2, tiny_llama, tiny_tokenizer
+from mixsd.testing import MIX_ANSWERS, MIX_QUESTIONS, tiny_gpt2, tiny_llama, tiny_tokenizer
 
-QUESTIONS = [
-    "where was alice born ?",
-    "what is the color of the city of paris and where does bob live and work ?",
-    "who",
-    "what is 2 + 3 ?",
-    "when was carol born in oslo and what is her job in the new city of lima ?",
-    "which city",
-]
-ANSWERS = ["paris", "bob lives in rome . \\boxed{ rome }", "dave", "5",
-           "carol was born in 1 2", "tulsa"]
+QUESTIONS, ANSWERS = list(MIX_QUESTIONS), list(MIX_ANSWERS)
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])
