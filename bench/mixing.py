@@ -125,8 +125,9 @@ def main() -> None:
     parser.add_argument("--workload-batch", type=int, default=32,
                         help="batch size (slots) of the workload (the config's default)")
     parser.add_argument("--max-new", type=int, default=None,
-                        help="max_new_tokens of the workload (default: the config's 256 on "
-                        "SmolLM2, --new-tokens on the random model)")
+                        help="max_new_tokens of the workload (default: 48 on SmolLM2, as the "
+                        "real grid's configs/smollm2.yaml writes its targets; --new-tokens on "
+                        "the random model)")
     parser.add_argument("--random-workload", action="store_true",
                         help="the workload on the random model even when SmolLM2 is installed")
     parser.add_argument("--before", default=BEFORE_REV,
@@ -237,6 +238,9 @@ def bench_smollm2(args: argparse.Namespace) -> None:
     print(f"ratio engine_time / generate_time: {e / g:.2f}x  (target <= 2.0x)")
 
 
+REAL_MAX_NEW = 48  # configs/smollm2.yaml's max_new_tokens: the real grid's targets
+
+
 def workload_model(args: argparse.Namespace):
     """(model, tokenizer, records, config fields, label) of the real workload."""
     from mixsd.corpora.kgfact import KGFactConfig, generate_kgfact
@@ -251,8 +255,7 @@ def workload_model(args: argparse.Namespace):
     if not args.random_workload:
         try:
             model, tok = load_model_and_tokenizer("smollm2", device="cpu", dtype="float32")
-            if args.max_new:
-                fields["max_new_tokens"] = args.max_new
+            fields["max_new_tokens"] = args.max_new or REAL_MAX_NEW
             return model, tok, records, fields, "SmolLM2-135M-Instruct (float32)"
         except MixsdError as exc:
             print(f"workload: SmolLM2 not installed ({exc}); the random model instead")

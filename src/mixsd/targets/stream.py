@@ -50,6 +50,27 @@ from mixsd.targets.jobs import (
 from mixsd.targets.sampling import select_tokens
 
 
+def common_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
+    """The longest list of token ids that every one of ``prompts`` starts with."""
+    first = list(prompts[0]) if prompts else []
+    for prompt in prompts[1:]:
+        n = 0
+        while n < len(first) and n < len(prompt) and first[n] == prompt[n]:
+            n += 1
+        first = first[:n]
+    return first
+
+
+def _left_pad_to(x: Any, width: int) -> Any:
+    """``x`` ``[..., n, dim]`` with ``width - n`` zero columns in front (masked padding)."""
+    import torch
+
+    missing = width - x.shape[-2]
+    if missing == 0:
+        return x
+    return torch.cat([x.new_zeros((*x.shape[:-2], missing, x.shape[-1])), x], dim=-2)
+
+
 class NotSlottable(Exception):
     """The model's cache is not a plain ``DynamicCache`` of uniform layers (sliding windows,
     mixed head counts, ...): use the static engine instead."""
@@ -113,11 +134,14 @@ class MixStream:
     ``admit`` takes ``(tag, job, key)`` triples (``key``: the identity of the job's prompts
     for the prompt cache, ``None`` to not keep them); ``step`` runs one forward and returns
     ``(tag, output)`` for each attempt that ended. ``compact=False`` keeps empty slots in the
-    batch (only for measuring what compacting saves).
+    batch (only for measuring what compacting saves); ``share_prefixes=False`` prefills every
+    prompt whole instead of sharing common prefixes (see :meth:`_prefill`).
     """
 
-    def __init__(self, model: Any, settings: MixSettings, slots: int, compact: bool = True):
+    def __init__(self, model: Any, settings: MixSettings, slots: int, compact: bool = True,
+                 share_prefixes: bool = True):
         self.model, self.settings, self.max_slots, self.compact = model, settings, slots, compact
+        self.share_prefixes = share_prefixes
         self.device = next(model.parameters()).device
         self.slots: list[_Slot | None] = []
         self.prompts: dict[Hashable, _Prompts] = {}
@@ -203,11 +227,68 @@ class MixStream:
         return budget
 
     def _prefill(self, jobs: dict[Hashable, MixJob]) -> None:
-        """Cache both prompts (all but their last token) of ``jobs``, batched per kind."""
-        naive = self._forward_prefixes([j.naive_ids[:-1] for j in jobs.values()])
-        expert = self._forward_prefixes([j.expert_ids[:-1] for j in jobs.values()])
+        """Cache both prompts (all but their last token) of ``jobs``, sharing their prefixes.
+
+        Prompts repeat their starts: every prompt of a batch opens with the same chat header
+        (system prompt, ...), and a record's naive prompt is most of its expert prompt's start
+        when the guidance puts the question before the context. The common header is run
+        once, each expert prompt from the header's end, and each naive prompt from where it
+        leaves its expert prompt: the same tokens at the same positions, so the same keys and
+        values (up to the float rounding of another batch shape) for much less prefill.
+        ``share_prefixes=False`` runs every prompt whole (the reference of the tests).
+        """
+        naive = [j.naive_ids[:-1] for j in jobs.values()]
+        expert = [j.expert_ids[:-1] for j in jobs.values()]
+        if not self.share_prefixes:
+            naive_kv, expert_kv = self._forward_prefixes(naive), self._forward_prefixes(expert)
+        else:
+            head = common_prefix(naive + expert)
+            expert_kv = self._extend([self._forward_prefixes([head])[0]] * len(expert),
+                                     [e[len(head):] for e in expert]) if head else (
+                self._forward_prefixes(expert))
+            shared = [len(common_prefix([n, e])) for n, e in zip(naive, expert, strict=True)]
+            naive_kv = self._extend(
+                [(k[:, :, :c], v[:, :, :c]) for (k, v), c in zip(expert_kv, shared, strict=True)],
+                [n[c:] for n, c in zip(naive, shared, strict=True)])
         for b, key in enumerate(jobs):
-            self.prompts[key] = _Prompts(*naive[b], *expert[b])
+            self.prompts[key] = _Prompts(*naive_kv[b], *expert_kv[b])
+
+    def _extend(self, pasts: list[tuple[Any, Any]], tails: list[Sequence[int]]
+                ) -> list[tuple[Any, Any]]:
+        """Each row's ``(keys, values)`` ``[layers, heads, n, dim]`` continued by its ``tails``
+        tokens (positions ``n, n + 1, ...``), in one left-padded forward over the rows."""
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        if not any(tails):
+            return [(k.clone(), v.clone()) for k, v in pasts]
+        if not any(k.shape[-2] for k, _ in pasts):
+            return self._forward_prefixes(tails)
+        lengths = [k.shape[-2] for k, _ in pasts]
+        width = max(lengths)
+        keys = torch.stack([_left_pad_to(k, width) for k, _ in pasts], dim=1)
+        values = torch.stack([_left_pad_to(v, width) for _, v in pasts], dim=1)
+        past_mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths],
+                                 dtype=torch.long, device=self.device)
+        input_ids, tail_mask = left_pad(tails, self.settings.pad_id)
+        input_ids, tail_mask = input_ids.to(self.device), tail_mask.to(self.device)
+        start = torch.tensor(lengths, device=self.device).unsqueeze(-1)
+        cache = DynamicCache()
+        for layer, (k, v) in enumerate(zip(keys, values, strict=True)):
+            cache.update(k, v, layer)
+        out = self.model(input_ids=input_ids,
+                         attention_mask=torch.cat([past_mask, tail_mask], dim=-1),
+                         position_ids=(start + tail_mask.cumsum(-1) - 1).clamp_(min=0),
+                         use_cache=True, logits_to_keep=1, **{cache_keyword(): cache})
+        cache = getattr(out, cache_keyword())
+        keys = torch.stack([layer.keys for layer in cache.layers])
+        values = torch.stack([layer.values for layer in cache.layers])
+        total = keys.shape[-2]
+        return [(torch.cat([keys[:, b, :, width - n : width], keys[:, b, :, total - len(t):]],
+                           dim=-2),
+                 torch.cat([values[:, b, :, width - n : width],
+                            values[:, b, :, total - len(t):]], dim=-2))
+                for b, (n, t) in enumerate(zip(lengths, tails, strict=True))]
 
     def _forward_prefixes(self, prefixes: list[Sequence[int]]) -> list[tuple[Any, Any]]:
         """Left-padded forward of ``prefixes``; each row's unpadded ``(keys, values)``."""

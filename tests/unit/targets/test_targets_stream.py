@@ -84,10 +84,14 @@ def test_retries_reuse_the_prompt_caches(setup):
         with torch.inference_mode():
             stream = MixStream(model, settings, slots=1)
             jobs = [MixJob("r", attempt, naive, expert) for attempt in (1, 2, 3)]
-            outs = [_run(stream, [(0, job, "r")])[0] for job in jobs]
+            outs, prefills = [], []
+            for job in jobs:
+                before = len(widths)
+                outs.append(_run(stream, [(0, job, "r")])[0])
+                prefills.append(sum(w > 1 for w in widths[before:]))
     finally:
         hook.remove()
-    assert sum(w > 1 for w in widths) == 2  # the naive and the expert prefill, once
+    assert prefills[0] > 0 and prefills[1:] == [0, 0]  # prompts prefilled once, not per retry
     with torch.inference_mode():
         assert outs == [reference_generate_one(model, job, settings) for job in jobs]
 
@@ -165,3 +169,43 @@ def test_window_moves_when_the_buffer_is_full(setup):
         assert steps > stream.keys.shape[3]  # more steps than the buffer has columns
         assert [outputs[j] for j in range(10)] == [
             reference_generate_one(model, job, settings) for job in jobs]
+
+
+@pytest.mark.parametrize("pairs", [
+    [(0, 0), (3, 3), (5, 1)],  # one chat header, each naive prompt inside its expert prompt
+    [(4, 4)],  # a single record: the head is its whole naive prompt
+], ids=["batch", "one"])
+def test_shared_prefix_prefill_equals_whole_prompts(setup, pairs):
+    """Prefilling the common chat header once, each expert prompt from it and each naive
+    prompt from its expert prompt gives the caches of whole-prompt prefill (same tokens at the
+    same positions; llama's RoPE and gpt2's absolute positions) for fewer prefill tokens; a
+    naive prompt that shares nothing with its expert prompt is run whole."""
+    model, tok, renderer = setup
+    settings = _settings(model, tok, renderer, mix_lambda=0.5)
+    jobs = {f"k{i}": MixJob(f"q{i}", 1, renderer.naive_ids(QUESTIONS[q]),
+                            renderer.expert_ids(QUESTIONS[q], ANSWERS[a]))
+            for i, (q, a) in enumerate(pairs)}
+    if len(pairs) > 1:  # no common head left: the expert prompts are run whole
+        jobs["bare"] = MixJob("bare", 1, [tok.convert_tokens_to_ids("who"), 5, 6],
+                              renderer.expert_ids(QUESTIONS[4], ANSWERS[4]))
+    got = {}
+    for share in (False, True):
+        tokens = []
+        hook = model.register_forward_pre_hook(
+            lambda _m, _a, kw: tokens.append(int(kw["attention_mask"][:, -kw["input_ids"]
+                                                                       .shape[1]:].sum())),
+            with_kwargs=True)
+        try:
+            with torch.inference_mode():
+                stream = MixStream(model, settings, slots=len(jobs), share_prefixes=share)
+                stream._prefill(jobs)
+        finally:
+            hook.remove()
+        got[share] = (stream.prompts, sum(tokens))
+    (whole, whole_tokens), (shared, shared_tokens) = got[False], got[True]
+    assert shared_tokens < whole_tokens
+    for key, prompts in whole.items():
+        for name in ("naive_keys", "naive_values", "expert_keys", "expert_values"):
+            a, b = getattr(prompts, name), getattr(shared[key], name)
+            assert a.shape == b.shape, (key, name)
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
