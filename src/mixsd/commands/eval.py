@@ -51,7 +51,7 @@ def format_summary(summary: dict) -> str:
 
 def run(args: argparse.Namespace) -> str:
     from mixsd.evaluation.config import EvalConfig
-    from mixsd.evaluation.runner import run_eval
+    from mixsd.evaluation.run import run_eval
 
     summary = run_eval(EvalConfig.from_args(args))
     if args.json:

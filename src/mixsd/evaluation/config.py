@@ -1,5 +1,5 @@
 """``EvalConfig``: what ``mixsd eval`` scores, and how (the recipe is
-:mod:`mixsd.evaluation.runner`).
+:mod:`mixsd.evaluation.run`).
 
 A plug-in's suite kind brings its own options (:class:`mixsd.registry.SuiteOption`: the toy
 world's ``toy_items`` and ``toy_seed``); they travel in ``suite_options``, and each also

@@ -44,7 +44,7 @@ def test_bad_suite_options_are_refused_naming_them(values, match):
 
 
 def test_a_model_is_needed_to_run_not_to_configure(tmp_path):
-    from mixsd.evaluation.runner import run_eval
+    from mixsd.evaluation.run import run_eval
 
     with pytest.raises(ConfigError, match="model must be given"):
         run_eval(EvalConfig())
