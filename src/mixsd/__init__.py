@@ -36,8 +36,8 @@ _LAZY = {
     "export_targets": "mixsd.targets.export",
     "TrainConfig": "mixsd.training",
     "train": "mixsd.training",
-    "EvalConfig": "mixsd.evaluation.runner",
-    "run_eval": "mixsd.evaluation.runner",
+    "EvalConfig": "mixsd.evaluation.run",
+    "run_eval": "mixsd.evaluation.run",
     "CompareConfig": "mixsd.compare",
     "run_compare": "mixsd.compare",
 }

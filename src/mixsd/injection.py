@@ -114,7 +114,7 @@ def build_probes(config: InjectConfig, model: Any, tokenizer: Any) -> tuple[dict
     from mixsd.evaluation.suites import get_suites
     from mixsd.models import resolve_model_path
 
-    suites = get_suites(config.probe_specs(), toy_items=config.eval_items,
+    suites = get_suites(config.probe_specs(), **config.eval.plugin_options(),
                         guidance=config.resolved_guidance(), extractor=config.extractor)
     info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
                           model_fingerprint=fingerprint_path(resolve_model_path(config.model)))
@@ -125,7 +125,7 @@ def base_fields(config: InjectConfig, facts: dict[str, Any]) -> dict[str, Any]:
     """What decides the base scores (their key in ``OUT/base.json``)."""
     return {"model": config.model, "facts": facts.get("sha256"), "n_facts": config.n_facts,
             "eval_splits": config.eval_splits,
-            "probes": config.probe_specs(), "eval_items": config.eval_items,
+            "probes": config.probe_specs(), **config.eval.composite_options(),
             "guidance": config.resolved_guidance(), "extractor": config.extractor,
             "max_new_tokens": config.max_new_tokens}
 
@@ -276,7 +276,7 @@ def eval_command(job: Injection, model_dir: Path) -> str:
     suites = [*c.probe_specs(), f"records:{facts}"]
     if job.base.get("paraphrase") is not None:
         suites.append(f"paraphrase:{facts}")
-    items = "" if c.eval_items == 200 else f" --toy-items {c.eval_items}"
+    items = "".join(f" --{k.replace('_', '-')} {v}" for k, v in c.eval.changed_options().items())
     return (f"mixsd eval --model {model_dir} --base-model {c.model} --suite {','.join(suites)} "
             f"--guidance {c.resolved_guidance()} --extractor {c.extractor} --max-new-tokens "
             f"{c.max_new_tokens} --batch-size {c.eval_batch_size}{items} "
@@ -307,7 +307,7 @@ def summarize(job: Injection, tries: list[dict[str, Any]], chosen: dict[str, Any
         "probes": probes, "dropped_probes": job.dropped,
         "targets": {**{k: job.targets_summary.get(k) for k in
                        ("records", "verified", "unverified", "wall_s", "realised_lambda")},
-                    "rule": f"mixsd λ {c.mix_lambda:g} ({c.mix_unit} rule), fallback "
+                    "rule": f"mixsd λ {c.targets.mix_lambda:g} ({c.targets.mix_unit} rule), fallback "
                             f"{', '.join(f'{x:g}' for x in c.targets_config().lambda_fallback)}"},
         "unverified": job.unverified, "not_learned": not_learned(job, chosen),
         "tries": tries,
@@ -391,7 +391,7 @@ def plan(config: InjectConfig) -> dict[str, Any]:
 
     facts, train, records = load_facts(config, None)
     model, tokenizer = load_model_and_tokenizer(config.model, device=config.device)
-    suites = get_suites(config.probe_specs(), toy_items=config.eval_items,
+    suites = get_suites(config.probe_specs(), **config.eval.plugin_options(),
                         guidance=config.resolved_guidance(), extractor=config.extractor)
     probes = {name: len(suite_items(getattr(s, "suite", s))) for name, s in suites.items()}
     forward_s, token_s = timed_passes(config, model, tokenizer, train)
@@ -400,7 +400,7 @@ def plan(config: InjectConfig) -> dict[str, Any]:
     answers = len(records) + facts["paraphrases"] + sum(probes.values())
     gen_batches = math.ceil(answers / config.eval_batch_size)
     eval_s = gen_batches * config.max_new_tokens * token_s
-    epoch_s = 3 * forward_s * math.ceil(len(train) / config.batch_size) + eval_s
+    epoch_s = 3 * forward_s * math.ceil(len(train) / config.train.batch_size) + eval_s
     # Targets: a naive and an expert row per record, two attempts on average assumed.
     targets_s = 2 * 2 * math.ceil(len(train) / config.eval_batch_size) \
         * config.max_new_tokens * token_s
@@ -408,7 +408,7 @@ def plan(config: InjectConfig) -> dict[str, Any]:
     return {"dry_run": True, "model": config.model, "facts": facts, "probes": probes,
             "retain": config.retain, "lrs": config.lrs(), "epochs": config.epochs,
             "patience": config.patience, "tries": config.tries,
-            "targets": config.targets_config().to_dict(), "lora": config.lora,
+            "targets": config.targets_config().to_dict(), "lora": config.train.lora,
             "forward_s": forward_s, "token_s": token_s,
             "minutes": {"base": 2 * eval_s / 60, "targets": targets_s / 60,
                         "epoch": epoch_s / 60, "first_try": first / 60,
@@ -430,7 +430,7 @@ def timed_passes(config: InjectConfig, model: Any, tokenizer: Any,
     renderer = PromptRenderer(tokenizer, config.resolved_guidance())
     device = next(model.parameters()).device
     rows = [sum(renderer.training_example(r.prompt, r.answer), [])
-            for r in train[:config.batch_size]]
+            for r in train[:config.train.batch_size]]
     step = [renderer.naive_ids(r.prompt)[-1:] for r in train]
     step = (step * math.ceil(config.eval_batch_size / len(step)))[:config.eval_batch_size]
     timings = []

@@ -8,18 +8,28 @@ recipe is :mod:`mixsd.injection`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from mixsd.config import StageConfig, inherit, option
+from mixsd.answers import check_extractor
+from mixsd.config import StageConfig, inherit, option, stage_config
 from mixsd.errors import ConfigError
-from mixsd.evaluation.runner import EvalConfig
+from mixsd.evaluation.config import EvalConfig
+from mixsd.evaluation.suites import check_suites
+from mixsd.prompts import check_guidance, resolve_guidance_name
 from mixsd.registry import model_defaults
 from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
 
 DEFAULT_PROBES = ("general", "instruct")
 DEFAULT_LR = 1e-4  # a model without a registered rate; halved on each further try
+
+
+def _targets() -> TargetsConfig:
+    # The targets rule measured best on real models: λ 0.5, word rule, retries at T 0.7,
+    # the entity check (and the λ fallback 0.3, 0.15, 0: InjectConfig.lambda_fallback).
+    return TargetsConfig(method="mixsd", mix_lambda=0.5, mix_unit="word", retry_temperature=0.7,
+                         verify_entities=True, progress=False)
 
 
 @dataclass
@@ -32,8 +42,9 @@ class InjectConfig(StageConfig):
 
     stage = "inject"
 
-    model: str = option("", "the model to teach: a hub id, a local folder, a .gguf file or an "
-                        "alias (toy, smollm2)")
+    model: str = inherit(TrainConfig, "model", also=("targets.model", "eval.model"),
+                         help="the model to teach: a hub id, a local folder, a .gguf file or "
+                         "an alias (toy, smollm2)")
     data: str = option("", "the facts: a records JSONL file (id, prompt, answer, answer_key; "
                        "optional paraphrases), a folder written by `mixsd corpus`, or a "
                        "registered corpus (toy, for the toy model)")
@@ -62,39 +73,47 @@ class InjectConfig(StageConfig):
     tries: int = option(3, "most tries: a try where no epoch within the budget memorises more "
                         "than the base model is followed by one at half the learning rate",
                         min=1)
-    mix_lambda: float = inherit(TargetsConfig, "mix_lambda", default=0.5)
-    mix_unit: str = inherit(TargetsConfig, "mix_unit", default="word")
-    lambda_fallback: list[float] = inherit(TargetsConfig, "lambda_fallback",
-                                           default_factory=lambda: [0.3, 0.15, 0.0])
-    retry_temperature: float = inherit(TargetsConfig, "retry_temperature", default=0.7)
-    verify_entities: bool = inherit(TargetsConfig, "verify_entities", default=True)
-    max_retries: int = inherit(TargetsConfig, "max_retries")
     max_new_tokens: int = inherit(TargetsConfig, "max_new_tokens", default=64,
                                   also=("eval.max_new_tokens",),
                                   note="; also of the answers scored")
+    lambda_fallback: list[float] = inherit(TargetsConfig, "lambda_fallback",
+                                           default_factory=lambda: [0.3, 0.15, 0.0],
+                                           note="; those below --lambda")
     guidance: str = inherit(TargetsConfig, "guidance", default="auto",
                             also=("train.guidance", "eval.guidance"),
                             note="; auto: the model's registered preset, else knowledge")
     extractor: str = inherit(TargetsConfig, "extractor", also=("eval.extractor",))
-    batch_size: int = inherit(TrainConfig, "batch_size")
     eval_batch_size: int = inherit(EvalConfig, "batch_size", default=64,
                                    also=("targets.batch_size",),
                                    note="; also the records advanced together by targets")
-    eval_items: int = inherit(EvalConfig, "toy_items")
-    lora: bool = inherit(TrainConfig, "lora")
     adapter_only: bool = option(False, "with --lora: ship the adapter alone (needs peft to "
                                 "load) instead of merging it into the weights")
-    seed: int = option(0, "seed of the targets' coins, training order and LoRA", min=0)
+    seed: int = inherit(TrainConfig, "seed", also=("targets.seed",),
+                        help="seed of the targets' coins, training order and LoRA")
     device: str = inherit(TrainConfig, "device", also=("targets.device", "eval.device"))
+    # -- the stages ----------------------------------------------------------------------
+    targets: TargetsConfig = stage_config(
+        _targets, flat={k: k for k in ("mix_lambda", "mix_unit", "retry_temperature",
+                                        "verify_entities", "max_retries")},
+        fixed=("method", "lambda_fallback", "guidance", "progress", "overwrite", "export",
+               "dtype"),
+        help="how the targets are built (the targets rule measured best on real models)")
+    train: TrainConfig = stage_config(
+        TrainConfig, flat={"batch_size": "batch_size", "lora": "lora"},
+        fixed=("method", "targets", "data", "out", "epochs", "lr", "guidance", "stop_patience",
+               "stop_at", "stop_above", "stop_floor", "stop_metric", "keep", "progress"),
+        help="the training of every try (data, epochs, learning rate and stops come from the "
+        "try)")
+    eval: EvalConfig = stage_config(
+        EvalConfig, fixed=tuple(f.name for f in fields(EvalConfig)
+                                if f.name not in ("suite_options", "batch_size")),
+        help="the plug-ins' suite options of the probes (the toy world's toy_items, also "
+        "eval_items)")
     dry_run: bool = option(False, "print the plan (targets, epochs, estimated minutes from a "
                            "timed forward pass) and stop; nothing is written")
     quiet: bool = option(True, "one progress bar on the console; logs go to OUT/log.txt")
 
     def validate(self) -> None:
-        from mixsd.answers import check_extractor
-        from mixsd.evaluation.suites import check_suites
-        from mixsd.prompts import check_guidance
-
         super().validate()
         if not self.model:
             raise ConfigError("model is required (flag --model)")
@@ -102,7 +121,7 @@ class InjectConfig(StageConfig):
             raise ConfigError("data is required (flag --data)")
         if not self.out and not self.dry_run:
             raise ConfigError("out is required (flag --out)")
-        if self.adapter_only and not self.lora:
+        if self.adapter_only and not self.train.lora:
             raise ConfigError("adapter_only needs lora: only a LoRA run has an adapter "
                               "(flags --adapter-only, --lora)")
         check_extractor(self.extractor)
@@ -121,8 +140,6 @@ class InjectConfig(StageConfig):
         return [self.first_lr() / 2 ** k for k in range(self.tries)]
 
     def resolved_guidance(self) -> str:
-        from mixsd.prompts import resolve_guidance_name
-
         return resolve_guidance_name(self.guidance, self.model)
 
     def probe_specs(self) -> list[str]:
@@ -131,26 +148,21 @@ class InjectConfig(StageConfig):
         return probe_specs([*(found if self.default_probes else []), *self.probe])
 
     def targets_config(self) -> TargetsConfig:
-        return TargetsConfig(model=self.model, method="mixsd", mix_lambda=self.mix_lambda,
-                             mix_unit=self.mix_unit,
-                             lambda_fallback=[x for x in self.lambda_fallback
-                                              if x < self.mix_lambda],
-                             retry_temperature=self.retry_temperature,
-                             verify_entities=self.verify_entities, max_retries=self.max_retries,
-                             max_new_tokens=self.max_new_tokens, seed=self.seed,
-                             batch_size=self.eval_batch_size, guidance=self.resolved_guidance(),
-                             extractor=self.extractor, device=self.device, progress=False)
+        """The targets: the injection's targets config with the λ fallback below its λ and
+        the guidance resolved."""
+        return replace(self.targets, lambda_fallback=[x for x in self.lambda_fallback
+                                                      if x < self.targets.mix_lambda],
+                       guidance=self.resolved_guidance())
 
     def train_config(self, run_dir: Path, targets: Path, lr: float, floor: float,
                      floors: dict[str, float]) -> TrainConfig:
         """One try: stops at a plateau above ``floor`` (the base memorisation), at 100%, or
         below a probe's minimum in ``floors``; keeps the epoch the budget selects."""
-        return TrainConfig(model=self.model, targets=str(targets), out=str(run_dir),
-                           epochs=self.epochs, lr=lr, batch_size=self.batch_size, seed=self.seed,
-                           lora=self.lora, guidance=self.resolved_guidance(),
-                           stop_patience=self.patience, stop_at=1.0, stop_above=floor,
-                           stop_floor=[f"{k}={v:g}" for k, v in floors.items()],
-                           keep="selected", device=self.device, progress=not self.quiet)
+        return replace(self.train, targets=str(targets), out=str(run_dir), epochs=self.epochs,
+                       lr=lr, guidance=self.resolved_guidance(), stop_patience=self.patience,
+                       stop_at=1.0, stop_above=floor,
+                       stop_floor=[f"{k}={v:g}" for k, v in floors.items()],
+                       keep="selected", progress=not self.quiet)
 
 
 def probe_specs(specs: list[str]) -> list[str]:

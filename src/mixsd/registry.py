@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -86,6 +86,22 @@ class Registry(Generic[T]):
 
 
 @dataclass(frozen=True)
+class SuiteOption:
+    """An option of a plug-in's suite kind (the toy world's ``toy_items``): ``mixsd eval
+    --suite-options NAME=VALUE`` or its own key (``--toy-items``, ``eval.toy_items``).
+
+    ``recorded``: always in a recorded config and its fingerprint, even at its default (an
+    option that was a field of the eval config before plug-ins had options); ``also``: the
+    flat keys composed configs record it under (the comparison's ``eval_items``)."""
+
+    default: Any
+    help: str = ""
+    min: float | None = None
+    recorded: bool = False
+    also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SuiteKind:
     """A suite kind of ``--suite KIND[:REST]``.
 
@@ -96,6 +112,14 @@ class SuiteKind:
     build: Callable[[str, str, dict], dict[str, Any]]
     check: Callable[[str, str, str], None] | None = None
     usage: str = ""
+    #: the kind's own options, set in ``EvalConfig.suite_options`` (and by their own keys)
+    options: Mapping[str, SuiteOption] = field(default_factory=dict)
+
+
+def suite_options() -> dict[str, SuiteOption]:
+    """Every registered suite kind's options, by name."""
+    return {name: option for kind in REGISTRIES.suite_kinds.names()
+            for name, option in REGISTRIES.suite_kinds.get(kind).options.items()}
 
 
 @dataclass(frozen=True)

@@ -144,19 +144,19 @@ def test_out_dir_of_another_config_is_refused_but_the_grid_may_grow(tmp_path):
     from mixsd.errors import MixsdError
     from mixsd.io import write_run_info
 
-    first = CompareConfig(out=str(tmp_path), epochs=2)
+    first = CompareConfig.from_dict(dict(out=str(tmp_path), epochs=2))
     write_run_info(tmp_path, first)
-    check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1], lr=[1e-3]), tmp_path)
+    check_out_dir(CompareConfig.from_dict(dict(out=str(tmp_path), epochs=2, seeds=[0, 1], lr=[1e-3])), tmp_path)
     with pytest.raises(MixsdError, match=r"holds a comparison made with other values of epochs; "
                        r"re-run the same command to resume it, pass --overwrite to replace "
                        r"it, or choose another --out$"):
-        check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
+        check_out_dir(CompareConfig.from_dict(dict(out=str(tmp_path), epochs=3)), tmp_path)
     # a comparison's run.json records its fingerprint: the refusal names the field too
     open_out_dir(first, tmp_path).write_info(first, status="running")
     assert json.loads((tmp_path / "run.json").read_text())["fields"]["epochs"] == 2
-    check_out_dir(CompareConfig(out=str(tmp_path), epochs=2, seeds=[0, 1]), tmp_path)
+    check_out_dir(CompareConfig.from_dict(dict(out=str(tmp_path), epochs=2, seeds=[0, 1])), tmp_path)
     with pytest.raises(MixsdError, match="other values of epochs;"):
-        check_out_dir(CompareConfig(out=str(tmp_path), epochs=3), tmp_path)
+        check_out_dir(CompareConfig.from_dict(dict(out=str(tmp_path), epochs=3)), tmp_path)
 
 
 def test_compare_with_a_mixing_unit(setup, tmp_path, capsys):

@@ -55,7 +55,8 @@ def test_rounds_train_one_after_another_and_measure_earlier_rounds(tmp_path, cap
     cfg = yaml.safe_load((run_dir / "round-2" / "config.yaml").read_text())
     assert cfg["model"] == str(run_dir / "round-1" / f"epoch-{first['selected_epoch']}")
     round2 = [json.loads(line)["id"] for line in
-              (out / "rounds" / "targets" / "sft-round-2.jsonl").read_text().splitlines()]
+              (out / "rounds" / "targets" / "sft-round-2" / "targets.jsonl").read_text()
+              .splitlines()]
     assert round2 == ["f2", "f3"]
     assert (out / "report" / "rounds.png").stat().st_size > 1000
     assert "Continual injection" in (out / "report" / "report.md").read_text()

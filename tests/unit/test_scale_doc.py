@@ -81,9 +81,9 @@ def test_every_documented_command_parses(argv, tmp_path, monkeypatch):
         assert config.deepspeed == "docs/scale/ds_zero3.json"
         assert (ROOT / config.deepspeed).is_file() and config.evaluates_checkpoint
     elif verb == "compare":
-        assert CompareConfig.from_args(args).lmeval_chat_template
+        assert CompareConfig.from_args(args).eval.lmeval_chat_template
     elif verb == "eval":
-        from mixsd.evaluation.runner import EvalConfig
+        from mixsd.evaluation.config import EvalConfig
 
         assert EvalConfig.from_args(args).lmeval_gen_kwargs == {"max_gen_toks": 1024}
     else:

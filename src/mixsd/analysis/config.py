@@ -1,7 +1,7 @@
 """Configs of `mixsd analyze nll`, `mixsd analyze fisher` and `mixsd analyze rules`.
 
 Every value is checked here, before the base model loads; the entry functions are
-:func:`mixsd.analysis.runner.analyze_nll`, :func:`~mixsd.analysis.runner.analyze_fisher` and
+:func:`mixsd.analysis.run.analyze_nll`, :func:`~mixsd.analysis.run.analyze_fisher` and
 :func:`mixsd.analysis.rules.run_rules` (whose mixing knobs are a
 :class:`~mixsd.targets.config.TargetsConfig`).
 """

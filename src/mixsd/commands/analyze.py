@@ -111,7 +111,7 @@ def _fisher_text(summary: dict) -> str:
 
 def run(args: argparse.Namespace) -> str:
     from mixsd.analysis.config import FisherConfig, NLLConfig
-    from mixsd.analysis.runner import analyze_fisher, analyze_nll
+    from mixsd.analysis.run import analyze_fisher, analyze_nll
 
     if args.analysis == "rules":
         return _run_rules(args)

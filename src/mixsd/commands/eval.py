@@ -25,7 +25,7 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mixsd.evaluation.runner import EvalConfig
+    from mixsd.evaluation.config import EvalConfig
 
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     EvalConfig.add_arguments(parser)
@@ -50,7 +50,8 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> str:
-    from mixsd.evaluation.runner import EvalConfig, run_eval
+    from mixsd.evaluation.config import EvalConfig
+    from mixsd.evaluation.run import run_eval
 
     summary = run_eval(EvalConfig.from_args(args))
     if args.json:

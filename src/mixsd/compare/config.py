@@ -1,9 +1,8 @@
 """``CompareConfig``: the grid of a comparison (``mixsd compare``, ``mixsd demo``).
 
-The comparison's config is made of the stage configs: a field passed on to a stage is that
-stage's field (:func:`mixsd.config.inherit`). How one run of the grid becomes the stage
-configs that run it is the plan's business (:mod:`mixsd.compare.plan`); the loop that runs
-the plans is :mod:`mixsd.compare.loop`.
+It holds the stage configs (``targets``, ``train``, ``eval``); how one run of the grid
+changes them is the plan's business (:mod:`mixsd.compare.plan`); the loop that runs the
+plans is :mod:`mixsd.compare.loop`.
 """
 
 from __future__ import annotations
@@ -12,27 +11,51 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixsd.answers import check_extractor
-from mixsd.config import StageConfig, inherit, option
+from mixsd.config import StageConfig, inherit, option, stage_config
 from mixsd.editing.config import EditConfig, edit_config_with
 from mixsd.errors import ConfigError
-from mixsd.evaluation.runner import EvalConfig
-from mixsd.evaluation.suites import check_suites
+from mixsd.evaluation.config import LMEVAL_FIELDS, EvalConfig
 from mixsd.methods import DEFAULT_METHODS, MethodSpec, parse_method, parse_method_lrs
 from mixsd.models import hub_options, resolve_model_path
 from mixsd.prompts import chat_options, check_guidance, resolve_guidance_name
 from mixsd.registry import default_model, model_defaults
 from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
-from mixsd.training.keep import KeepPolicy
+
+# The stage keys the comparison has always had as flat keys (flags, config.yaml, results.json).
+TARGETS_FLAT = ("max_retries", "temperature", "verify_entities", "verify_round_trip",
+                "retry_temperature")
+TRAIN_FLAT = ("epochs", "batch_size", "lora", "lora_r", "lora_alpha", "grad_accum",
+              "lr_scheduler", "dtype", "gradient_checkpointing", "deepspeed", "fsdp",
+              "fsdp_config", "report_to", "logging_steps", "save_only_model",
+              "eval_from_checkpoint", "trainer_args", "include_unverified", "warmup_steps",
+              "keep", "stop_patience", "stop_at", "divergence")
+
+
+def _targets() -> TargetsConfig:
+    return TargetsConfig(progress=False)
+
+
+def _train() -> TrainConfig:
+    # Two rollouts per prompt: OPSD's cost at the toy world's calibrated learning rate.
+    return TrainConfig(rollouts=2)
+
+
+def _eval() -> EvalConfig:
+    # The comparison's default suites: the model's own (registered with its alias, else none).
+    return EvalConfig(suite=[])
 
 
 @dataclass
 class CompareConfig(StageConfig):
     """The grid of a comparison: methods x learning rates x seeds on one model and corpus.
 
-    A field passed on to a stage is that stage's field (:func:`mixsd.config.inherit`: its
-    help, range and default, and a dotted key such as ``targets.max_new_tokens``); where the
-    comparison's default differs, the ``default=`` below says so."""
+    The stages' knobs live in their own configs, ``targets``, ``train`` and ``eval``, which
+    each run's plan changes with :func:`dataclasses.replace` (:mod:`mixsd.compare.plan`).
+    They answer to dotted keys (``train.weight_decay``) and, where the comparison has always
+    had one, to a flat key (``epochs``, ``opsd_rollouts``, ``suites``, ``eval_items``). A
+    value several stages share is the comparison's own field (:func:`mixsd.config.inherit`);
+    where the comparison's default differs from the stage's, the ``default=`` says so."""
 
     model: str = inherit(TrainConfig, "model", default_factory=default_model,
                          also=("targets.model", "eval.model"))
@@ -44,7 +67,6 @@ class CompareConfig(StageConfig):
                                 help="methods: sft, sd0, mixsd:LAMBDA, opsd, memit; /UNIT picks "
                                 "mixsd's mixing unit (mixsd:0.5/word, mixsd:0.5/span); @GUIDANCE "
                                 "selects a method's expert guidance preset")
-    epochs: int = inherit(TrainConfig, "epochs", note=" of every run")
     lr: list[float] = option(default_factory=lambda: [1e-5], help="learning rates", above=0)
     method_lr: list[str] = option(default_factory=list, help="learning rates of one method, "
                                   "METHOD=LR (repeat for several: opsd=1e-2,opsd=3e-2); "
@@ -59,10 +81,7 @@ class CompareConfig(StageConfig):
     corpus_seed: int = option(0, "seed of the toy corpus (which facts are injected); the "
                               "same facts for every run seed", min=0)
     out: str = option("runs/compare", "output folder (re-running resumes)")
-    # The comparison's default: the model's own suites (registered with its alias, else none).
-    suites: list[str] = inherit(EvalConfig, "suite", default_factory=list,
-                                note="; default: the model's registered suites (toy for the "
-                                "toy model), none otherwise")
+    # -- values several stages share ---------------------------------------------------
     guidance: str = inherit(TargetsConfig, "guidance", default="auto",
                             also=("train.guidance", "eval.guidance"),
                             note="; auto: the model's registered preset (toy for the toy "
@@ -77,8 +96,6 @@ class CompareConfig(StageConfig):
     n_facts: int | None = option(None, "facts injected: the toy corpus's size (default 100), "
                                  "or the first N training records of a records corpus "
                                  "(default: all)", min=1)
-    eval_items: int = inherit(EvalConfig, "toy_items")
-    batch_size: int = inherit(TrainConfig, "batch_size")
     # Generation is batched wider than training: one batch of targets and of evaluation.
     eval_batch_size: int = inherit(EvalConfig, "batch_size", default=64,
                                    also=("targets.batch_size",),
@@ -87,47 +104,38 @@ class CompareConfig(StageConfig):
     max_new_tokens: int = inherit(TargetsConfig, "max_new_tokens", default=64,
                                   also=("train.max_new_tokens", "eval.max_new_tokens"),
                                   note="; also of answers and OPSD rollouts")
-    max_retries: int = inherit(TargetsConfig, "max_retries")
-    temperature: float = inherit(TargetsConfig, "temperature")
-    verify_entities: bool = inherit(TargetsConfig, "verify_entities")
-    verify_round_trip: bool = inherit(TargetsConfig, "verify_round_trip")
-    retry_temperature: float = inherit(TargetsConfig, "retry_temperature")
     lambda_fallback: list[float] = inherit(TargetsConfig, "lambda_fallback",
-                                           note="; every mixsd method of the comparison")
+                                           note="; every mixsd method of the comparison, "
+                                           "each from the lambdas below its own")
     top_k: int = inherit(TargetsConfig, "top_k", also=("train.top_k",),
                          note="; also opsd's loss: the teacher's top-k tokens")
-    lora: bool = inherit(TrainConfig, "lora")
-    # Training knobs passed on to every run (added later: at their defaults, comparisons
-    # made before them keep their fingerprints).
-    lora_r: int = inherit(TrainConfig, "lora_r", later=True)
-    lora_alpha: float = inherit(TrainConfig, "lora_alpha", later=True)
-    grad_accum: int = inherit(TrainConfig, "grad_accum", later=True)
-    lr_scheduler: str = inherit(TrainConfig, "lr_scheduler", later=True)
-    dtype: str = inherit(TrainConfig, "dtype", later=True,
-                         note="; also the dtype the base model is loaded in")
-    gradient_checkpointing: bool = inherit(TrainConfig, "gradient_checkpointing")
-    deepspeed: str | None = inherit(TrainConfig, "deepspeed")
-    fsdp: str | None = inherit(TrainConfig, "fsdp")
-    fsdp_config: str | None = inherit(TrainConfig, "fsdp_config")
-    report_to: list[str] = inherit(TrainConfig, "report_to")
-    logging_steps: int = inherit(TrainConfig, "logging_steps")
-    save_only_model: bool = inherit(TrainConfig, "save_only_model")
-    eval_from_checkpoint: bool | None = inherit(TrainConfig, "eval_from_checkpoint")
-    trainer_args: dict[str, Any] = inherit(TrainConfig, "trainer_args")
     revision: str | None = inherit(TrainConfig, "revision",
                                    also=("targets.revision", "eval.revision"))
     trust_remote_code: bool = inherit(TrainConfig, "trust_remote_code",
                                       also=("targets.trust_remote_code",
                                             "eval.trust_remote_code"))
-    include_unverified: bool = inherit(TrainConfig, "include_unverified")
-    warmup_steps: int = inherit(TrainConfig, "warmup_steps")
-    keep: str = inherit(TrainConfig, "keep")
-    stop_patience: int = inherit(TrainConfig, "stop_patience",
-                                 note="; the comparison's stop_metric is memorization")
-    stop_at: float | None = inherit(TrainConfig, "stop_at", min=0, max=1)
-    # Two rollouts per prompt: OPSD's cost at the toy world's calibrated learning rate.
-    opsd_rollouts: int = inherit(TrainConfig, "rollouts", default=2)
-    divergence: str = inherit(TrainConfig, "divergence")
+    device: str = inherit(TrainConfig, "device", also=("targets.device", "eval.device"))
+    # -- the stages ---------------------------------------------------------------------
+    targets: TargetsConfig = stage_config(
+        _targets, flat={k: k for k in TARGETS_FLAT},
+        fixed=("method", "mix_lambda", "mix_unit", "lambda_fallback", "seed", "guidance",
+               "progress", "overwrite", "export", "dtype"),
+        help="the targets stage of every target-based method (method, lambda, unit and seed "
+        "come from each method and run)")
+    train: TrainConfig = stage_config(
+        _train, flat={"opsd_rollouts": "rollouts", **{k: k for k in TRAIN_FLAT}},
+        fixed=("method", "targets", "data", "out", "lr", "seed", "stop_above", "stop_metric",
+               "stop_floor", "guidance", "progress"),
+        # added later: at their defaults, comparisons made before keep their fingerprints
+        later=("lora_r", "lora_alpha", "grad_accum", "lr_scheduler", "dtype"),
+        help="the training of every run (data, learning rate and seed come from each run)")
+    eval: EvalConfig = stage_config(
+        _eval, flat={"suites": "suite", **{k: k for k in LMEVAL_FIELDS}},
+        fixed=("base_model", "math_max_new_tokens", "mcq_normalize", "num_fewshot", "limit",
+               "cache_dir", "dtype", "out"),
+        later=("lmeval_include",),
+        help="the evaluation every run shares; suites default to the model's registered ones "
+        "(toy for the toy model), none otherwise")
     retention_levels: list[float] = option(
         default_factory=list, min=0, max=1, later=True,
         help="staged evaluation: memorisation every epoch; the other splits, the retention "
@@ -136,11 +144,6 @@ class CompareConfig(StageConfig):
     eval_splits: list[str] | None = option(
         None, "the evaluation splits of a corpus folder scored besides the training "
         "questions (e.g. paraphrase,two_hop; default: every split found)", later=True)
-    lmeval_include: str | None = inherit(EvalConfig, "lmeval_include", later=True)
-    lmeval_chat_template: bool = inherit(EvalConfig, "lmeval_chat_template")
-    lmeval_fewshot_as_multiturn: bool = inherit(EvalConfig, "lmeval_fewshot_as_multiturn")
-    lmeval_gen_kwargs: dict[str, Any] = inherit(EvalConfig, "lmeval_gen_kwargs")
-    lmeval_unsafe_code: bool = inherit(EvalConfig, "lmeval_unsafe_code")
     fisher_examples: int = option(200, "held-out examples of the Fisher (0 = no Fisher)", min=0)
     equal_memorization: float = option(0.8, "memorisation level of the equal-memorisation "
                                        "comparison: each run at its first epoch at or above "
@@ -153,7 +156,6 @@ class CompareConfig(StageConfig):
                          "the trainer's output go to OUT/log.txt")
     edit_config: str = option("", "YAML file of `mixsd edit` values (EditConfig) for the memit "
                               "method (default: its defaults)")
-    device: str = inherit(TrainConfig, "device", also=("targets.device", "eval.device"))
     report: bool = option(True, "write the Markdown/HTML report")
     collect_only: bool = option(False, "train nothing: collect the runs of the grid already "
                                 "complete into results.json and the report, and list the "
@@ -165,11 +167,10 @@ class CompareConfig(StageConfig):
                              "resumes with the same command", later=True)
 
     def validate(self) -> None:
-        """Every value, before any model loads: the stage values by the stages' own checks,
-        the methods (and their @GUIDANCE), the suites, the rounds and the memit method's
-        edit config."""
+        """Every value, before any model loads: the stage values by the stages' own checks
+        (the suites, --keep, sharding), the methods (and their @GUIDANCE), the rounds and the
+        memit method's edit config."""
         super().validate()
-        KeepPolicy.parse(self.keep)
         check_extractor(self.extractor)
         check_guidance(self.guidance)
         specs = self.method_specs()
@@ -178,14 +179,15 @@ class CompareConfig(StageConfig):
         for spec in specs:
             check_guidance(spec.guidance, key=f"methods: {spec.name}: guidance", flag="--methods")
         self.method_lrs()
-        if any(s.kind == "opsd" for s in specs) and (self.deepspeed or self.fsdp):
+        if any(s.kind == "opsd" for s in specs) and self.train.sharded:
             raise ConfigError("methods: opsd does not run sharded (--deepspeed, --fsdp); "
                               "compare it with --lora instead (flag --methods)")
-        if self.suites:
-            check_suites(self.suites, flag="--suites")
+        if self.train.stop_at is not None and not 0 <= self.train.stop_at <= 1:
+            raise ConfigError(f"stop_at must be in [0, 1], got {self.train.stop_at:g} "
+                              "(flag --stop-at)")
         if any(s.kind == "memit" for s in specs):
             self.memit_config(0)
-        if self.rounds > 1 and self.lora:
+        if self.rounds > 1 and self.train.lora:
             raise ConfigError("rounds: continual injection trains full weights; drop --lora or "
                               "use --rounds 1")
         if self.rounds > 1 and any(s.kind == "memit" for s in specs):
@@ -223,7 +225,7 @@ class CompareConfig(StageConfig):
         return chat_options(self.chat_template_kwargs, self.system_prompt)
 
     def resolved_suites(self) -> list[str]:
-        return list(self.suites) or list(model_defaults(self.model).suites)
+        return list(self.eval.suite) or list(model_defaults(self.model).suites)
 
     def model_id(self) -> str:
         """The model's local path or hub id (an alias resolved)."""

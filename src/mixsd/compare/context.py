@@ -25,10 +25,10 @@ from mixsd.editing.memit import check_subjects
 from mixsd.evaluation.base import evaluate_base
 from mixsd.evaluation.buckets import buckets_from_samples, injected_names
 from mixsd.evaluation.callback import held_out_prompts, make_epoch_evaluator
+from mixsd.evaluation.config import lmeval_options
 from mixsd.evaluation.drift import DriftReference
 from mixsd.evaluation.general import prepare_suites
 from mixsd.evaluation.retention import fingerprint_path
-from mixsd.evaluation.runner import lmeval_options
 from mixsd.evaluation.suites import get_suites
 from mixsd.models import free_accelerator_memory, load_model_and_tokenizer, model_key
 from mixsd.records import KnowledgeRecord, targets_name, write_records
@@ -97,7 +97,7 @@ class Comparison:
             max_new_tokens=c.max_new_tokens, guidance=c.resolved_guidance(),
             batch_size=c.eval_batch_size, samples_dir=samples_dir,
             retention_levels=c.retention_levels if against_base else (),
-            epochs=c.epochs, chat=c.chat_options(), **vs_base)
+            epochs=c.train.epochs, chat=c.chat_options(), **vs_base)
 
     def describe(self, run_dir: Path, epoch: int,
                  records: list[KnowledgeRecord] | None = None) -> dict[str, Any]:
@@ -155,15 +155,16 @@ def build_all_targets(cmp: Comparison, bar: Any) -> dict[tuple[str, int], Path]:
 def _load_dtype(config: CompareConfig) -> str:
     """The dtype of the comparison's base model (targets, evaluation): ``auto`` (bf16 on a GPU
     that has it) unless training asks for pure weights of one dtype."""
-    return config.dtype if config.dtype in ("float32", "bfloat16") else "auto"
+    return config.train.dtype if config.train.dtype in ("float32", "bfloat16") else "auto"
 
 
 def _suites(config: CompareConfig, model: Any, tokenizer: Any) -> tuple[dict, dict]:
     """The retention suites and what preparing them recorded (known sets, sizes)."""
     names = config.resolved_suites()
-    suites = get_suites(names, toy_items=config.eval_items, guidance=config.resolved_guidance(),
-                        extractor=config.extractor, chat=config.chat_options(),
-                        **lmeval_options(config)) if names else {}
+    suites = get_suites(names, **config.eval.plugin_options(),
+                        guidance=config.resolved_guidance(), extractor=config.extractor,
+                        chat=config.chat_options(), **lmeval_options(config.eval)) \
+        if names else {}
     info = prepare_suites(suites, model, tokenizer, batch_size=config.eval_batch_size,
                           model_fingerprint=fingerprint_path(
                               model_key(config.model_id(), config.revision)))
@@ -189,7 +190,7 @@ def prepare(config: CompareConfig, out: Path, bar: Any, started: Any = None) -> 
                              cmp.evaluator(out / "base_samples", against_base=False),
                              suite_info, key=base_fields(config))
     cmp.targets = build_all_targets(cmp, bar)
-    settings = NLLSettings(config.resolved_guidance(), config.include_unverified,
+    settings = NLLSettings(config.resolved_guidance(), config.train.include_unverified,
                            config.eval_batch_size, config.chat_options())
     cmp.nll = cached_target_nlls(out / "analysis" / "nll.json", list(cmp.targets.values()),
                                  model, tokenizer, settings, model_fields(config))

@@ -16,7 +16,7 @@ from typing import Any
 from mixsd.answers import math_scorer
 from mixsd.artifacts import KeyedCache, Reuse, StageDir, decisive, open_stage
 from mixsd.compare.config import CompareConfig
-from mixsd.evaluation.runner import lmeval_options
+from mixsd.evaluation.config import lmeval_options
 from mixsd.methods import MethodSpec
 from mixsd.training.run import RESUMABLE_CHANGES
 
@@ -50,7 +50,7 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
     corpus and the evaluation."""
     fields = {"model": config.model, "corpus": config.corpus, "n_facts": config.n_facts,
               "corpus_seed": config.corpus_seed, "suites": config.resolved_suites(),
-              "eval_items": config.eval_items, "guidance": config.resolved_guidance(),
+              **config.eval.composite_options(), "guidance": config.resolved_guidance(),
               "extractor": config.extractor, "max_new_tokens": config.max_new_tokens}
     # Added later: in the key only when set, so the caches of earlier comparisons still hit.
     if config.eval_splits is not None:
@@ -62,10 +62,10 @@ def base_fields(config: CompareConfig) -> dict[str, Any]:
         fields["revision"] = config.revision
     if any(s.startswith("math:") for s in config.resolved_suites()):
         fields["math_scorer"] = math_scorer()  # math suites were string-matched before
-    if config.dtype != "auto":
-        fields["dtype"] = config.dtype
+    if config.train.dtype != "auto":
+        fields["dtype"] = config.train.dtype
     later = CompareConfig.later_defaults()  # lm-eval settings, where they are not lm-eval's
-    fields.update({k: v for k, v in lmeval_options(config).items()
+    fields.update({k: v for k, v in lmeval_options(config.eval).items()
                    if k != "lmeval_unsafe_code" and v != later[k]})
     return fields
 
@@ -75,8 +75,8 @@ def model_fields(config: CompareConfig) -> dict[str, Any]:
     fields: dict[str, Any] = {"model": config.model}
     if config.revision:
         fields["revision"] = config.revision
-    if config.dtype != "auto":
-        fields["dtype"] = config.dtype
+    if config.train.dtype != "auto":
+        fields["dtype"] = config.train.dtype
     return fields
 
 

@@ -10,16 +10,15 @@ A planner turns the comparison's config into :class:`RunPlan` items; the one loo
   previous round's selected checkpoint.
 
 The stage configs of a plan (:func:`targets_config`, :func:`train_config`,
-:func:`mixsd.compare.memit.edit_config`) are the translation of the comparison's fields into
-the stage's own config; their ``decisive_dict()`` is the run's cache key
+:meth:`CompareConfig.memit_config`) are the comparison's stage configs with what the plan
+decides replaced; their ``decisive_dict()`` is the run's cache key
 (:func:`mixsd.compare.keys.run_fields`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from mixsd.compare.config import CompareConfig
 from mixsd.compare.keys import targets_seed_for
@@ -27,10 +26,6 @@ from mixsd.methods import MethodSpec
 from mixsd.records import KnowledgeRecord, targets_name
 from mixsd.targets.config import TargetsConfig
 from mixsd.training.config import TrainConfig
-
-# Training fields of how a run uses its hardware, passed on as they are (TrainConfig's).
-SCALE_FIELDS = ("gradient_checkpointing", "deepspeed", "fsdp", "fsdp_config", "report_to",
-                "logging_steps", "save_only_model", "eval_from_checkpoint", "trainer_args")
 
 
 @dataclass(frozen=True)
@@ -83,43 +78,30 @@ def grid_plans(config: CompareConfig, out: Path, records_path: Path,
 
 
 def targets_config(config: CompareConfig, spec: MethodSpec, run_seed: int) -> TargetsConfig:
-    """The targets stage of a target-based method for one run seed."""
+    """The targets stage of a target-based method for one run seed: the comparison's
+    targets config with the method's λ, unit and guidance, the λ fallback below its λ and
+    the seed of its coins."""
     lam = spec.mix_lambda
-    return TargetsConfig(model=config.model, method=spec.targets_method,
-                         mix_lambda=lam if lam is not None else 0.0,
-                         mix_unit=spec.mix_unit, temperature=config.temperature,
-                         top_k=config.top_k, max_new_tokens=config.max_new_tokens,
-                         max_retries=config.max_retries, verify_entities=config.verify_entities,
-                         verify_round_trip=config.verify_round_trip,
-                         retry_temperature=config.retry_temperature,
-                         lambda_fallback=[x for x in config.lambda_fallback
-                                          if lam is not None and x < lam],
-                         seed=targets_seed_for(config, spec, run_seed) or 0,
-                         batch_size=config.eval_batch_size,
-                         guidance=spec.guidance or config.resolved_guidance(),
-                         extractor=config.extractor, device=config.device, progress=False,
-                         **config.chat_options(), **config.hub_options())
+    return replace(config.targets, method=spec.targets_method,
+                   mix_lambda=lam if lam is not None else 0.0, mix_unit=spec.mix_unit,
+                   lambda_fallback=[x for x in config.lambda_fallback
+                                    if lam is not None and x < lam],
+                   seed=targets_seed_for(config, spec, run_seed) or 0,
+                   guidance=spec.guidance or config.resolved_guidance())
 
 
 def train_config(config: CompareConfig, plan: RunPlan, floor: float = 0.0,
                  start: Path | None = None) -> TrainConfig:
-    """The training stage of one plan: NLL on its targets, or OPSD on its records; it stops
-    early above ``floor`` (the memorisation a peak must beat) and starts from ``start``
-    (default the comparison's model)."""
+    """The training stage of one plan: the comparison's train config on its targets (NLL)
+    or its records (OPSD), at its learning rate and seed; it stops early above ``floor``
+    (the memorisation a peak must beat) and starts from ``start`` (default the comparison's
+    model). An NLL run has no rollouts: OPSD's settings stay TrainConfig's defaults there,
+    so its key is what it always was."""
     spec = plan.spec
-    common: dict[str, Any] = dict(
-        model=str(start) if start is not None else config.model, out=str(plan.run_dir),
-        epochs=config.epochs, lr=plan.lr, batch_size=config.batch_size, seed=plan.seed,
-        lora=config.lora, warmup_steps=config.warmup_steps, stop_patience=config.stop_patience,
-        stop_at=config.stop_at, stop_above=floor,
-        guidance=spec.guidance or config.resolved_guidance(), device=config.device,
-        include_unverified=config.include_unverified, keep=config.keep,
-        progress=not config.quiet, lora_r=config.lora_r, lora_alpha=config.lora_alpha,
-        grad_accum=config.grad_accum, lr_scheduler=config.lr_scheduler, dtype=config.dtype,
-        **{name: getattr(config, name) for name in SCALE_FIELDS}, **config.chat_options(),
-        **config.hub_options())
+    run = replace(config.train, model=str(start) if start is not None else config.model,
+                  out=str(plan.run_dir), lr=plan.lr, seed=plan.seed, stop_above=floor,
+                  guidance=spec.guidance or config.resolved_guidance(),
+                  progress=not config.quiet, method=spec.train_method)
     if spec.kind == "opsd":
-        return TrainConfig(method=spec.train_method, data=str(plan.records_path),
-                           rollouts=config.opsd_rollouts, max_new_tokens=config.max_new_tokens,
-                           top_k=config.top_k, divergence=config.divergence, **common)
-    return TrainConfig(method=spec.train_method, targets=str(plan.targets), **common)
+        return replace(run, data=str(plan.records_path))
+    return replace(run, targets=str(plan.targets), **TrainConfig.opsd_defaults())

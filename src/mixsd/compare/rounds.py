@@ -17,7 +17,9 @@ from. LoRA is not supported here (a round would have to merge the previous adapt
 Layout (beside a single-round comparison's files)::
 
     OUT/rounds/data/round-R.jsonl                  the facts of round R
-    OUT/rounds/targets/LABEL[-sSEED]-round-R.jsonl  a method's targets of round R
+    OUT/rounds/targets/LABEL[-sSEED]-round-R/       a method's targets of round R (a targets
+                                                   folder; LABEL...-round-R.jsonl in older
+                                                   comparisons, reused as it is)
     OUT/rounds/runs/LABEL-lrLR-sSEED/round-R/       a training run (epoch-K/, entry.json)
 
 The plans are made by :func:`round_plans` and run by the comparison's one loop
@@ -33,12 +35,19 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from mixsd.artifacts import COMPLETE, Reuse, open_stage
 from mixsd.compare.context import Comparison
 from mixsd.compare.plan import RunPlan, run_dir_name
 from mixsd.errors import ConfigError
 from mixsd.evaluation.schema import RunResult
-from mixsd.io import atomic_write_json
-from mixsd.records import KnowledgeRecord, read_records, read_targets, targets_name, write_records
+from mixsd.records import (
+    TARGETS_FILE,
+    KnowledgeRecord,
+    read_records,
+    read_targets,
+    targets_name,
+    write_records,
+)
 from mixsd.targets.run import targets_run_info
 
 
@@ -66,13 +75,20 @@ def round_eval_records(chunks: list[list[KnowledgeRecord]], r: int) -> list[Know
 
 
 def round_targets(full: Path, ids: set[str], path: Path) -> Path:
-    """The targets of one round: the lines of ``full`` whose record is in ``ids``."""
-    if not path.exists():
-        write_records(path, [t for t in read_targets(full) if t.record.id in ids])
-        info = targets_run_info(full)
-        if info:
-            # The round's file inherits the summary of the targets it was cut from.
-            atomic_write_json(f"{path}.run.json", info)
+    """The targets of one round: the lines of ``full`` whose record is in ``ids``, written as
+    the targets folder ``path`` through the artifact layer (its run.json holds the summary of
+    the targets it was cut from). An older comparison's ``path.jsonl`` (a single file, with
+    a ``.run.json`` sidecar) is reused as it is."""
+    old = path.with_name(f"{path.name}.jsonl")
+    if old.is_file():
+        return old
+    fields = {"cut_from": targets_name(full), "records": sorted(ids)}
+    with open_stage(path, "targets", fields,
+                    reuse=Reuse(has_outputs=(path / TARGETS_FILE).is_file())) as stage:
+        if not stage.complete:
+            write_records(path / TARGETS_FILE,
+                          [t for t in read_targets(full) if t.record.id in ids])
+            stage.write_info(status=COMPLETE, summary=targets_run_info(full).get("summary"))
     return path
 
 
@@ -107,7 +123,7 @@ def round_plans(cmp: Comparison) -> tuple[list[RunPlan], list[list[KnowledgeReco
         for r in range(1, config.rounds + 1):
             ids = {rec.id for rec in chunks[r - 1]}
             tpath = None if full is None else round_targets(
-                full, ids, folder / "targets" / f"{targets_name(full)}-round-{r}.jsonl")
+                full, ids, folder / "targets" / f"{targets_name(full)}-round-{r}")
             run_dir = folder / "runs" / run_dir_name(spec, lr, seed) / f"round-{r}"
             plans.append(RunPlan(spec, lr, seed, f"{spec.name} lr={lr:g} round={r} seed={seed}",
                                  run_dir, data[r - 1], targets=tpath,

@@ -48,13 +48,13 @@ def train_run(cmp: Comparison, plan: RunPlan, cfg: TrainConfig, start: Path | No
               progress: Any = None) -> RunResult:
     """Train one plan (``cfg``, from ``start`` or the base model) and return its run entry;
     ``progress`` (a :class:`mixsd.console.GridBar`) hears of every epoch."""
-    config, spec, run_dir = cmp.config, plan.spec, plan.run_dir
+    spec, run_dir = plan.spec, plan.run_dir
     began = time.perf_counter()
     trained_s = _train(cmp, plan, cfg, start, progress)
     metrics = read_metrics(run_dir)
-    if len(metrics) < config.epochs and not should_stop(metrics, patience=config.stop_patience,
-                                                        at=config.stop_at, above=cfg.stop_above):
-        raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {config.epochs}; "
+    if len(metrics) < cfg.epochs and not should_stop(metrics, patience=cfg.stop_patience,
+                                                     at=cfg.stop_at, above=cfg.stop_above):
+        raise MixsdError(f"{run_dir}: {len(metrics)} evaluated epoch(s) of {cfg.epochs}; "
                          "remove the run folder to train it again")
     run = make_run(RunId(spec.kind, spec.mix_lambda, plan.lr, plan.seed, plan.name), metrics,
                    base_scores=cmp.base["scores"],

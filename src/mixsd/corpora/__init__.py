@@ -39,14 +39,15 @@ from mixsd.errors import ConfigError, RecordError
 from mixsd.io import atomic_write_json
 from mixsd.records import KnowledgeRecord, read_records, write_records
 
-__all__ = ["CORPORA", "Corpus", "KGFactConfig", "KGFuncConfig", "MQuAKEConfig", "Operation",
+__all__ = ["CORPORA", "CorpusKind", "KGFactConfig", "KGFuncConfig", "MQuAKEConfig", "Operation",
            "SimpleQAConfig", "Step", "execute", "generate_corpus", "get_corpus",
            "read_corpus", "reference_answer", "write_corpus"]
 
 
 @dataclass(frozen=True)
-class Corpus:
-    """A registered corpus: its config class, builder, split names and format version."""
+class CorpusKind:
+    """A corpus ``mixsd corpus`` generates: its config class, builder, split names and
+    format version (the loaded facts of a comparison are :class:`mixsd.corpora.load.Corpus`)."""
 
     name: str
     config_class: type[StageConfig]
@@ -57,19 +58,19 @@ class Corpus:
     description: str
 
 
-CORPORA: dict[str, Corpus] = {
-    "kgfact": Corpus("kgfact", KGFactConfig, kgfact.build, kgfact.SPLITS, kgfact.VERSION,
-                     "knowledge", "factual recall over a world graph of novel entities"),
-    "kgfunc": Corpus("kgfunc", KGFuncConfig, kgfunc.build, kgfunc.SPLITS, kgfunc.VERSION,
-                     "math", "novel digit operations with worked answers and an unseen probe"),
-    "simpleqa": Corpus("simpleqa", SimpleQAConfig, simpleqa.build, simpleqa.SPLITS,
-                       simpleqa.VERSION, "knowledge", "SimpleQA adapter (upstream CSV)"),
-    "mquake": Corpus("mquake", MQuAKEConfig, mquake.build, mquake.SPLITS, mquake.VERSION,
-                     "knowledge", "MQuAKE-CF-3k adapter (upstream JSON)"),
+CORPORA: dict[str, CorpusKind] = {
+    "kgfact": CorpusKind("kgfact", KGFactConfig, kgfact.build, kgfact.SPLITS, kgfact.VERSION,
+                         "knowledge", "factual recall over a world graph of novel entities"),
+    "kgfunc": CorpusKind("kgfunc", KGFuncConfig, kgfunc.build, kgfunc.SPLITS, kgfunc.VERSION,
+                         "math", "novel digit operations with worked answers and an unseen probe"),
+    "simpleqa": CorpusKind("simpleqa", SimpleQAConfig, simpleqa.build, simpleqa.SPLITS,
+                           simpleqa.VERSION, "knowledge", "SimpleQA adapter (upstream CSV)"),
+    "mquake": CorpusKind("mquake", MQuAKEConfig, mquake.build, mquake.SPLITS, mquake.VERSION,
+                         "knowledge", "MQuAKE-CF-3k adapter (upstream JSON)"),
 }
 
 
-def get_corpus(name: str) -> Corpus:
+def get_corpus(name: str) -> CorpusKind:
     """The registered corpus ``name``; a :class:`ConfigError` lists the known ones."""
     try:
         return CORPORA[name]
@@ -77,7 +78,7 @@ def get_corpus(name: str) -> Corpus:
         raise ConfigError(f"corpus must be one of {', '.join(CORPORA)}, got {name!r}") from None
 
 
-def _check_config(corpus: Corpus, config: StageConfig) -> None:
+def _check_config(corpus: CorpusKind, config: StageConfig) -> None:
     if not isinstance(config, corpus.config_class):
         raise ConfigError(f"corpus {corpus.name} takes a {corpus.config_class.__name__}, "
                           f"got {type(config).__name__}")

@@ -16,7 +16,6 @@ and the text source, so every later edit of the same model reuses it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from mixsd.artifacts import fingerprint
 from mixsd.editing.locate import capture_inputs, down_proj
 from mixsd.generation import pad_token_id, right_pad
 from mixsd.io import mixsd_home
@@ -104,11 +104,13 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         raise
 
 
-def cache_path(fingerprint: str, layer: int, source: str, n_texts: int, max_tokens: int,
+def cache_path(weights: str, layer: int, source: str, n_texts: int, max_tokens: int,
                seed: int) -> Path:
-    key = json.dumps([CACHE_FORMAT, source, n_texts, max_tokens, seed])
-    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return mixsd_home() / "memit-cov" / f"{fingerprint[:16]}-L{layer}-{source}-{tag}.pt"
+    """The file of one layer's C: the model's weights (:func:`model_fingerprint`), the
+    layer, and the fingerprint (:func:`mixsd.artifacts.fingerprint`, the one every cache
+    uses) of the texts it is estimated on; the names caches were written under before."""
+    tag = fingerprint([CACHE_FORMAT, source, n_texts, max_tokens, seed])[:12]
+    return mixsd_home() / "memit-cov" / f"{weights[:16]}-L{layer}-{source}-{tag}.pt"
 
 
 def second_moments(model: Any, tokenizer: Any, texts: Sequence[str], layers: Sequence[int], *,
@@ -153,9 +155,9 @@ def key_covariances(model: Any, tokenizer: Any, layers: Sequence[int], on: Covar
     generic texts ``on`` describes, called only when some layer is missing."""
     import torch
 
-    fingerprint = model_fingerprint(model)
+    weights = model_fingerprint(model)
     source, n_texts, max_tokens = on.source, on.n_texts, on.max_tokens
-    paths = {layer: cache_path(fingerprint, layer, source, n_texts, max_tokens, on.seed)
+    paths = {layer: cache_path(weights, layer, source, n_texts, max_tokens, on.seed)
              for layer in layers}
     found = {layer: torch.load(p, map_location="cpu")["moment"] for layer, p in paths.items()
              if use_cache and p.exists()}
@@ -166,7 +168,7 @@ def key_covariances(model: Any, tokenizer: Any, layers: Sequence[int], on: Covar
         for layer, moment in computed.items():
             if use_cache:
                 _atomic_torch_save({"moment": moment, "layer": layer, "source": source,
-                                    "n_texts": n_texts, "fingerprint": fingerprint},
+                                    "n_texts": n_texts, "fingerprint": weights},
                                    paths[layer])
             found[layer] = moment
     return found

@@ -18,10 +18,25 @@ from __future__ import annotations
 from typing import Any
 
 from mixsd.errors import ConfigError
-from mixsd.registry import CorpusSource, ModelDefaults, Registries, SuiteKind, TextSource, Verb
+from mixsd.registry import (
+    CorpusSource,
+    ModelDefaults,
+    Registries,
+    SuiteKind,
+    SuiteOption,
+    TextSource,
+    Verb,
+)
 from mixsd.toyworld import TOY_GUIDANCE, TOY_OWN_GUIDANCE
 
 NAME = "toy"
+# The suite kind's options. toy_items was a field of the eval config (and the comparison's
+# eval_items): it stays in every recorded config, so fingerprints made before are unchanged.
+SUITE_OPTIONS = {
+    "toy_items": SuiteOption(200, "questions per toy suite", min=1, recorded=True,
+                             also=("eval_items",)),
+    "toy_seed": SuiteOption(0, "seed of the toy suites' questions", min=0),
+}
 
 
 def _model_path() -> str:
@@ -47,7 +62,8 @@ def build_suites(spec: str, rest: str, opts: dict) -> dict[str, Any]:
     """Every probe (``toy``) or one (``toy:NAME``), ``toy_items`` questions each."""
     from mixsd.toyworld.suites import toy_suites  # building the world is not free
 
-    found = toy_suites(n_items=opts.get("toy_items", 200), seed=opts.get("toy_seed", 0))
+    found = toy_suites(n_items=opts.get("toy_items", SUITE_OPTIONS["toy_items"].default),
+                       seed=opts.get("toy_seed", SUITE_OPTIONS["toy_seed"].default))
     if not rest:
         return {f"toy:{name}": suite for name, suite in found.items()}
     if rest not in found:
@@ -80,7 +96,8 @@ def register(r: Registries) -> None:
     r.default_model = r.default_model or NAME
     r.guidance.register(TOY_GUIDANCE.name, TOY_GUIDANCE)
     r.guidance.register(TOY_OWN_GUIDANCE.name, TOY_OWN_GUIDANCE)
-    r.suite_kinds.register(NAME, SuiteKind(build_suites, check_suite, usage=NAME))
+    r.suite_kinds.register(NAME, SuiteKind(build_suites, check_suite, usage=NAME,
+                                           options=SUITE_OPTIONS))
     r.corpora.register(NAME, CorpusSource(corpus_records, model=NAME))
     # lr 1e-3: the toy model's calibrated rate (docs/demo/calibration.md)
     r.model_defaults.register(NAME, ModelDefaults(guidance=TOY_GUIDANCE.name, suites=(NAME,),

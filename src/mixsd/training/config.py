@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ OWNED_ARGUMENTS = {
     "save_only_model": "--save-only-model", "disable_tqdm": "--progress",
     "remove_unused_columns": "the collators"}
 DIVERGENCES = ("reverse_kl", "forward_kl", "jsd")
+# The fields only OPSD reads (the rollouts and the loss on them).
+OPSD_FIELDS = ("rollouts", "rollout_temperature", "max_new_tokens", "top_k", "divergence",
+               "jsd_beta")
 
 
 @dataclass
@@ -169,6 +173,12 @@ class TrainConfig(StageConfig):
             raise ConfigError("method opsd does not run sharded (--deepspeed, --fsdp): use "
                               "--lora (the teacher is the adapter disabled, no copy) on one "
                               "GPU, or data-parallel processes without sharding")
+
+    @classmethod
+    def opsd_defaults(cls) -> dict[str, Any]:
+        """OPSD's fields (:data:`OPSD_FIELDS`) at their defaults."""
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        return {name: fields[name] for name in OPSD_FIELDS}
 
     @property
     def sharded(self) -> bool:

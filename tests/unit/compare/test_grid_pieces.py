@@ -16,9 +16,10 @@ from mixsd.report.tables import results_text
 
 
 def test_a_run_becomes_the_stage_configs(tmp_path):
-    cfg = CompareConfig(model="m", max_new_tokens=32, top_k=8, eval_batch_size=7,
-                        temperature=0.5, max_retries=3, guidance="knowledge", seeds=[0, 4],
-                        opsd_rollouts=3, batch_size=5, epochs=2, stop_patience=1)
+    cfg = CompareConfig.from_dict(dict(
+        model="m", max_new_tokens=32, top_k=8, eval_batch_size=7, temperature=0.5,
+        max_retries=3, guidance="knowledge", seeds=[0, 4], opsd_rollouts=3, batch_size=5,
+        epochs=2, stop_patience=1))
     mix = parse_method("mixsd:0.3/word")
     t = targets_config(cfg, mix, 4)
     assert (t.method, t.mix_lambda, t.mix_unit, t.seed) == ("mixsd", 0.3, "word", 4)
@@ -45,9 +46,9 @@ def test_the_grid_runs_seed_by_seed_and_an_edit_once_at_the_end():
 
 
 def test_the_verification_options_and_the_lambda_fallback_reach_the_targets_stage():
-    cfg = CompareConfig(methods=["sd0", "mixsd:0.3", "mixsd:0.5/word"], verify_entities=True,
-                        verify_round_trip=True, lambda_fallback=[0.3, 0.15, 0.0],
-                        retry_temperature=0.7)
+    cfg = CompareConfig.from_dict(dict(
+        methods=["sd0", "mixsd:0.3", "mixsd:0.5/word"], verify_entities=True,
+        verify_round_trip=True, lambda_fallback=[0.3, 0.15, 0.0], retry_temperature=0.7))
     cfg.validate()
     by_name = {s.name: targets_config(cfg, s, 0) for s in cfg.method_specs()}
     for targets in by_name.values():

@@ -39,3 +39,49 @@ def test_rounds_entry_reads_the_selected_epoch():
     entry = rounds_entry(run, "sft lr=0.001", 2)
     assert entry == {"group": "sft lr=0.001", "seed": 1, "round": 2, "selected_epoch": 2,
                      "memorization": {"1": 0.7, "2": 0.6}, "retention_mean": 80}
+
+
+def _targets_folder(tmp_path, n):
+    from mixsd.artifacts import COMPLETE, open_stage
+    from mixsd.records import TargetRecord, write_records
+
+    full = tmp_path / "targets" / "sft"
+    with open_stage(full, "targets", {"method": "sft"}) as stage:
+        write_records(full / "targets.jsonl", [TargetRecord(record=r, target=r.answer)
+                                               for r in _records(n)])
+        stage.write_info(status=COMPLETE, summary={"records": n, "verified": n})
+    return full
+
+
+def test_a_rounds_targets_are_a_folder_through_the_artifact_layer(tmp_path):
+    from mixsd.compare.rounds import round_targets
+    from mixsd.records import read_targets, targets_file
+    from mixsd.targets.run import targets_run_info
+
+    full = _targets_folder(tmp_path, 4)
+    path = round_targets(full, {"f1", "f2"}, tmp_path / "rounds" / "sft-round-1")
+    assert path == tmp_path / "rounds" / "sft-round-1" and path.is_dir()
+    assert [t.record.id for t in read_targets(path)] == ["f1", "f2"]
+    assert targets_file(path) == path / "targets.jsonl"  # complete
+    info = targets_run_info(path)
+    assert info["summary"] == {"records": 4, "verified": 4} and info["fingerprint"]
+    assert not list((tmp_path / "rounds").glob("*.run.json"))  # no sidecar any more
+    assert round_targets(full, {"f1", "f2"}, path) == path  # made once, then reused
+
+
+def test_an_old_rounds_single_file_and_its_sidecar_are_reused(tmp_path):
+    """A comparison made before: OUT/rounds/targets/NAME-round-R.jsonl with its sidecar."""
+    import json
+
+    from mixsd.compare.rounds import round_targets
+    from mixsd.records import read_targets, write_records
+    from mixsd.targets.run import targets_run_info
+
+    full = _targets_folder(tmp_path, 4)
+    old = tmp_path / "rounds" / "sft-round-1.jsonl"
+    old.parent.mkdir(parents=True)
+    write_records(old, read_targets(full)[:1])
+    old.with_name(old.name + ".run.json").write_text(json.dumps({"summary": {"records": 1}}))
+    assert round_targets(full, {"f0"}, tmp_path / "rounds" / "sft-round-1") == old
+    assert targets_run_info(old) == {"summary": {"records": 1}}
+    assert not (tmp_path / "rounds" / "sft-round-1").exists()

@@ -181,3 +181,14 @@ def test_covariance_is_cached_per_model_layer_and_source(model, tiny_tok, tmp_pa
     assert path.stat().st_mtime_ns == stamp  # reused, not recomputed
     other = scaled_llama(tiny_tok, seed=2)
     assert model_fingerprint(other) != model_fingerprint(model)
+
+
+def test_the_covariance_cache_is_named_by_the_one_fingerprint():
+    """The tag of C's file is :func:`mixsd.artifacts.fingerprint` of what it is estimated on,
+    which is the name earlier versions wrote (their caches still hit)."""
+    from mixsd.artifacts import fingerprint
+
+    path = cache_path("ab" * 32, 3, "generations", 12, 8, 0)
+    tag = fingerprint([1, "generations", 12, 8, 0])[:12]
+    assert path.name == f"{'ab' * 8}-L3-generations-{tag}.pt"
+    assert tag == "5a3116aab2fb"  # sha256 of the JSON list, as written before
