@@ -208,22 +208,23 @@ _NOT_SHOWN = ("out", "quiet", "device", "dry_run", "eval_batch_size")
 
 def inject_command(config: dict[str, Any]) -> str:
     """The ``mixsd inject`` command of a recorded config: the values that differ from the
-    defaults, as flags."""
-    import dataclasses
-
+    defaults, as flags (the model, the facts and the budget always)."""
     from mixsd.injection_config import InjectConfig
 
+    shown_always = ("model", "data", "retain")
+    defaults = InjectConfig(model="-", data="-", out="-").to_dict()  # the flat record
+    # a stage's dotted key (train.weight_decay) is recorded only where it differs
+    defaults.update({k: object() for k in config if "." in k and k not in defaults})
     parts = ["mixsd inject"]
-    for f in dataclasses.fields(InjectConfig):
-        if f.name in _NOT_SHOWN or f.name not in config:
+    for key, default in defaults.items():
+        if key in _NOT_SHOWN or key not in config:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        value = config[f.name]
-        if value == default and f.name != "retain":  # the budget is always shown
+        value = config[key]
+        if value == default and key not in shown_always:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
-            parts.append(flag if value else f"--no-{f.name.replace('_', '-')}")
+            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
         else:
             shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
                 if isinstance(value, list) else (f"{value:g}" if isinstance(value, float)

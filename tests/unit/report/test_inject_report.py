@@ -40,3 +40,11 @@ def test_the_command_shows_what_differs_from_the_defaults():
               "probe": ["general:120", "instruct"], "default_probes": False, "epochs": 10}
     assert inject_command(config) == ("mixsd inject --model m --data d --retain 0.95 --probe "
                                       "general:120,instruct --no-default-probes --lora")
+
+
+def test_the_command_shows_a_stage_key_set_by_its_dotted_name():
+    """A stage key with no flat name (recorded as ``train.weight_decay`` only where it differs
+    from the default) is part of the command."""
+    config = {"model": "m", "data": "d", "retain": 0.9, "out": "o", "train.weight_decay": 0.1}
+    assert inject_command(config) == ("mixsd inject --model m --data d --retain 0.9 "
+                                      "--train.weight-decay 0.1")
