@@ -190,11 +190,12 @@ def test_shared_prefix_prefill_equals_whole_prompts(setup, pairs):
                               renderer.expert_ids(QUESTIONS[4], ANSWERS[4]))
     got = {}
     for share in (False, True):
-        tokens = []
-        hook = model.register_forward_pre_hook(
-            lambda _m, _a, kw: tokens.append(int(kw["attention_mask"][:, -kw["input_ids"]
-                                                                       .shape[1]:].sum())),
-            with_kwargs=True)
+        tokens: list[int] = []
+
+        def count(_m, _a, kw, tokens=tokens):  # the prompt tokens each forward runs
+            tokens.append(int(kw["attention_mask"][:, -kw["input_ids"].shape[1]:].sum()))
+
+        hook = model.register_forward_pre_hook(count, with_kwargs=True)
         try:
             with torch.inference_mode():
                 stream = MixStream(model, settings, slots=len(jobs), share_prefixes=share)
