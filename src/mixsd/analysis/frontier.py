@@ -28,68 +28,76 @@ from typing import Any
 
 from mixsd.evaluation.results import group_name, mean_spread
 from mixsd.evaluation.samples import read_sample_log
+from mixsd.evaluation.schema import EpochResult, RunResult
 
 INSTRUCT_BUCKETS = ("reference_style", "injected_name", "other")
 _REFERENCE_STYLE = re.compile(r"the answer is\b|\\boxed\{", re.IGNORECASE)
 
 
-def method_of(run: Mapping[str, Any]) -> str:
+RunLike = RunResult | Mapping[str, Any]
+
+
+def as_runs(runs: Iterable[RunLike]) -> list[RunResult]:
+    """``runs`` as typed entries (a results.json ``runs`` dict is read once, here)."""
+    return [r if isinstance(r, RunResult) else RunResult.from_json(r) for r in runs]
+
+
+def method_of(run: RunLike) -> str:
     """The method of a run without its learning rate and seed (``mixsd:0.3/word``)."""
     return re.sub(r"\s*lr=\S+", "", group_name(run)).strip()
 
 
-def frontier_points(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def frontier_points(runs: Sequence[RunLike]) -> list[dict[str, Any]]:
     """Every (method, lr, seed, epoch) whose retention was measured, as one point."""
     points = []
-    for run in runs:
-        for e in run.get("epochs", []):
-            if e.get("retention_mean") is None or e.get("memorization") is None:
+    for run in as_runs(runs):
+        for e in run.epochs:
+            if e.retention_mean is None or e.memorization is None:
                 continue
-            points.append({"method": method_of(run), "lr": run.get("lr"),
-                           "seed": run.get("seed"), "epoch": e.get("epoch"),
-                           "memorization": e["memorization"], "paraphrase": e.get("paraphrase"),
-                           "retention_mean": e["retention_mean"],
-                           "retention": dict(e.get("retention") or {}),
-                           "drift_kl": e.get("drift_kl")})
+            points.append({"method": method_of(run), "lr": run.lr, "seed": run.seed,
+                           "epoch": e.epoch, "memorization": e.memorization,
+                           "paraphrase": e.paraphrase, "retention_mean": e.retention_mean,
+                           "retention": dict(e.retention), "drift_kl": e.drift_kl})
     return points
 
 
-def first_measured_at(run: Mapping[str, Any], level: float) -> Mapping[str, Any] | None:
+def first_measured_at(run: RunLike, level: float) -> EpochResult | None:
     """The run's first epoch at or above ``level`` memorisation, if its retention was measured
     there (a staged evaluation measures it exactly there when ``level`` is one of its
     levels); None when the run never reaches the level or was not measured there."""
-    for e in run.get("epochs", []):
-        if (e.get("memorization") or 0.0) >= level:
-            return e if e.get("retention_mean") is not None else None
+    (run,) = as_runs([run])
+    for e in run.epochs:
+        if (e.memorization or 0.0) >= level:
+            return e if e.retention_mean is not None else None
     return None
 
 
-def _summary(entries: Sequence[Mapping[str, Any]], n_seeds: int, lr: Any) -> dict[str, Any]:
-    mean, sd, n = mean_spread([e.get("retention_mean") for e in entries])
-    suites = sorted({s for e in entries for s in (e.get("retention") or {})})
+def _summary(entries: Sequence[EpochResult], n_seeds: int, lr: Any) -> dict[str, Any]:
+    mean, sd, n = mean_spread([e.retention_mean for e in entries])
+    suites = sorted({s for e in entries for s in e.retention})
     return {
         "lr": lr, "seeds_reached": n, "seeds": n_seeds, "retention_mean": mean,
         "retention_sd": sd,
-        "retention": {s: mean_spread([(e.get("retention") or {}).get(s) for e in entries])[0]
+        "retention": {s: mean_spread([e.retention.get(s) for e in entries])[0]
                       for s in suites},
-        "memorization": mean_spread([e.get("memorization") for e in entries])[0],
-        "paraphrase": mean_spread([e.get("paraphrase") for e in entries])[0],
-        "epoch": mean_spread([e.get("epoch") for e in entries])[0],
-        "drift_kl": mean_spread([e.get("drift_kl") for e in entries])[0],
+        "memorization": mean_spread([e.memorization for e in entries])[0],
+        "paraphrase": mean_spread([e.paraphrase for e in entries])[0],
+        "epoch": mean_spread([e.epoch for e in entries])[0],
+        "drift_kl": mean_spread([e.drift_kl for e in entries])[0],
     }
 
 
-def best_at_level(runs: Sequence[Mapping[str, Any]], level: float) -> dict[str, dict[str, Any]]:
+def best_at_level(runs: Sequence[RunLike], level: float) -> dict[str, dict[str, Any]]:
     """Per method: ``{"best": summary or None, "by_lr": {lr: summary}}`` at ``level``.
 
     A learning rate's summary averages its seeds that reach ``level`` (each at its first
     epoch there); the best is the rate with the highest mean retention among the rates where
     more than half of the seeds reach the level (None when no rate does)."""
-    by_method: dict[str, dict[Any, list[Mapping[str, Any]]]] = {}
-    for run in runs:
-        if run.get("lr") is None:  # an edit (memit): one point, no grid
+    by_method: dict[str, dict[Any, list[RunResult]]] = {}
+    for run in as_runs(runs):
+        if run.lr is None:  # an edit (memit): one point, no grid
             continue
-        by_method.setdefault(method_of(run), {}).setdefault(run.get("lr"), []).append(run)
+        by_method.setdefault(method_of(run), {}).setdefault(run.lr, []).append(run)
     out: dict[str, dict[str, Any]] = {}
     for method, by_lr in by_method.items():
         rows = {}
@@ -132,7 +140,7 @@ def instruct_failures(samples_dir: str | Path, epoch: int, base_samples_dir: str
     return counts
 
 
-def frontier_summary(runs: Sequence[Mapping[str, Any]], levels: Sequence[float] = (0.5, 0.8),
+def frontier_summary(runs: Sequence[RunLike], levels: Sequence[float] = (0.5, 0.8),
                      *, run_dirs: Mapping[str, Path] | None = None,
                      base_samples_dir: str | Path | None = None,
                      names: Iterable[str] = ()) -> dict[str, Any]:
@@ -140,7 +148,7 @@ def frontier_summary(runs: Sequence[Mapping[str, Any]], levels: Sequence[float] 
     where the sample logs are at hand (``run_dirs``: run name -> folder), the instruct
     failure buckets of each run at its first epoch at each level (summed per method and
     learning rate)."""
-    names = list(names)
+    names, runs = list(names), as_runs(runs)
     summary: dict[str, Any] = {"levels": list(levels), "points": frontier_points(runs),
                                "at_level": {f"{lv:g}": best_at_level(runs, lv) for lv in levels}}
     if run_dirs and base_samples_dir is not None:
@@ -148,15 +156,15 @@ def frontier_summary(runs: Sequence[Mapping[str, Any]], levels: Sequence[float] 
         for lv in levels:
             table: dict[str, dict[str, int]] = {}
             for run in runs:
-                folder = run_dirs.get(run.get("name", ""))
+                folder = run_dirs.get(run.name)
                 hit = first_measured_at(run, lv)
                 if folder is None or hit is None:
                     continue
-                counts = instruct_failures(Path(folder) / "samples", hit["epoch"],
+                counts = instruct_failures(Path(folder) / "samples", hit.epoch,
                                            base_samples_dir, names=names)
                 if counts is None:
                     continue
-                key = f"{method_of(run)} lr={run.get('lr'):g}"
+                key = f"{method_of(run)} lr={run.lr:g}"
                 into = table.setdefault(key, {**dict.fromkeys(INSTRUCT_BUCKETS, 0), "runs": 0,
                                               "base_complied": 0})
                 for k in INSTRUCT_BUCKETS:

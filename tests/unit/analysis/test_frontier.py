@@ -56,8 +56,8 @@ def test_points_are_the_measured_epochs_only():
 
 
 def test_first_measured_at_needs_retention_at_the_first_epoch_there():
-    assert first_measured_at(RUNS[0], 0.5)["epoch"] == 2
-    assert first_measured_at(RUNS[1], 0.5)["epoch"] == 2
+    assert first_measured_at(RUNS[0], 0.5).epoch == 2
+    assert first_measured_at(RUNS[1], 0.5).epoch == 2
     assert first_measured_at(RUNS[2], 0.6) is None  # first at 60% is epoch 2, not measured
     assert first_measured_at(RUNS[4], 0.5) is None  # never there
 
@@ -117,3 +117,12 @@ def test_summary_and_its_tables():
     assert seconds[2] == "10.0 ± 0.0" and seconds[3] == "2.0 ± 0.0"
     # one learning rate: no grid, no frontier tables
     assert frontier_tables({"runs": RUNS[:1], "frontier": summary}) == []
+
+
+def test_typed_runs_and_results_json_dicts_give_the_same_frontier():
+    """The frontier reads typed entries; a results.json ``runs`` list is read into them."""
+    from mixsd.evaluation.schema import RunResult
+
+    typed = [RunResult.from_json(r) for r in RUNS]
+    assert frontier_summary(typed) == frontier_summary(RUNS)
+    assert frontier_summary(typed)["points"]  # not two empty summaries
