@@ -39,7 +39,7 @@ from mixsd.targets.jobs import (  # noqa: F401 - the engine's public names
     job_draws,
     reference_bigrams,
 )
-from mixsd.targets.kvcache import preallocate
+from mixsd.targets.kvcache import left_pad_to, preallocate
 from mixsd.targets.sampling import select_tokens
 from mixsd.targets.stream import NotSlottable, stream_generate
 
@@ -93,17 +93,6 @@ def _forward_prompts(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, 
     return out.logits[:, -1, :], getattr(out, cache_keyword()), mask, positions[:, -1:].clone()
 
 
-def _left_pad_to(x: Any, width: int, dim: int) -> Any:
-    import torch
-
-    missing = width - x.shape[dim]
-    if missing == 0:
-        return x
-    shape = list(x.shape)
-    shape[dim] = missing
-    return torch.cat([x.new_zeros(shape), x], dim=dim)
-
-
 def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: Any):
     """Prompt forwards for naive rows 0..B-1 and expert rows B..2B-1, in one cache.
 
@@ -123,12 +112,12 @@ def _prefill(model: Any, jobs: Sequence[MixJob], settings: MixSettings, device: 
     cache = expert[1]
     for joined, first in zip(cache.layers, naive[1].layers, strict=True):
         joined.keys = torch.cat(
-            [_left_pad_to(first.keys, width, -2), _left_pad_to(joined.keys, width, -2)]
+            [left_pad_to(first.keys, width, -2), left_pad_to(joined.keys, width, -2)]
         )
         joined.values = torch.cat(
-            [_left_pad_to(first.values, width, -2), _left_pad_to(joined.values, width, -2)]
+            [left_pad_to(first.values, width, -2), left_pad_to(joined.values, width, -2)]
         )
-    mask = torch.cat([_left_pad_to(naive[2], width, -1), _left_pad_to(expert[2], width, -1)])
+    mask = torch.cat([left_pad_to(naive[2], width, -1), left_pad_to(expert[2], width, -1)])
     return (torch.cat([naive[0], expert[0]]), cache, mask, torch.cat([naive[3], expert[3]]))
 
 

@@ -14,6 +14,19 @@ from typing import Any
 from transformers.cache_utils import DynamicLayer
 
 
+def left_pad_to(x: Any, width: int, dim: int = -2) -> Any:
+    """``x`` with ``width - x.shape[dim]`` zeros in front along ``dim`` (masked padding of a
+    cache's time axis, or of a mask's columns); ``x`` itself when it is that wide already."""
+    import torch
+
+    missing = width - x.shape[dim]
+    if missing == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_zeros(shape), x], dim=dim)
+
+
 class PreallocatedLayer(DynamicLayer):
     """A ``DynamicLayer`` whose keys/values live in a buffer of ``capacity`` positions."""
 

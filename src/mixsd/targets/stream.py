@@ -47,6 +47,7 @@ from mixsd.targets.jobs import (
     job_draws,
     reference_bigrams,
 )
+from mixsd.targets.kvcache import left_pad_to
 from mixsd.targets.sampling import select_tokens
 
 
@@ -59,16 +60,6 @@ def common_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
             n += 1
         first = first[:n]
     return first
-
-
-def _left_pad_to(x: Any, width: int) -> Any:
-    """``x`` ``[..., n, dim]`` with ``width - n`` zero columns in front (masked padding)."""
-    import torch
-
-    missing = width - x.shape[-2]
-    if missing == 0:
-        return x
-    return torch.cat([x.new_zeros((*x.shape[:-2], missing, x.shape[-1])), x], dim=-2)
 
 
 class NotSlottable(Exception):
@@ -266,8 +257,8 @@ class MixStream:
             return self._forward_prefixes(tails)
         lengths = [k.shape[-2] for k, _ in pasts]
         width = max(lengths)
-        keys = torch.stack([_left_pad_to(k, width) for k, _ in pasts], dim=1)
-        values = torch.stack([_left_pad_to(v, width) for _, v in pasts], dim=1)
+        keys = torch.stack([left_pad_to(k, width) for k, _ in pasts], dim=1)
+        values = torch.stack([left_pad_to(v, width) for _, v in pasts], dim=1)
         past_mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths],
                                  dtype=torch.long, device=self.device)
         input_ids, tail_mask = left_pad(tails, self.settings.pad_id)
